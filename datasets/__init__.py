@@ -1,0 +1,1 @@
+"""Benchmark specs and file-list readers (installed as ``oodbench.datasets``)."""

@@ -1,0 +1,82 @@
+"""Benchmark specs: which splits a benchmark has, where they live under a data root, what to expect.
+
+A :class:`BenchmarkSpec` is data. ``resolve(data_root)`` turns it into :class:`ResolvedBenchmark` - one
+:class:`~oodbench.data.sources.ImageSource` per split - checking counts and failing with one actionable line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from oodbench.data.sources import ImageSource
+
+GROUPS = ("id", "near", "far")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """One split of a benchmark.
+
+    Attributes:
+        name: display name (``"iNaturalist"``, ``"ImageNet-1K test"``).
+        path: folder under the data root (``"OOD_iNaturalist/test"``).
+        format: ``"imagefolder"`` (class sub-folders, sorted), ``"imglist"`` (OpenOOD ``path label`` lines) or
+            ``"jsonlist"`` (SeTAR ``{folder: [files]}`` JSON).
+        list_file: for ``imglist`` / ``jsonlist``: the list, relative to the data root (or a file shipped with
+            oodbench, see :mod:`oodbench.datasets.lists`).
+        expected: number of images the split must have (``None``: not checked).
+        group: ``"id"``, ``"near"`` or ``"far"``.
+        source: where the images come from (shown by ``oodbench data --help``).
+    """
+
+    name: str
+    path: str
+    format: str = "imagefolder"
+    list_file: str | None = None
+    expected: int | None = None
+    group: str = "far"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """A benchmark: ID splits, OOD splits (grouped far / near), class names, prompt, per-backbone settings.
+
+    ``id_fit`` is the ID split postprocessors fit on (ReAct threshold, DICE mean, KNN bank, NegLabel has none);
+    when None the ID val split is used. ``ood_val`` are OOD splits for APS only (never test sets).
+    ``hparams`` maps a backbone family key (``"clip-b16"``, ``"clip-l14"``, ``"swinv2-b"``, ``"resnet50"``,
+    ``"default"``) to SeTAR search settings (``lam``, ``topk``, ``batch_size``, ...).
+    """
+
+    name: str
+    description: str
+    id_test: SplitSpec
+    id_val: SplitSpec | None
+    ood: tuple[SplitSpec, ...]
+    class_names: tuple[str, ...]
+    prompt: str = "a photo of a {}"
+    id_fit: SplitSpec | None = None
+    ood_val: tuple[SplitSpec, ...] = ()
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class ResolvedBenchmark:
+    """Image sources of every split of one benchmark on one data root."""
+
+    spec: BenchmarkSpec
+    id_test: ImageSource
+    id_val: ImageSource | None
+    ood: dict[str, ImageSource]
+    id_fit: ImageSource | None = None
+    ood_val: dict[str, ImageSource] = field(default_factory=dict)
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # split -> unreadable files left out
+
+    @property
+    def groups(self) -> dict[str, str]:
+        return {s.name: s.group for s in self.spec.ood}
+
+    @property
+    def fit_source(self) -> ImageSource | None:
+        return self.id_fit if self.id_fit is not None else self.id_val

@@ -1,0 +1,1 @@
+"""Network modifiers and training methods (installed as ``oodbench.methods``)."""

@@ -1,0 +1,66 @@
+"""``oodbench metrics``: OOD metrics from score files, without running any model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from oodbench.cli.common import add_command
+from oodbench.console import out
+from oodbench.errors import UserError
+from oodbench.metrics import CONVENTIONS, evaluate
+from oodbench.results.render import metrics_table, write_rows
+from oodbench.scorefiles import ORIENTATIONS, read_scores
+
+
+def add_parser(sub, parents) -> None:
+    p = add_command(
+        sub, "metrics", parents,
+        help="compute FPR95 / AUROC / AUPR from per-image score files (.npy, .npz, .csv)",
+        description="Compute every OOD metric from per-image score files. Example (official SeTAR dumps are "
+                    "negated, higher = OOD): oodbench metrics --id scores_ImageNet.csv --ood iNat=scores_iNat.csv "
+                    "--column mcm_score --higher-is ood",
+    )
+    p.add_argument("--id", required=True, metavar="FILE", help="scores of the ID test set")
+    p.add_argument("--ood", required=True, action="append", metavar="NAME=FILE", help="an OOD set (repeatable)")
+    p.add_argument("--column", default=None, help="column (CSV header) or key (npz) to read in every file")
+    p.add_argument("--higher-is", choices=ORIENTATIONS, default="id",
+                   help="what larger values in the files mean (default id; SeTAR score CSVs: ood)")
+    p.add_argument("--out", default=None, metavar="FILE.csv|FILE.json", help="also write the table")
+    p.set_defaults(handler=run)
+
+
+def parse_named(items: list[str], flag: str) -> dict[str, str]:
+    named: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UserError(f"{flag} expects NAME=PATH, got '{item}'")
+        if name in named:
+            raise UserError(f"{flag}: the name '{name}' is given twice")
+        named[name] = value
+    return named
+
+
+def run(args) -> int:
+    if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
+        raise UserError(f"--out {args.out}: use a .csv or .json file name")
+    ood_files = parse_named(args.ood, "--ood")
+    id_scores = read_scores(args.id, args.column, args.higher_is)
+    ood_scores = {name: read_scores(path, args.column, args.higher_is) for name, path in ood_files.items()}
+    rows = evaluate(id_scores, ood_scores)
+    caption = (f"ID {Path(args.id).name}: {id_scores.size} scores; file orientation: higher = {args.higher_is}; "
+               f"FPR95 = {CONVENTIONS['fpr95']}")
+    out.print(metrics_table(rows, title="OOD metrics (x100)", caption=caption))
+    if args.out:
+        meta = {
+            "id_file": str(args.id),
+            "ood_files": ood_files,
+            "column": args.column,
+            "higher_is": args.higher_is,
+            "counts": {"id": int(id_scores.size), "ood": {k: int(np.size(v)) for k, v in ood_scores.items()}},
+            "conventions": CONVENTIONS,
+        }
+        write_rows(rows, args.out, meta)
+    return 0

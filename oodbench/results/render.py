@@ -1,0 +1,78 @@
+"""Render metric rows as rich tables and write them as CSV / JSON (values x100 in tables and CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from oodbench.errors import UserError
+from oodbench.metrics import METRICS
+
+HEADERS = {
+    "fpr95": "FPR95↓",
+    "fpr95_oodpos": "FPR95(OOD+)↓",
+    "auroc": "AUROC↑",
+    "aupr_in": "AUPR-In↑",
+    "aupr_out": "AUPR-Out↑",
+}
+
+
+def metrics_table(rows: dict[str, dict[str, float]], title: str = "", caption: str = "",
+                  groups: dict[str, str] | None = None, metrics=METRICS) -> Table:
+    """One row per OOD set (then ``average``), one column per metric, values x100 with 2 decimals."""
+    table = Table(title=title or None, caption=caption or None, title_justify="left", caption_justify="left")
+    table.add_column("OOD set", style="bold")
+    if groups:
+        table.add_column("group")
+    for m in metrics:
+        table.add_column(HEADERS.get(m, m), justify="right")
+    for name, row in rows.items():
+        if name == "average":
+            table.add_section()
+        cells = [name] + ([groups.get(name, "")] if groups else [])
+        cells += [f"{100 * row[m]:.2f}" for m in metrics]
+        table.add_row(*cells)
+    return table
+
+
+def rows_to_csv(rows: dict[str, dict[str, float]], metrics=METRICS) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["ood_set", *metrics])
+    for name, row in rows.items():
+        w.writerow([name, *(f"{100 * row[m]:.4f}" for m in metrics)])
+    return buf.getvalue()
+
+
+def write_rows(rows: dict[str, dict[str, float]], path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``rows`` to ``path`` (``.csv``: x100; ``.json``: fractions plus ``meta``), atomically."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        text = rows_to_csv(rows)
+    elif path.suffix.lower() == ".json":
+        text = json.dumps({"metrics": rows, **(meta or {})}, indent=2) + "\n"
+    else:
+        raise UserError(f"--out {path}: use a .csv or .json file name")
+    atomic_write_text(path, text)
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename, so readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

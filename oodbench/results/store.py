@@ -1,0 +1,195 @@
+"""The results store: one folder per run under a results root.
+
+Layout::
+
+    <results-root>/
+      20261122-101530-digits-test_clip_tiny-mcm-3f9a1c/
+        result.json     every field of RunRecord (what ran, on what, how, and the metrics)
+        scores.npz      per-image scores, higher = ID: "id" and "ood/<name>" arrays
+
+A run folder is first written under a hidden temporary name and then renamed in one step, so a reader
+never sees half a run and an interrupted write leaves nothing behind but a ``.tmp-*`` folder that
+:meth:`ResultsStore.runs` ignores.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from oodbench import __version__
+from oodbench.metrics import CONVENTIONS
+
+SCHEMA = "oodbench.result/1"
+
+
+@dataclass
+class RunRecord:
+    """Everything one evaluated (backbone, plan, postprocessor, benchmark) run records.
+
+    ``metrics`` maps each OOD set name (and ``"average"``) to ``{metric: value in [0, 1]}``.
+    """
+
+    benchmark: str
+    id_set: str
+    ood_sets: dict[str, str]  # OOD set name -> group ("near" / "far")
+    backbone: dict[str, Any]  # name, pretrained, weights_hash
+    plan: dict[str, Any]  # modifier name, hash, entries (empty for "none")
+    postprocessor: dict[str, Any]  # name, params (after APS), aps (grid and choice, if any)
+    metrics: dict[str, dict[str, float]]
+    counts: dict[str, Any]  # {"id": n, "ood": {name: n}, "skipped": {split: n}}
+    precision: str = "fp32"
+    id_accuracy: float | None = None
+    conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
+    code_version: str = ""
+    time: str = ""
+    seed: int | None = None
+    device: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema: str = SCHEMA
+    run_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunRecord":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def method(self) -> str:
+        return self.plan.get("name", "none")
+
+
+class ResultsStore:
+    """Write and read runs under ``root``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def save(self, record: RunRecord, scores: dict[str, np.ndarray] | None = None) -> Path:
+        """Write ``record`` (and per-image ``scores``) as a new run folder and return its path.
+
+        ``scores`` keys: ``"id"`` and ``"ood/<name>"``; values 1-D arrays, higher = ID.
+        """
+        record.time = record.time or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        record.code_version = record.code_version or code_version()
+        record.run_id = record.run_id or self._new_id(record)
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / record.run_id
+        if final.exists():
+            raise FileExistsError(f"run folder already exists: {final}")
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
+        try:
+            with open(tmp / "result.json", "w") as fh:
+                json.dump(record.to_json(), fh, indent=2, sort_keys=False, default=_json_default)
+                fh.write("\n")
+            if scores:
+                np.savez_compressed(tmp / "scores.npz", **{k: np.asarray(v) for k, v in scores.items()})
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def load(self, run_id: str) -> RunRecord:
+        with open(self.root / run_id / "result.json") as fh:
+            return RunRecord.from_json(json.load(fh))
+
+    def scores(self, run_id: str) -> dict[str, np.ndarray]:
+        path = self.root / run_id / "scores.npz"
+        if not path.exists():
+            return {}
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def runs(self, **filters: str) -> list[RunRecord]:
+        """Stored runs, oldest first, filtered by equality or shell wildcard on
+        ``benchmark``, ``backbone`` (name), ``postprocessor`` (name), ``method`` (plan name), ``id_set``."""
+        return [r for r in self._iter() if _matches(r, filters)]
+
+    def _iter(self) -> Iterator[RunRecord]:
+        if not self.root.is_dir():
+            return
+        for d in sorted(self.root.iterdir()):
+            if d.name.startswith(".") or not (d / "result.json").is_file():
+                continue
+            try:
+                yield self.load(d.name)
+            except (OSError, ValueError, TypeError):
+                continue
+
+    @staticmethod
+    def _new_id(record: RunRecord) -> str:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        digest = hashlib.sha1(json.dumps(record.to_json(), sort_keys=True, default=_json_default).encode()).hexdigest()
+        parts = [stamp, record.benchmark, record.backbone.get("name", "?"), record.method, record.postprocessor.get("name", "?")]
+        safe = "-".join(p.replace("/", "_").replace(" ", "_") for p in parts)
+        return f"{safe}-{digest[:6]}"
+
+
+_FILTER_FIELDS = {
+    "benchmark": lambda r: r.benchmark,
+    "backbone": lambda r: r.backbone.get("name", ""),
+    "postprocessor": lambda r: r.postprocessor.get("name", ""),
+    "method": lambda r: r.method,
+    "id_set": lambda r: r.id_set,
+}
+
+
+def _matches(record: RunRecord, filters: dict[str, str]) -> bool:
+    for key, pattern in filters.items():
+        if pattern is None:
+            continue
+        if key not in _FILTER_FIELDS:
+            raise ValueError(f"cannot filter runs by '{key}'; use one of {', '.join(_FILTER_FIELDS)}")
+        if not fnmatch.fnmatch(str(_FILTER_FIELDS[key](record)), str(pattern)):
+            return False
+    return True
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+_CODE_VERSION: str | None = None
+
+
+def code_version() -> str:
+    """``oodbench <version>`` plus the git commit when running from a checkout (``+dirty`` if modified)."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        version = f"oodbench {__version__}"
+        repo = Path(__file__).resolve().parents[2]
+        try:
+            sha = subprocess.run(
+                ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
+            )
+            if sha.returncode == 0 and sha.stdout.strip():
+                dirty = subprocess.run(
+                    ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                    capture_output=True, text=True, timeout=5,
+                )
+                version += f" ({sha.stdout.strip()}{'+dirty' if dirty.stdout.strip() else ''})"
+        except (OSError, subprocess.SubprocessError):
+            pass
+        _CODE_VERSION = version
+    return _CODE_VERSION

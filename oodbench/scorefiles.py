@@ -1,0 +1,122 @@
+"""Read per-sample score files written by oodbench or by other tools.
+
+Formats: ``.npy`` (one 1-D array), ``.npz`` (one array per key) and ``.csv`` / ``.tsv`` with a header row and one
+column per score (the official SeTAR code writes such CSVs, negated so that higher = OOD). The orientation is
+converted here, at the boundary: everything returned is higher = more in-distribution.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from oodbench.errors import UserError
+
+ORIENTATIONS = ("id", "ood")
+
+
+def read_scores(path: str | Path, column: str | None = None, higher_is: str = "id") -> np.ndarray:
+    """Load one score column and return it oriented higher = ID (float64, 1-D).
+
+    Args:
+        path: ``.npy``, ``.npz``, ``.csv`` or ``.tsv`` file.
+        column: key (npz) or header name (csv); may be omitted when the file holds a single score.
+        higher_is: ``"id"`` when larger values in the file mean more in-distribution, ``"ood"`` when they
+            mean more out-of-distribution (SeTAR ``scores_*.csv``, pytorch-ood outlier scores).
+
+    Raises:
+        UserError: unreadable file, unknown format, missing column, empty or non-numeric values.
+    """
+    if higher_is not in ORIENTATIONS:
+        raise UserError(f"--higher-is must be 'id' or 'ood', got '{higher_is}'")
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"score file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            values = _from_npy(path, column)
+        elif suffix == ".npz":
+            values = _from_npz(path, column)
+        elif suffix in (".csv", ".tsv", ".txt"):
+            values = _from_csv(path, column)
+        else:
+            raise UserError(f"{path}: unknown score-file format '{suffix}' (use .npy, .npz or .csv with a header)")
+    except UserError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"{path}: cannot read scores ({type(exc).__name__}: {exc})") from exc
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise UserError(f"{path}: no scores in the file")
+    return values if higher_is == "id" else -values
+
+
+def _from_npy(path: Path, column: str | None) -> np.ndarray:
+    arr = np.load(path, allow_pickle=False)
+    if arr.dtype.names:  # structured array: columns by name
+        return _pick(path, {n: arr[n] for n in arr.dtype.names}, column)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise UserError(f"{path}: expected a 1-D array of scores, got shape {arr.shape}")
+    return arr
+
+
+def _from_npz(path: Path, column: str | None) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as z:
+        return _pick(path, {k: z[k] for k in z.files}, column)
+
+
+def _from_csv(path: Path, column: str | None) -> np.ndarray:
+    with open(path, newline="") as fh:
+        sample = fh.read(4096)
+        fh.seek(0)
+        delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in sample and "," not in sample) else ","
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise UserError(f"{path}: the file is empty") from None
+        _looks_numeric = all(_is_float(h) for h in header)
+        if _looks_numeric:
+            raise UserError(f"{path}: the first row must be a header naming the score columns, got numbers")
+        if column is None:
+            if len(header) != 1:
+                raise UserError(f"{path}: several columns ({', '.join(header)}); choose one with --column")
+            idx = 0
+        elif column in header:
+            idx = header.index(column)
+        else:
+            raise UserError(f"{path}: no column '{column}'; columns: {', '.join(header)}")
+        values = []
+        for line_no, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if idx >= len(row):
+                raise UserError(f"{path}:{line_no}: row has {len(row)} fields, column '{header[idx]}' missing")
+            try:
+                values.append(float(row[idx]))
+            except ValueError:
+                raise UserError(f"{path}:{line_no}: '{row[idx]}' is not a number") from None
+    return np.asarray(values)
+
+
+def _pick(path: Path, arrays: dict[str, np.ndarray], column: str | None) -> np.ndarray:
+    if column is None:
+        if len(arrays) != 1:
+            raise UserError(f"{path}: several arrays ({', '.join(arrays)}); choose one with --column")
+        return next(iter(arrays.values()))
+    if column not in arrays:
+        raise UserError(f"{path}: no array '{column}'; arrays: {', '.join(arrays) or 'none'}")
+    return arrays[column]
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False

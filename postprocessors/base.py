@@ -1,0 +1,84 @@
+"""The postprocessor contract: a small, scikit-learn-shaped class over cached features.
+
+* ``__init__`` only stores hyperparameters (explicit keyword arguments with defaults, no logic).
+* ``fit(features, encoder=None)`` learns ID statistics where the method needs them and returns ``self``;
+  learned state lives in attributes ending in ``_``. ``features`` is the ID fit split (see ``fit_on``);
+  ``encoder`` is a text encoder for methods that embed new words (NegLabel mining): any object with
+  ``encode_text(list[str]) -> np.ndarray [N, D]`` and a ``cache_key`` string.
+* ``score(features) -> np.ndarray [N]`` (float64), **higher = more in-distribution**. It never runs a network,
+  never mutates its input or itself.
+* ``requires``: feature names it reads (see :mod:`oodbench.features.featureset`); ``search_space``: the APS grid.
+
+A postprocessor never imports a backbone.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import numpy as np
+
+from oodbench.errors import IncompatibleError
+from oodbench.features import Features
+
+
+class Postprocessor:
+    """Base class of every registered postprocessor."""
+
+    requires: ClassVar[frozenset[str]] = frozenset()
+    search_space: ClassVar[dict[str, list[Any]]] = {}
+    fit_on: ClassVar[str | None] = None  # None: no fit needed; "id_fit": the benchmark's ID fit split
+    needs_encoder: ClassVar[bool] = False
+    paper: ClassVar[str] = ""
+    registry_name: ClassVar[str] = ""
+
+    # ----------------------------------------------------------------------------- parameters
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        names = []
+        for p in sig.parameters.values():
+            if p.name == "self":
+                continue
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise TypeError(f"{cls.__name__}.__init__ must list its hyperparameters explicitly (no *args/**kwargs)")
+            names.append(p.name)
+        return names
+
+    def get_params(self) -> dict[str, Any]:
+        return {n: getattr(self, n) for n in self._param_names()}
+
+    def set_params(self, **params: Any) -> "Postprocessor":
+        valid = self._param_names()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"{type(self).__name__}: invalid parameter '{k}'; valid: {', '.join(valid) or 'none'}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------------------ interface
+    def fit(self, features: Features | None = None, encoder: Any = None) -> "Postprocessor":
+        return self
+
+    def score(self, features: Features) -> np.ndarray:
+        raise NotImplementedError
+
+    # -------------------------------------------------------------------------------- helpers
+    @classmethod
+    def check_compatible(cls, available: set[str] | frozenset[str], backbone: str = "this backbone") -> None:
+        """Raise :class:`IncompatibleError` naming the features ``available`` lacks."""
+        missing = set(cls.requires) - set(available)
+        if missing:
+            raise IncompatibleError(
+                f"postprocessor '{cls.registry_name or cls.__name__}' needs {', '.join(sorted(missing))}, "
+                f"which {backbone} does not produce (it gives {', '.join(sorted(available))})"
+            )
+
+    def _check_fitted(self, *attrs: str) -> None:
+        if any(getattr(self, a, None) is None for a in attrs):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() on ID features first")
