@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-EXAMPLE := oodbench/data/example_scores
+EXAMPLE := oodbench/assets/example_scores
 demo: $(STAMP)
 	$(BIN)/oodbench metrics --id $(EXAMPLE)/id.csv --ood near=$(EXAMPLE)/ood_near.csv \
 		--ood far=$(EXAMPLE)/ood_far.csv --column mcm_score --higher-is ood
