@@ -11,6 +11,7 @@ import importlib
 import logging
 import sys
 
+from rich.markup import escape
 from rich_argparse import RichHelpFormatter
 
 from oodbench import __version__
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             load_plugin(path)
         return int(args.handler(args) or 0)
     except user_errors() as exc:
-        err.print(f"[bold red]oodbench {args.command}: error:[/] {exc}", highlight=False, markup=True)
+        err.print(f"[bold red]oodbench {args.command}: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -1,0 +1,5 @@
+import sys
+
+from oodbench.cli import main
+
+sys.exit(main())
