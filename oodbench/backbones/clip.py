@@ -1,0 +1,477 @@
+"""CLIP backbones over open_clip: global and value-path local image embeddings, text embeddings, logit scale.
+
+Local features are the GL-MCM / MaskCLIP "value path" that SeTAR uses (Li et al., "SeTAR: Out-of-Distribution
+Detection with Selective Low-Rank Approximation", NeurIPS 2024; code: github.com/X1AOX1A/SeTAR,
+``src/svd_ood/svd_ood/models/clip/modeling_clip.py``; the same construction as GL-MCM, Miyai et al. 2023,
+github.com/AtsuyaMiyai/GL-MCM ``clip/model.py``). In the **last** vision block each token goes through the value
+projection and the output projection with no token mixing::
+
+    v = out_proj(v_proj(ln_1(x_in)));  v = x_in + v;  v = v + mlp(ln_2(v))
+
+then ``ln_post``, drop the class token, ``@ proj``. The standard patch tokens (the last block's real output) are
+*not* this. The global feature is the model's own pooled, projected output.
+
+Layer-wise API (see :mod:`oodbench.backbones.base`): hidden states are always batch-first ``[B, T, W]`` whatever
+the open_clip transformer's ``batch_first`` flag. The vision state entering block ``l`` is the output of
+``ln_pre`` (``l = 0``) or of block ``l - 1``. At ``l == num_layers`` there is no block left and the local head
+needs the last block's value path, so the vision state at that index is ``[x_out, x_value]`` concatenated along
+the token axis (``[B, 2T, W]``). Text states are trimmed to the longest prompt of the batch (causal mask, so
+tokens after the last end-of-text token never influence it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import ResidualAttentionBlock, Transformer, text_global_pool
+from torch import nn
+from torchvision import transforms
+from torchvision.transforms import InterpolationMode
+
+from oodbench.backbones.base import WEIGHT_TYPES, Backbone, TargetWeight, TowerOutput, state_dict_hash, to_numpy
+from oodbench.errors import IncompatibleError, UserError
+
+log = logging.getLogger("oodbench")
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+INTERPOLATIONS = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}
+_PER_BATCH = frozenset({"image", "local"})
+_TOKENIZER_PROBE = "a photo of a tokenizer probe, with punctuation!"
+
+
+class ClipBackbone(Backbone):
+    """An open_clip ``CLIP`` (or ``CustomTextCLIP`` with a plain text transformer) as an oodbench backbone.
+
+    Args:
+        model: the open_clip model (ViT image tower with class-token or average pooling, standard residual blocks).
+        name: name recorded in results (registered name or ``open_clip:<model>``).
+        pretrained: where the weights came from (tag or path), ``None`` for a seeded random init.
+        tokenizer: callable ``list[str] -> LongTensor [N, context_length]``; default open_clip's bundled BPE
+            tokenizer at the model's context length.
+        image_size: eval resize/crop size; default the image tower's input size.
+        mean, std: normalisation (default OpenAI CLIP's).
+        interpolation: ``"bicubic"`` (OpenAI, SeTAR) or ``"bilinear"`` (MCM, GL-MCM, NegLabel).
+    """
+
+    kind = "clip"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        name: str,
+        pretrained: str | None = None,
+        *,
+        tokenizer: Callable | None = None,
+        image_size: int | None = None,
+        mean: Sequence[float] = OPENAI_CLIP_MEAN,
+        std: Sequence[float] = OPENAI_CLIP_STD,
+        interpolation: str = "bicubic",
+    ):
+        super().__init__(model, name, pretrained)
+        self.visual = _check_vision_tower(model, name)
+        self._text = _TextTower(model, name)
+        if interpolation not in INTERPOLATIONS:
+            raise UserError(f"{name}: interpolation must be one of {', '.join(INTERPOLATIONS)}, got '{interpolation}'")
+        self.interpolation = interpolation
+        if image_size is None:
+            size = tuple(self.visual.image_size)
+            if size[0] != size[1]:
+                raise IncompatibleError(f"{name}: non-square image towers ({size}) are not supported")
+            image_size = int(size[0])
+        self.image_size = int(image_size)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        if tokenizer is None:
+            from open_clip.tokenizer import SimpleTokenizer
+
+            tokenizer = SimpleTokenizer(context_length=self._text.context_length)
+        tok_ctx = getattr(tokenizer, "context_length", None)
+        if tok_ctx is not None and tok_ctx > self._text.context_length:
+            raise IncompatibleError(
+                f"{name}: tokenizer context length {tok_ctx} exceeds the model's {self._text.context_length}"
+            )
+        self.tokenizer = tokenizer
+
+    # --------------------------------------------------------------------------------- description
+    @property
+    def provides(self) -> frozenset[str]:
+        return frozenset({"image", "local", "logits", "text", "logit_scale"})
+
+    @property
+    def embed_dim(self) -> int:
+        """Dimension D of the joint image-text space."""
+        return int(self.visual.output_dim)
+
+    @property
+    def num_patches(self) -> int:
+        """Number P of local features per image (grid positions, class token excluded)."""
+        gh, gw = self.visual.grid_size
+        return int(gh * gw)
+
+    def preprocess(self) -> Callable:
+        """``Resize(size, interpolation) -> CenterCrop(size) -> RGB -> ToTensor -> Normalize(mean, std)``."""
+        return transforms.Compose(
+            [
+                transforms.Resize(self.image_size, interpolation=INTERPOLATIONS[self.interpolation]),
+                transforms.CenterCrop(self.image_size),
+                _to_rgb,
+                transforms.ToTensor(),
+                transforms.Normalize(self.mean, self.std),
+            ]
+        )
+
+    def preprocess_config(self) -> dict[str, Any]:
+        return {
+            "resize": self.image_size,
+            "crop": self.image_size,
+            "interpolation": self.interpolation,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "convert_rgb": True,
+        }
+
+    # ----------------------------------------------------------------------------------- features
+    @torch.no_grad()
+    def forward_features(self, images: torch.Tensor, names: set[str]) -> dict[str, torch.Tensor]:
+        """``image`` ``[B, D]`` and/or ``local`` ``[B, P, D]`` (projected, not normalised).
+
+        ``text``, ``logit_scale`` and ``logits`` are model-level or derived later and are not returned here.
+        """
+        _check_names(self, names)
+        want = set(names) & _PER_BATCH
+        if not want:
+            return {}
+        n = self.num_layers("vision")
+        x_in = self.hidden("vision", images, n - 1)
+        out = self._vision_top(x_in, need_local="local" in want)
+        result = {}
+        if "image" in want:
+            result["image"] = out.global_
+        if "local" in want:
+            result["local"] = out.local
+        return result
+
+    @torch.no_grad()
+    def shared_features(self, names: set[str], class_names: list[str], prompt: str) -> dict[str, Any]:
+        """``text`` ``[C, D]`` float32 (embeddings of ``prompt.format(c)``, not normalised); ``logit_scale`` float."""
+        _check_names(self, names)
+        out: dict[str, Any] = {}
+        if "text" in names:
+            out["text"] = to_numpy(self.encode_text([prompt.format(c) for c in class_names])).astype(np.float32)
+        if "logit_scale" in names:
+            out["logit_scale"] = self.logit_scale()
+        return out
+
+    def logit_scale(self) -> float:
+        """``logit_scale.exp()`` (100 for OpenAI CLIP)."""
+        return float(self.model.logit_scale.detach().exp().reshape(-1)[0])
+
+    # --------------------------------------------------------------------------------------- text
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        """Token ids ``[N, context_length]`` on ``self.device``."""
+        return self.tokenizer(list(prompts)).to(self.device)
+
+    def encode_text(self, prompts: list[str], batch_size: int = 256) -> torch.Tensor:
+        """Text embeddings ``[N, D]`` (projected, not normalised), context trimmed to each batch's longest prompt.
+
+        Runs in the caller's grad mode.
+        """
+        if len(prompts) == 0:
+            return torch.zeros(0, self.embed_dim, device=self.device)
+        parts = []
+        for i in range(0, len(prompts), batch_size):
+            ids = self.tokenize(prompts[i : i + batch_size])
+            parts.append(self.forward_from("text", self.hidden("text", ids, 0), 0, ids).global_)
+        return torch.cat(parts)
+
+    def text_encoder(self, batch_size: int = 256) -> "ClipTextEncoder":
+        """An encoder object for postprocessors (NegLabel mining): numpy out, and a cache key of the current weights."""
+        return ClipTextEncoder(self, batch_size)
+
+    def text_cache_key(self) -> str:
+        """Hash of the *current* text-tower weights and the tokenizer (changes when a modifier edits the text tower)."""
+        prefix = self._text.prefix
+        state = {
+            k: v
+            for k, v in self.model.state_dict().items()
+            if (k.startswith(prefix) if prefix else not (k.startswith("visual.") or k.startswith("logit_")))
+        }
+        h = hashlib.sha256(state_dict_hash(state).encode())
+        h.update(_tokenizer_id(self.tokenizer).encode())
+        return h.hexdigest()[:16]
+
+    # ------------------------------------------------------------------------------------ weights
+    def target_modules(self, weight_type: str, tower: str | None = None) -> list[TargetWeight]:
+        """W_q/W_k/W_v: row slices of ``attn.in_proj_weight``; W_o: ``attn.out_proj``; W_up: ``mlp.c_fc``;
+        W_down: ``mlp.c_proj``; W_p: ``visual.proj`` / ``text_projection`` (stored ``[in, out]``, layer -1)."""
+        if weight_type not in WEIGHT_TYPES:
+            raise UserError(f"unknown weight type '{weight_type}'; known: {', '.join(WEIGHT_TYPES)}")
+        towers = self._tower_names(tower)
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        out: list[TargetWeight] = []
+        for t in towers:
+            if weight_type == "W_p":
+                out.extend(self._projection_target(t, names))
+                continue
+            for i, blk in enumerate(self._blocks(t)):
+                out.append(_block_target(t, weight_type, i, blk, names))
+        return out
+
+    def _projection_target(self, tower: str, names: dict[int, str]) -> list[TargetWeight]:
+        proj = self.visual.proj if tower == "vision" else self._text.text_projection
+        if proj is None:
+            return []
+        if isinstance(proj, nn.Linear):
+            return [TargetWeight(tower, "W_p", -1, names[id(proj.weight)], proj.weight)]
+        return [TargetWeight(tower, "W_p", -1, names[id(proj)], proj, transpose=True)]
+
+    # --------------------------------------------------------------------------- layer-wise API
+    def towers(self) -> dict[str, int]:
+        return {"vision": len(self.visual.transformer.resblocks), "text": len(self._text.transformer.resblocks)}
+
+    def num_layers(self, tower: str) -> int:
+        return self.towers()[self._tower_names(tower)[0]]
+
+    def hidden(self, tower: str, inputs: torch.Tensor, layer: int) -> torch.Tensor:
+        """Vision: ``[B, T, W]`` entering block ``layer`` (``[B, 2T, W]`` at ``layer == num_layers``, see the module
+        docstring). Text: ``[N, L', W]`` entering block ``layer``, L' = position of the last end-of-text token + 1."""
+        n = self.num_layers(tower)
+        _check_layer(layer, n)
+        if tower == "vision":
+            x = self.visual._embeds(inputs.to(self._dtype()))
+            if layer < n:
+                return _run_blocks(self.visual.transformer, x, 0, layer)
+            x_in = _run_blocks(self.visual.transformer, x, 0, n - 1)
+            last = self.visual.transformer.resblocks[n - 1]
+            x_out = _run_blocks(self.visual.transformer, x_in, n - 1, n)
+            return torch.cat([x_out, value_path(last, x_in)], dim=1)
+        t = self._text
+        ids = inputs[:, : t.trimmed_length(inputs)]
+        x = t.token_embedding(ids).to(self._dtype()) + t.positional_embedding[: ids.shape[1]].to(self._dtype())
+        return _run_blocks(t.transformer, x, 0, layer, t.mask(ids.shape[1]))
+
+    def forward_from(self, tower: str, hidden: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> TowerOutput:
+        """Vision: image ``[B, D]`` and value-path local ``[B, P, D]``. Text: embeddings ``[N, D]`` (needs ``inputs``)."""
+        n = self.num_layers(tower)
+        _check_layer(layer, n)
+        if tower == "vision":
+            if layer == n:
+                t = hidden.shape[1] // 2
+                return self._vision_heads(hidden[:, :t], hidden[:, t:])
+            x_in = _run_blocks(self.visual.transformer, hidden, layer, n - 1)
+            return self._vision_top(x_in, need_local=True)
+        if inputs is None:
+            raise ValueError("forward_from('text', ...) needs the token ids to find the end-of-text positions")
+        t = self._text
+        length = hidden.shape[1]
+        x = _run_blocks(t.transformer, hidden, layer, n, t.mask(length))
+        x = t.ln_final(x)
+        x = text_global_pool(x, inputs[:, :length], t.pool_type, eos_token_id=t.eos_id)
+        proj = t.text_projection
+        if proj is not None:
+            x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
+        return TowerOutput(global_=x)
+
+    # ---------------------------------------------------------------------------------- internals
+    def _vision_top(self, x_in: torch.Tensor, need_local: bool) -> TowerOutput:
+        """Last block and heads from the state entering the last block ``[B, T, W]``."""
+        tr = self.visual.transformer
+        n = len(tr.resblocks)
+        x_out = _run_blocks(tr, x_in, n - 1, n)
+        x_val = value_path(tr.resblocks[n - 1], x_in) if need_local else None
+        return self._vision_heads(x_out, x_val)
+
+    def _vision_heads(self, x_out: torch.Tensor, x_val: torch.Tensor | None) -> TowerOutput:
+        v = self.visual
+        pooled, _ = v._pool(x_out)
+        local = v.ln_post(x_val[:, 1:]) if x_val is not None else None
+        if v.proj is not None:
+            pooled = pooled @ v.proj
+            local = local @ v.proj if local is not None else None
+        return TowerOutput(global_=pooled, local=local)
+
+    def _blocks(self, tower: str) -> nn.ModuleList:
+        return self.visual.transformer.resblocks if tower == "vision" else self._text.transformer.resblocks
+
+    def _tower_names(self, tower: str | None) -> list[str]:
+        if tower is None:
+            return ["vision", "text"]
+        if tower not in ("vision", "text"):
+            raise UserError(f"{self.name}: unknown tower '{tower}'; known: vision, text")
+        return [tower]
+
+    def _dtype(self) -> torch.dtype:
+        return self.visual.conv1.weight.dtype
+
+
+class ClipTextEncoder:
+    """What NegLabel mining needs: ``encode_text(list[str]) -> np.ndarray [N, D]`` float32 (not normalised) and a
+    ``cache_key`` that hashes the current text-tower weights and the tokenizer."""
+
+    def __init__(self, backbone: ClipBackbone, batch_size: int = 256):
+        self.backbone = backbone
+        self.batch_size = batch_size
+
+    @property
+    def cache_key(self) -> str:
+        return self.backbone.text_cache_key()
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        return to_numpy(self.backbone.encode_text(list(texts), self.batch_size)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def value_path(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
+    """The value path of one open_clip residual block on batch-first tokens ``[B, T, W]`` -> ``[B, T, W]``.
+
+    ``v = out_proj(v_proj(ln_1(x_in))); v = x_in + ls_1(v); v = v + ls_2(mlp(ln_2(v)))`` (no token mixing).
+    """
+    attn = block.attn
+    d = attn.embed_dim
+    w_v = attn.in_proj_weight[2 * d :]
+    b_v = attn.in_proj_bias[2 * d :] if attn.in_proj_bias is not None else None
+    v = attn.out_proj(F.linear(block.ln_1(x_in), w_v, b_v))
+    v = x_in + block.ls_1(v)
+    return v + block.ls_2(block.mlp(block.ln_2(v)))
+
+
+def _block_target(tower: str, weight_type: str, layer: int, blk: nn.Module, names: dict[int, str]) -> TargetWeight:
+    attn = blk.attn
+    if weight_type in ("W_q", "W_k", "W_v"):
+        d = attn.embed_dim
+        i = ("W_q", "W_k", "W_v").index(weight_type)
+        p = attn.in_proj_weight
+        return TargetWeight(tower, weight_type, layer, names[id(p)], p, rows=slice(i * d, (i + 1) * d))
+    module = {"W_o": attn.out_proj, "W_up": blk.mlp.c_fc, "W_down": blk.mlp.c_proj}[weight_type]
+    return TargetWeight(tower, weight_type, layer, names[id(module.weight)], module.weight)
+
+
+def _run_blocks(tr: Transformer, x: torch.Tensor, start: int, stop: int, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Blocks ``start .. stop-1`` of an open_clip ``Transformer`` on batch-first ``x`` ``[B, T, W]``."""
+    if start >= stop:
+        return x
+    if not tr.batch_first:
+        x = x.transpose(0, 1)
+    for blk in tr.resblocks[start:stop]:
+        x = blk(x, attn_mask=attn_mask)
+    return x if tr.batch_first else x.transpose(0, 1)
+
+
+def _check_layer(layer: int, n: int) -> None:
+    if not 0 <= layer <= n:
+        raise ValueError(f"layer must be in 0..{n}, got {layer}")
+
+
+def _check_names(backbone: Backbone, names: set[str]) -> None:
+    unknown = set(names) - backbone.provides
+    if unknown:
+        raise IncompatibleError(
+            f"{backbone.name} ({backbone.kind}) cannot produce {', '.join(sorted(unknown))}; "
+            f"it provides {', '.join(sorted(backbone.provides))}"
+        )
+
+
+def _to_rgb(img):
+    return img.convert("RGB") if hasattr(img, "convert") else img
+
+
+def _tokenizer_id(tokenizer: Callable) -> str:
+    ids = tokenizer([_TOKENIZER_PROBE])
+    probe = hashlib.sha256(np.asarray(ids).astype(np.int64).tobytes()).hexdigest()[:12]
+    return f"{type(tokenizer).__module__}.{type(tokenizer).__name__}:ctx={getattr(tokenizer, 'context_length', '?')}:{probe}"
+
+
+def _check_vision_tower(model: nn.Module, name: str):
+    from open_clip.transformer import VisionTransformer
+
+    v = getattr(model, "visual", None)
+    if not isinstance(v, VisionTransformer):
+        raise IncompatibleError(f"{name}: only open_clip ViT image towers are supported (got {type(v).__name__})")
+    if v.attn_pool is not None:
+        raise IncompatibleError(f"{name}: image towers with attentional pooling are not supported")
+    _check_blocks(v.transformer, name, "image")
+    return v
+
+
+def _check_blocks(tr: nn.Module, name: str, which: str) -> None:
+    if not isinstance(tr, Transformer):
+        raise IncompatibleError(f"{name}: the {which} tower is not an open_clip Transformer")
+    for blk in tr.resblocks:
+        if not isinstance(blk, ResidualAttentionBlock) or not blk.attn._qkv_same_embed_dim or hasattr(blk, "ln_1_kv"):
+            raise IncompatibleError(
+                f"{name}: the {which} tower uses {type(blk).__name__} blocks; only standard residual attention "
+                "blocks with packed q/k/v are supported"
+            )
+
+
+class _TextTower:
+    """Uniform access to the text tower of ``CLIP`` (parts on the model) or ``CustomTextCLIP`` (``model.text``)."""
+
+    def __init__(self, model: nn.Module, name: str):
+        src = getattr(model, "text", None)
+        if src is not None and isinstance(src, nn.Module):
+            self.prefix = "text."
+            if getattr(src, "cls_emb", None) is not None:
+                raise IncompatibleError(f"{name}: text towers with a class token are not supported")
+            self.pool_type = src.pool_type
+            self.eos_id = getattr(src, "eos_id", None)
+        else:
+            src = model
+            self.prefix = ""
+            self.pool_type = model.text_pool_type
+            self.eos_id = getattr(model, "text_eos_id", None)
+        for part in ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection"):
+            if not hasattr(src, part):
+                raise IncompatibleError(f"{name}: the text tower has no '{part}' (Hugging Face text towers are not supported)")
+        _check_blocks(src.transformer, name, "text")
+        self.src = src
+
+    @property
+    def token_embedding(self) -> nn.Embedding:
+        return self.src.token_embedding
+
+    @property
+    def positional_embedding(self) -> torch.Tensor:
+        return self.src.positional_embedding
+
+    @property
+    def transformer(self) -> Transformer:
+        return self.src.transformer
+
+    @property
+    def ln_final(self) -> nn.Module:
+        return self.src.ln_final
+
+    @property
+    def text_projection(self):
+        return self.src.text_projection
+
+    @property
+    def context_length(self) -> int:
+        return int(self.src.positional_embedding.shape[0])
+
+    def mask(self, length: int) -> torch.Tensor | None:
+        m = self.src.attn_mask
+        return None if m is None else m[:length, :length]
+
+    def trimmed_length(self, ids: torch.Tensor) -> int:
+        """Shortest prefix that gives the same pooled embedding: up to the last pooled position (causal mask only)."""
+        full = ids.shape[1]
+        if self.src.attn_mask is None or ids.shape[0] == 0:
+            return full
+        if self.pool_type == "argmax":
+            pos = ids.argmax(dim=-1)
+        elif self.pool_type == "eos" and self.eos_id is not None:
+            pos = (ids == self.eos_id).int().argmax(dim=-1)
+        elif self.pool_type == "first":
+            return 1
+        else:
+            return full
+        return int(pos.max()) + 1
