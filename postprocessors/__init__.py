@@ -1,1 +1,38 @@
-"""OOD scores over cached features, one file per score family (installed as ``oodbench.postprocessors``)."""
+"""OOD scores over cached features, one file per score family (installed as ``oodbench.postprocessors``).
+
+Importing this package registers every built-in postprocessor (``@register("postprocessors", name)``):
+
+=========================  ==========================================  ======================================
+name                       class                                       needs
+=========================  ==========================================  ======================================
+``mcm``                    :class:`.mcm.MCM`                           image, text
+``glmcm``                  :class:`.glmcm.GLMCM`                       image, local, text
+``neglabel``               :class:`.neglabel.NegLabel`                 image, class_names (+ a text encoder)
+``msp``                    :class:`.msp.MSP`                           logits
+``energy``                 :class:`.energy.Energy`                     logits
+``maxlogit``               :class:`.maxlogit.MaxLogit`                 logits
+``react``                  :class:`.react.ReAct`                       penultimate, fc_weight, fc_bias
+``dice``                   :class:`.dice.DICE`                         penultimate, fc_weight, fc_bias
+``ash_p/ash_b/ash_s``      :class:`.ash.ASHP` / ``ASHB`` / ``ASHS``    penultimate, fc_weight, fc_bias
+``knn``                    :class:`.knn.KNN`                           penultimate
+=========================  ==========================================  ======================================
+
+:func:`.aps.aps` is the hyperparameter search over a postprocessor's ``search_space``.
+"""
+
+from oodbench.postprocessors import (  # noqa: F401  (imported for registration)
+    ash,
+    dice,
+    energy,
+    glmcm,
+    knn,
+    maxlogit,
+    mcm,
+    msp,
+    neglabel,
+    react,
+)
+from oodbench.postprocessors.aps import aps
+from oodbench.postprocessors.base import Postprocessor
+
+__all__ = ["Postprocessor", "aps"]

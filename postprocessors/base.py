@@ -28,7 +28,11 @@ class Postprocessor:
 
     requires: ClassVar[frozenset[str]] = frozenset()
     search_space: ClassVar[dict[str, list[Any]]] = {}
-    fit_on: ClassVar[str | None] = None  # None: no fit needed; "id_fit": the benchmark's ID fit split
+    # None: no fit needed; "id_fit": the benchmark's ID fit split; "shared": fit reads only model-level
+    # entries (e.g. ``class_names``), so the features of any split will do.
+    fit_on: ClassVar[str | None] = None
+    # Hyperparameters that ``fit`` reads. APS refits only when one of them changes; None = refit on any change.
+    fit_params: ClassVar[frozenset[str] | None] = None
     needs_encoder: ClassVar[bool] = False
     paper: ClassVar[str] = ""
     registry_name: ClassVar[str] = ""

@@ -1,0 +1,291 @@
+"""NegLabel: negative labels mined from a large word corpus.
+
+Paper: Jiang et al., "Negative Label Guided OOD Detection with Pretrained Vision-Language Models", ICLR 2024.
+Code: XueJiang16/NegLabel — mining in ``mmcls/models/classifiers/multi_modal.py`` (``CLIPScalableClassifier``),
+score in ``mmcls/models/ood/clip_ood.py`` (``ScalableClassifier.grouping``), settings in ``custom_config/clip.py``.
+
+Mining (``fit``; needs a text encoder, see :class:`~oodbench.postprocessors.base.Postprocessor`):
+
+1. encode the ID classes as ``"the nice {}"`` (NegLabel's prompt 85, *not* the benchmark prompt), the corpus
+   nouns as ``"the nice {}"`` and the corpus adjectives as ``"This is a {} photo"``; L2-normalise;
+2. for every candidate n: ``sim(n) = quantile_{i ∈ ID}(cos(n, t_i), q=0.95)`` (linear interpolation, as
+   ``torch.quantile``);
+3. keep the lowest ``int(len · 0.15)`` separately for nouns and for adjectives (ascending, ties in corpus
+   order), nouns first.
+
+The corpus is the shipped WordNet 3.0 rebuild (:mod:`.neglabel_corpus`). Mining results are cached per
+(encoder ``cache_key`` — i.e. text-tower weights and modifier plan —, ID class names, corpus digest, mining
+settings) in memory and on disk under ``<encoder.cache_dir or the oodbench cache>/neglabel/<key>.npz``.
+
+Score (higher = ID), ``t = 1``, ``ngroup = 100``::
+
+    pos = 100 · cos(x, T_ID)   [N, C]        neg = 100 · cos(x, T_neg)   [N, M]
+    drop the last M mod ngroup negatives, permute them with torch.randperm under seed 0 (the same
+    permutation on every call), split into ngroup consecutive groups of equal size
+    s_g = Σ_{i ∈ ID} softmax([pos, neg_g] / t)_i = 1 / (1 + Σ exp(neg_g/t) / Σ exp(pos/t))
+    NegLabel(x) = mean_g s_g
+
+The ×100 is hard-coded in the reference (not the model's logit scale). Differences from the reference:
+
+* the permutation is drawn on the CPU generator (the reference draws it on CUDA, which gives a different
+  permutation); the grouping is otherwise identical;
+* the group masses are evaluated in float64 through log-sum-exps (the reference: a float32 softmax); the
+  cosines are float32 as in the reference;
+* ``ngroup = 1`` means one group holding every negative (the reference's ``ngroup <= 1`` branch returns a
+  sum of raw positive similarities, a latent bug);
+* the text encoder runs at the backbone's precision (the reference: OpenAI CLIP in fp16).
+
+No APS grid (the reference has none).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+
+from oodbench.errors import UserError
+from oodbench.features import Features
+from oodbench.postprocessors.base import Postprocessor
+from oodbench.postprocessors.neglabel_corpus import DEFAULT_CORPUS, Corpus, load_corpus
+from oodbench.postprocessors.ops import as_2d, check_in_range, l2_normalize, logsumexp64, row_chunks
+from oodbench.registry import register
+
+log = logging.getLogger("oodbench")
+
+NEGLABEL_LOGIT_SCALE = 100.0  # hard-coded in the reference (multi_modal.py), independent of the model
+ENCODE_BATCH = 1024  # prompts per encode_text call while mining
+_CACHE_VERSION = 1
+_MEMORY_CACHE: "OrderedDict[str, MinedLabels]" = OrderedDict()
+_MEMORY_CACHE_SIZE = 8
+
+
+@dataclass(frozen=True)
+class MinedLabels:
+    """Result of the mining step.
+
+    Attributes:
+        pos: ``[C, D]`` float32, normalised embeddings of the ID class prompts.
+        neg: ``[M, D]`` float32, normalised embeddings of the selected negative prompts (nouns first).
+        words: the M selected corpus words (without prompt).
+        n_nouns: how many of them are nouns.
+    """
+
+    pos: np.ndarray
+    neg: np.ndarray
+    words: tuple[str, ...]
+    n_nouns: int
+
+
+# ----------------------------------------------------------------------------------------- functional core
+def encode_normalized(encoder: Any, prompts: Sequence[str], what: str = "prompts") -> np.ndarray:
+    """``encoder.encode_text`` in batches of :data:`ENCODE_BATCH`, L2-normalised, float32 ``[len(prompts), D]``."""
+    parts, n, t0 = [], len(prompts), time.perf_counter()
+    for i, start in enumerate(range(0, n, ENCODE_BATCH)):
+        emb = np.asarray(encoder.encode_text(list(prompts[start:start + ENCODE_BATCH])), dtype=np.float32)
+        if emb.ndim != 2 or len(emb) != len(prompts[start:start + ENCODE_BATCH]):
+            raise ValueError(f"encode_text returned shape {emb.shape} for {len(prompts[start:start + ENCODE_BATCH])} prompts")
+        parts.append(l2_normalize(emb))
+        if n > 10 * ENCODE_BATCH and (i + 1) % 10 == 0:
+            log.info("neglabel: encoded %d/%d %s (%.0f s)", start + len(emb), n, what, time.perf_counter() - t0)
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def candidate_similarity(candidates: np.ndarray, pos: np.ndarray, quantile: float = 0.95) -> np.ndarray:
+    """``quantile_i cos(n, t_i)`` for every candidate n, float32 ``[K]``.
+
+    Args:
+        candidates: ``[K, D]`` normalised; pos: ``[C, D]`` normalised.
+    """
+    out = np.empty(len(candidates), dtype=np.float32)
+    for sl in row_chunks(len(candidates), len(pos)):
+        out[sl] = np.quantile(candidates[sl] @ pos.T, quantile, axis=1)
+    return out
+
+
+def select_negatives(sim: np.ndarray, n_nouns: int, fraction: float = 0.15) -> np.ndarray:
+    """Indices of the lowest ``int(len · fraction)`` nouns, then of the lowest adjectives (stable order).
+
+    Args:
+        sim: ``[K]`` similarity of each candidate, nouns ``[:n_nouns]`` then adjectives.
+    Returns:
+        int64 indices into ``sim``, nouns first.
+    """
+    noun_sim, adj_sim = sim[:n_nouns], sim[n_nouns:]
+    nouns = np.argsort(noun_sim, kind="stable")[: int(len(noun_sim) * fraction)]
+    adjs = n_nouns + np.argsort(adj_sim, kind="stable")[: int(len(adj_sim) * fraction)]
+    return np.concatenate([nouns, adjs]).astype(np.int64)
+
+
+def mine_negative_labels(encoder: Any, class_names: Sequence[str], corpus: Corpus, quantile: float = 0.95,
+                         fraction: float = 0.15, pos_prompt: str = "the nice {}", noun_prompt: str = "the nice {}",
+                         adj_prompt: str = "This is a {} photo") -> MinedLabels:
+    """NegLabel's mining (no caching; see :func:`cached_mining`)."""
+    t0 = time.perf_counter()
+    pos = encode_normalized(encoder, [pos_prompt.format(c) for c in class_names], "ID prompts")
+    prompts = [noun_prompt.format(w) for w in corpus.nouns] + [adj_prompt.format(w) for w in corpus.adjectives]
+    cand = encode_normalized(encoder, prompts, "corpus prompts")
+    idx = select_negatives(candidate_similarity(cand, pos, quantile), len(corpus.nouns), fraction)
+    words = corpus.nouns + corpus.adjectives
+    n_nouns = int(np.sum(idx < len(corpus.nouns)))
+    log.info("neglabel: mined %d negative labels (%d nouns, %d adjectives) from %d candidates in %.1f s",
+             len(idx), n_nouns, len(idx) - n_nouns, len(prompts), time.perf_counter() - t0)
+    return MinedLabels(pos, np.ascontiguousarray(cand[idx]), tuple(words[i] for i in idx), n_nouns)
+
+
+def mining_cache_key(encoder_key: str, class_names: Sequence[str], corpus: Corpus, settings: dict) -> str:
+    """sha256 over everything the mined labels depend on."""
+    blob = json.dumps({"version": _CACHE_VERSION, "encoder": encoder_key, "classes": list(class_names),
+                       "corpus": corpus.digest, "settings": settings}, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+
+def cached_mining(encoder: Any, class_names: Sequence[str], corpus: Corpus, **settings: Any) -> tuple[MinedLabels, str]:
+    """:func:`mine_negative_labels` behind an in-memory and an on-disk cache. Returns (labels, cache key)."""
+    from oodbench.runtime import default_cache_dir
+
+    key = mining_cache_key(str(encoder.cache_key), class_names, corpus, settings)
+    if key in _MEMORY_CACHE:
+        _MEMORY_CACHE.move_to_end(key)
+        return _MEMORY_CACHE[key], key
+    folder = Path(getattr(encoder, "cache_dir", None) or default_cache_dir()) / "neglabel"
+    path = folder / f"{key}.npz"
+    mined = _read_mined(path)
+    if mined is None:
+        mined = mine_negative_labels(encoder, class_names, corpus, **settings)
+        _write_mined(path, mined)
+    _MEMORY_CACHE[key] = mined
+    while len(_MEMORY_CACHE) > _MEMORY_CACHE_SIZE:
+        _MEMORY_CACHE.popitem(last=False)
+    return mined, key
+
+
+def _read_mined(path: Path) -> MinedLabels | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            mined = MinedLabels(z["pos"], z["neg"], tuple(str(w) for w in z["words"]), int(z["n_nouns"]))
+    except Exception as exc:  # unreadable file: mine again and overwrite
+        log.warning("neglabel: ignoring unreadable cache file %s (%s)", path, exc)
+        return None
+    log.info("neglabel: loaded %d mined negative labels from %s", len(mined.words), path)
+    return mined
+
+
+def _write_mined(path: Path, mined: MinedLabels) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, pos=mined.pos, neg=mined.neg, words=np.array(mined.words, dtype=str),
+                     n_nouns=np.int64(mined.n_nouns))
+        os.replace(tmp, path)  # atomic: a half-written file is never read
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def group_permutation(m: int, ngroup: int, seed: int = 0) -> np.ndarray:
+    """Negative indices of each group: drop ``m mod ngroup``, permute with a fresh generator seeded ``seed``.
+
+    Returns:
+        int64 ``[ngroup, m // ngroup]``; row g holds the indices (into the M negatives) of group g.
+    """
+    keep = m - m % ngroup
+    perm = torch.randperm(keep, generator=torch.Generator().manual_seed(int(seed))).numpy()
+    return perm.reshape(ngroup, -1)
+
+
+def neglabel_score(image: np.ndarray, pos: np.ndarray, neg: np.ndarray, ngroup: int = 100,
+                   temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Mean over groups of the ID softmax mass of ``[pos, neg_g] / t`` with ×100 cosines, float64 ``[N]``.
+
+    Args:
+        image: ``[N, D]`` image embeddings (any norm); pos: ``[C, D]``, neg: ``[M, D]`` normalised text.
+    """
+    groups = group_permutation(len(neg), ngroup, seed)
+    neg_grouped = np.ascontiguousarray(neg[groups.ravel()])  # [G·S, D], group-major
+    scale, t = np.float32(NEGLABEL_LOGIT_SCALE), float(temperature)
+    image = np.asarray(image)
+    out = np.empty(len(image), dtype=np.float64)
+    for sl in row_chunks(len(image), len(neg_grouped) + len(pos)):
+        x = l2_normalize(image[sl])
+        lse_pos = logsumexp64((scale * x @ pos.T).astype(np.float64) / t)  # [n]
+        neg_logits = (scale * x @ neg_grouped.T).astype(np.float64) / t  # [n, G·S]
+        lse_neg = logsumexp64(neg_logits.reshape(len(x), ngroup, -1))  # [n, G]
+        mass = np.exp(-np.logaddexp(0.0, lse_neg - lse_pos[:, None]))  # = Σpos / (Σpos + Σneg_g)
+        out[sl] = mass.mean(axis=1)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- class
+@register("postprocessors", "neglabel")
+class NegLabel(Postprocessor):
+    """NegLabel (Jiang et al., ICLR 2024): ID softmax mass against mined negative labels, averaged over groups."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({"image", "class_names"})
+    search_space: ClassVar[dict[str, list]] = {}
+    fit_on: ClassVar[str | None] = "shared"
+    needs_encoder: ClassVar[bool] = True
+    fit_params: ClassVar[frozenset[str]] = frozenset(
+        {"quantile", "neg_fraction", "corpus", "pos_prompt", "noun_prompt", "adj_prompt"})
+    paper: ClassVar[str] = "Jiang et al., Negative Label Guided OOD Detection with Pretrained VLMs, ICLR 2024"
+
+    def __init__(self, ngroup: int = 100, temperature: float = 1.0, seed: int = 0, quantile: float = 0.95,
+                 neg_fraction: float = 0.15, corpus: str = DEFAULT_CORPUS, pos_prompt: str = "the nice {}",
+                 noun_prompt: str = "the nice {}", adj_prompt: str = "This is a {} photo"):
+        self.ngroup = ngroup
+        self.temperature = temperature
+        self.seed = seed
+        self.quantile = quantile
+        self.neg_fraction = neg_fraction
+        self.corpus = corpus
+        self.pos_prompt = pos_prompt
+        self.noun_prompt = noun_prompt
+        self.adj_prompt = adj_prompt
+
+    def fit(self, features: Features | None = None, encoder: Any = None) -> "NegLabel":
+        check_in_range("neglabel", "quantile", self.quantile, 0, 1)
+        check_in_range("neglabel", "neg_fraction", self.neg_fraction, 0, 1, low_open=True)
+        for name in ("pos_prompt", "noun_prompt", "adj_prompt"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value.count("{}") != 1:
+                raise UserError(f"neglabel: {name}={value!r} must contain one '{{}}' for the word")
+        if encoder is None or not hasattr(encoder, "encode_text") or not hasattr(encoder, "cache_key"):
+            raise UserError("neglabel needs a text encoder (an object with encode_text() and cache_key) to mine "
+                            "its negative labels; it works with CLIP backbones only")
+        if features is None or "class_names" not in features:
+            raise UserError("neglabel needs the ID class names (feature 'class_names') to mine negative labels")
+        class_names = [str(c) for c in features["class_names"]]
+        settings = {"quantile": float(self.quantile), "fraction": float(self.neg_fraction),
+                    "pos_prompt": self.pos_prompt, "noun_prompt": self.noun_prompt, "adj_prompt": self.adj_prompt}
+        mined, key = cached_mining(encoder, class_names, load_corpus(self.corpus), **settings)
+        if len(mined.words) == 0:
+            raise UserError("neglabel: the corpus is too small to select any negative label; raise neg_fraction")
+        self.pos_text_ = mined.pos
+        self.neg_text_ = mined.neg
+        self.neg_words_ = mined.words
+        self.n_neg_nouns_ = mined.n_nouns
+        self.cache_key_ = key
+        return self
+
+    def score(self, features: Features) -> np.ndarray:
+        self._check_fitted("neg_text_")
+        if isinstance(self.ngroup, bool) or not isinstance(self.ngroup, (int, np.integer)) or self.ngroup < 1:
+            raise UserError(f"neglabel: ngroup={self.ngroup!r} must be a positive integer")
+        if self.ngroup > len(self.neg_text_):
+            raise UserError(f"neglabel: ngroup={self.ngroup} exceeds the {len(self.neg_text_)} mined negative labels")
+        check_in_range("neglabel", "temperature", self.temperature, 0, float("inf"), low_open=True)
+        return neglabel_score(as_2d(features, "image"), self.pos_text_, self.neg_text_, int(self.ngroup),
+                              self.temperature, int(self.seed))
