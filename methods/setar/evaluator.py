@@ -1,0 +1,199 @@
+"""Fast evaluation of SeTAR search candidates: re-run only what a candidate can change.
+
+Paper: Li et al., SeTAR, NeurIPS 2024 (Sec. 3.1, Algorithm 1). Original code: X1AOX1A/SeTAR
+``src/svd_ood/svd_ood/searchers.py`` (``BaseSearch.compute_metrics_loss`` reloads the model, recomputes every
+SVD and runs both towers on the whole validation set for each candidate). Here, with the same numbers:
+
+* the SVD of each pristine weight is computed once (:class:`~oodbench.methods.setar.modifier.SetarModifier`)
+  and a candidate rebuilds its weight from the cached factors;
+* the hidden state entering the searched block is computed once per (tower, layer) and configuration below
+  it (the blocks below are not changed by a candidate) and every candidate runs only the blocks from there up
+  (``Backbone.hidden`` / ``Backbone.forward_from``);
+* the other tower's outputs (text embeddings while the image tower is searched, image global and local
+  embeddings while the text tower is searched) are cached for the accepted configuration, and the outputs of
+  the accepted candidate become the new cache instead of being recomputed;
+* a candidate that removes no component (ratio 0, or a ratio that rounds to rank 0) leaves the accepted
+  configuration, whose loss is known, and candidates of one weight that remove the same number of components
+  are the same model: neither is run again (both are still logged).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from oodbench.backbones.base import Backbone, TargetWeight
+
+from .loss import LossResult, batches, locoop_loss_batched, normalize_text
+from .lowrank import removed_rank
+from .modifier import SetarModifier, find_target
+
+Target = tuple[str, str, int]  # (tower, weight_type, layer); layer -1 = projection W_p
+
+
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(p=2, dim=-1, keepdim=True)
+
+
+class FastEvaluator:
+    """LoCoOp loss of ``accepted configuration + one candidate`` with caching (see the module docstring).
+
+    Args:
+        backbone: a ``clip`` or ``classifier`` backbone with the layer-wise API, on its device.
+        images: preprocessed validation images ``[N, 3, H, W]`` (any device; moved chunk by chunk).
+        labels: ``[N]`` class indices.
+        prompts: one text per class (CLIP), None for classifiers.
+        lam, top_k, batch_size: LoCoOp lambda, K and aggregation batch size.
+        prune, seed: how weights are cut.
+        modifier: the modifier holding pristine weights and SVD factors (attached to ``backbone``).
+        forward_batch_size: images per forward chunk; text_batch_size: prompts per text forward chunk.
+    """
+
+    def __init__(self, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, prompts: list[str] | None,
+                 *, lam: float, top_k: int, batch_size: int, prune: str, seed: int, modifier: SetarModifier,
+                 forward_batch_size: int = 256, text_batch_size: int = 256):
+        self.bb = backbone
+        self.device = backbone.device
+        self.is_clip = backbone.kind == "clip"
+        self.labels = labels.to(self.device)
+        self.n = int(labels.shape[0])
+        self.lam, self.top_k, self.batch_size = lam, top_k, batch_size
+        self.prune, self.seed = prune, seed
+        self.mod = modifier
+        self.num_layers = backbone.towers()
+        self.inputs: dict[str, list[Any]] = {"vision": [images[sl] for sl in batches(self.n, forward_batch_size)]}
+        if self.is_clip:
+            if not prompts:
+                raise ValueError("a CLIP search needs the class prompts")
+            self.inputs["text"] = [backbone.tokenize(prompts[sl]) for sl in batches(len(prompts), text_batch_size)]
+            self.scale = backbone.logit_scale()
+        self._targets: dict[Target, TargetWeight] = {}
+        self._hidden: dict[tuple[str, int], list[torch.Tensor]] = {}
+        self._tower_out: dict[str, Any] = {}  # tower -> outputs of the accepted configuration
+        self._current: LossResult | None = None  # loss of the accepted configuration
+        self._memo: dict[tuple[Target, int], LossResult] = {}
+        self._last: tuple[Target, int, Any] | None = None
+        self._best: tuple[Target, int, Any] | None = None
+        self.forward_passes = 0
+
+    # ---------------------------------------------------------------------------------- the protocol
+    def target_weight(self, target: Target) -> TargetWeight:
+        tw = self._targets.get(target)
+        if tw is None:
+            tw = self._targets[target] = find_target(self.bb, *target)
+        return tw
+
+    def removed(self, target: Target, ratio: float) -> int:
+        return removed_rank(min(self.target_weight(target).shape), ratio)
+
+    @torch.no_grad()
+    def evaluate(self, target: Target, ratio: float) -> tuple[LossResult, int, bool]:
+        """Loss of the accepted configuration with ``target`` cut at ``ratio``.
+
+        Returns:
+            ``(result, removed_rank, computed)``; ``computed`` is False when no forward pass was needed.
+        """
+        removed = self.removed(target, ratio)
+        self._last = None
+        if removed == 0:
+            if self._current is not None:
+                return self._current, 0, False
+            self._current = self._run(target, 0)
+            self._tower_out.setdefault(target[0], self._last[2])
+            return self._current, 0, True
+        key = (target, removed)
+        if key in self._memo:
+            return self._memo[key], removed, False
+        tw = self.target_weight(target)
+        self.mod.set_ratio(tw, ratio, self.prune, self.seed)
+        try:
+            result = self._run(target, removed)
+        finally:
+            self.mod.reset(tw)
+        self._memo[key] = result
+        return result, removed, True
+
+    def mark_best(self) -> None:
+        """The candidate just evaluated became the global best: keep its outputs in case it is accepted."""
+        self._best = self._last
+
+    @torch.no_grad()
+    def accept(self, target: Target, ratio: float, result: LossResult) -> None:
+        """Make ``target`` at ``ratio`` part of the accepted configuration; ``result`` is its loss."""
+        removed = self.removed(target, ratio)
+        if removed > 0:
+            tower, layer = target[0], self._hidden_index(target)
+            self.mod.set_ratio(self.target_weight(target), ratio, self.prune, self.seed)
+            for key in [k for k in self._hidden if k[0] == tower and k[1] > layer]:
+                del self._hidden[key]
+            if self._best is not None and self._best[:2] == (target, removed):
+                self._tower_out[tower] = self._best[2]
+            else:
+                self._tower_out.pop(tower, None)
+            self._current = result
+        self._memo.clear()
+        self._best = self._last = None
+
+    def forget(self, target: Target) -> None:
+        """Drop the cached hidden state of ``target`` (its weight will not be searched again)."""
+        self._hidden.pop((target[0], self._hidden_index(target)), None)
+
+    # ----------------------------------------------------------------------------------- internals
+    def _hidden_index(self, target: Target) -> int:
+        tower, _, layer = target
+        return self.num_layers[tower] if layer < 0 else layer
+
+    def _hidden_states(self, tower: str, layer: int, cache: bool = True) -> list[torch.Tensor]:
+        hs = self._hidden.get((tower, layer))
+        if hs is None:
+            hs = [self.bb.hidden(tower, self._dev(x), layer) for x in self.inputs[tower]]
+            if cache:
+                self._hidden[(tower, layer)] = hs
+        return hs
+
+    def _dev(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True)
+
+    def _tower(self, tower: str, layer: int, cache: bool = True) -> list:
+        hs = self._hidden_states(tower, layer, cache)
+        self.forward_passes += 1
+        return [self.bb.forward_from(tower, h, layer, self._dev(x) if tower == "text" else None)
+                for h, x in zip(hs, self.inputs[tower])]
+
+    def _vision_out(self, outs: list) -> Any:
+        g = torch.cat([o.global_ for o in outs])
+        loc = torch.cat([o.local for o in outs]) if outs[0].local is not None else None
+        if self.is_clip:
+            return _normalize(g), (_normalize(loc) if loc is not None else None)
+        return g, loc
+
+    def _text_out(self, outs: list) -> torch.Tensor:
+        return normalize_text(torch.cat([o.global_ for o in outs]))
+
+    def _accepted(self, tower: str) -> Any:
+        out = self._tower_out.get(tower)
+        if out is None:
+            outs = self._tower(tower, 0, cache=False)
+            out = self._vision_out(outs) if tower == "vision" else self._text_out(outs)
+            self._tower_out[tower] = out
+        return out
+
+    def _run(self, target: Target, removed: int) -> LossResult:
+        tower = target[0]
+        outs = self._tower(tower, self._hidden_index(target))
+        out = self._vision_out(outs) if tower == "vision" else self._text_out(outs)
+        self._last = (target, removed, out)
+        if not self.is_clip:
+            logits, local = out
+            return locoop_loss_batched(lambda sl: (logits[sl], local[sl] if local is not None else None),
+                                       self.n, self.labels, self.lam, self.top_k, self.batch_size)
+        img_n, loc_n = out if tower == "vision" else self._accepted("vision")
+        text_n = out if tower == "text" else self._accepted("text")
+        scale = self.scale
+
+        def logits(sl: slice):
+            loc = loc_n[sl] @ text_n.t() * scale if loc_n is not None else None
+            return img_n[sl] @ text_n.t() * scale, loc
+
+        return locoop_loss_batched(logits, self.n, self.labels, self.lam, self.top_k, self.batch_size)

@@ -1,0 +1,180 @@
+"""The LoCoOp loss as the official SeTAR search computes it on the ID validation split.
+
+Papers: Li et al., SeTAR, NeurIPS 2024 (Sec. 3.1, App. B, Eq. 10-12); Miyai et al., "LoCoOp: Few-Shot
+Out-of-Distribution Detection via Prompt Learning", NeurIPS 2023. Original code: X1AOX1A/SeTAR
+``src/svd_ood/svd_ood/loss.py`` (``LoCoOpLoss``) and ``src/svd_ood/svd_ood/model_hub.py``
+(``compute_metrics_loss``: logits, ground-truth top-K patch mask, batch-weighted aggregation).
+
+Per batch ``b`` of the (unshuffled) validation set:
+
+* ``g = normalize(image) @ normalize(text)^T * s`` ``[B, C]`` and ``l`` likewise per patch ``[B, P, C]``, with
+  ``s = logit_scale.exp()`` of the model (100 for OpenAI CLIP). Classifiers: ``g`` = logits, ``l`` = per-position
+  logits, used as they are.
+* a patch is ID when the ground-truth label is among its top-K classes;
+* ``loss_id = CE(g, y)`` (batch mean); ``H = mean over OOD patches of -sum_c p log(p + 1e-5)``, ``p = softmax(l)``;
+  ``loss_ood = -H`` (0 when the batch has no OOD patch); ``loss = loss_id + lambda * loss_ood``;
+* ``acc`` = top-1 accuracy of ``g`` in %, ``ood_patch_percent`` = % of patches flagged OOD.
+
+Every value is then averaged over batches weighted by batch size (spec §5.4): the per-batch mean of the OOD
+term depends on which images share a batch, so the batch size (512 officially) is part of the definition.
+Without local logits (a CNN without a per-position head) the loss is the ID term only (lambda = 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+LOSS_KEYS = ("locoop_loss", "loss_id", "loss_ood", "acc", "ood_patch_percent")
+OFFICIAL_BATCH_SIZE = 512
+
+
+@dataclass(frozen=True)
+class LossResult:
+    """Aggregated LoCoOp metrics of one model configuration on the validation set (Python floats)."""
+
+    locoop_loss: float
+    loss_id: float
+    loss_ood: float
+    acc: float
+    ood_patch_percent: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def clip_logits(global_: torch.Tensor, text_n: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
+    """``normalize(global_) @ text_n^T * scale``.
+
+    Args:
+        global_: image (or patch) embeddings ``[..., D]``, not normalised.
+        text_n: L2-normalised text embeddings ``[C, D]``.
+        scale: ``logit_scale.exp()``.
+
+    Returns:
+        Logits ``[..., C]``.
+    """
+    return (global_ / global_.norm(p=2, dim=-1, keepdim=True)) @ text_n.t() * scale
+
+
+def normalize_text(text: torch.Tensor) -> torch.Tensor:
+    """Row-wise L2 normalisation of text embeddings ``[C, D]``."""
+    return text / text.norm(p=2, dim=-1, keepdim=True)
+
+
+def ood_patch_mask(logits_local: torch.Tensor, labels: torch.Tensor, top_k: int) -> torch.Tensor:
+    """``[B, P]`` bool: True where ``labels`` is NOT among the patch's top-``top_k`` classes.
+
+    ``top_k >= C`` flags no patch (every label is in the top C).
+    """
+    k = min(int(top_k), logits_local.shape[-1])
+    topk = logits_local.topk(k, dim=-1).indices  # [B, P, k]
+    return ~(topk == labels.view(-1, 1, 1)).any(dim=-1)
+
+
+def batch_terms(logits_global: torch.Tensor, logits_local: torch.Tensor | None, labels: torch.Tensor,
+                lam: float, top_k: int) -> dict[str, torch.Tensor]:
+    """The LoCoOp terms of one batch (0-d float32 tensors), as ``LoCoOpLoss`` + ``compute_metrics_loss``.
+
+    Args:
+        logits_global: ``[B, C]`` scaled logits.
+        logits_local: ``[B, P, C]`` scaled per-patch logits, or None (ID loss only; ``lam`` is ignored).
+        labels: ``[B]`` ground-truth class indices.
+        lam: weight of the OOD term.
+        top_k: K of the patch mask.
+
+    Returns:
+        ``{"locoop_loss", "loss_id", "loss_ood", "acc", "ood_patch_percent"}``.
+    """
+    loss_id = F.cross_entropy(logits_global, labels)
+    acc = (logits_global.argmax(-1) == labels).float().mean() * 100
+    zero = torch.zeros((), dtype=loss_id.dtype, device=loss_id.device)
+    if logits_local is None:
+        return {"locoop_loss": loss_id, "loss_id": loss_id, "loss_ood": zero, "acc": acc, "ood_patch_percent": zero}
+    is_ood = ood_patch_mask(logits_local, labels, top_k)
+    probs = F.softmax(logits_local[is_ood], dim=-1)  # [n_ood, C]
+    if probs.shape[0] == 0:
+        loss_ood = zero
+    else:
+        loss_ood = torch.mean(torch.sum(probs * torch.log(probs + 1e-5), 1))  # = -entropy
+    return {
+        "locoop_loss": loss_id + lam * loss_ood,
+        "loss_id": loss_id,
+        "loss_ood": loss_ood,
+        "acc": acc,
+        "ood_patch_percent": is_ood.float().mean() * 100,
+    }
+
+
+class LossAccumulator:
+    """Batch-size-weighted mean of per-batch values (float64 sums of the float32 batch values)."""
+
+    def __init__(self) -> None:
+        self._sums = dict.fromkeys(LOSS_KEYS, 0.0)
+        self._n = 0
+
+    def add(self, terms: dict[str, torch.Tensor], n: int) -> None:
+        values = torch.stack([terms[k].detach().reshape(()) for k in LOSS_KEYS]).cpu().tolist()
+        for k, v in zip(LOSS_KEYS, values):
+            self._sums[k] += float(v) * n
+        self._n += n
+
+    def result(self) -> LossResult:
+        if self._n == 0:
+            raise ValueError("no batch was added")
+        return LossResult(**{k: self._sums[k] / self._n for k in LOSS_KEYS})
+
+
+def batches(n: int, batch_size: int) -> Iterator[slice]:
+    """Consecutive slices ``[0:bs], [bs:2bs], ...`` covering ``range(n)`` (``shuffle=False`` order)."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def locoop_loss_clip(image: torch.Tensor, local: torch.Tensor | None, text: torch.Tensor, logit_scale: float | torch.Tensor,
+                     labels: torch.Tensor, lam: float, top_k: int, batch_size: int = OFFICIAL_BATCH_SIZE,
+                     text_normalized: bool = False) -> LossResult:
+    """LoCoOp loss of CLIP features over the whole validation set.
+
+    Args:
+        image: global image embeddings ``[N, D]`` (not normalised).
+        local: value-path local embeddings ``[N, P, D]`` (not normalised), or None for the ID loss only.
+        text: class text embeddings ``[C, D]``.
+        logit_scale: ``logit_scale.exp()`` of the model.
+        labels: ``[N]`` class indices.
+        lam, top_k: LoCoOp lambda and K.
+        batch_size: batch size of the aggregation (512 officially).
+        text_normalized: ``text`` is already L2-normalised.
+    """
+    text_n = text if text_normalized else normalize_text(text)
+    acc = LossAccumulator()
+    for sl in batches(image.shape[0], batch_size):
+        g = clip_logits(image[sl], text_n, logit_scale)
+        l = clip_logits(local[sl], text_n, logit_scale) if local is not None else None
+        acc.add(batch_terms(g, l, labels[sl], lam, top_k), sl.stop - sl.start)
+    return acc.result()
+
+
+def locoop_loss_logits(logits: torch.Tensor, local_logits: torch.Tensor | None, labels: torch.Tensor, lam: float,
+                       top_k: int, batch_size: int = OFFICIAL_BATCH_SIZE) -> LossResult:
+    """LoCoOp loss of classifier outputs (logits ``[N, C]``, per-position logits ``[N, P, C]`` or None)."""
+    acc = LossAccumulator()
+    for sl in batches(logits.shape[0], batch_size):
+        l = local_logits[sl] if local_logits is not None else None
+        acc.add(batch_terms(logits[sl], l, labels[sl], lam, top_k), sl.stop - sl.start)
+    return acc.result()
+
+
+def locoop_loss_batched(fn: Callable[[slice], tuple[torch.Tensor, torch.Tensor | None]], n: int, labels: torch.Tensor,
+                        lam: float, top_k: int, batch_size: int = OFFICIAL_BATCH_SIZE) -> LossResult:
+    """LoCoOp loss where ``fn(slice) -> (logits_global, logits_local)`` produces each batch's logits lazily."""
+    acc = LossAccumulator()
+    for sl in batches(n, batch_size):
+        g, l = fn(sl)
+        acc.add(batch_terms(g, l, labels[sl], lam, top_k), sl.stop - sl.start)
+    return acc.result()

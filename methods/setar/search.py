@@ -1,0 +1,258 @@
+"""SeTAR's greedy searches for per-weight rank reduction ratios: SeTAR-S, MIS and LES.
+
+Paper: Li et al., SeTAR, NeurIPS 2024, Sec. 3.1 (Algorithm 1) and Sec. 4.4 (Table 5: LES, MIS, SeTAR-S).
+Original code: X1AOX1A/SeTAR ``src/svd_ood/svd_ood/searchers.py`` (``VisualTextSearch``,
+``ModalityInterleavedSearch``, ``LayerExhaustiveSearch``, ``VisualSearchForSwin``) and
+``src/svd_ood/svd_ood/utils/search_utils.py`` (acceptance rule).
+
+* **SeTAR-S** (``visual_text``): image tower top -> bottom, then text tower top -> bottom; at each step every
+  candidate ratio of that weight.
+* **MIS** (``modality_interleaved``): image block L-1, text block L-1, image block L-2, ... (needs towers of
+  equal depth; the paper notes it fails for CLIP-L, 24 image and 12 text blocks).
+* **LES** (``layer_exhaustive``): at each step every remaining weight x every ratio; the best pair is accepted
+  and its weight removed from the pool; quadratic in the number of weights.
+
+Acceptance (spec §4.3): the best loss is initialised to +inf once, before the loop, and is global across
+steps; a candidate becomes the best only if its loss is **strictly** lower; each step starts from "ratio 0 of
+the step's first weight", so a step that improves nothing keeps that weight unmodified; ties go to the earlier
+candidate. Candidates are evaluated by :class:`~oodbench.methods.setar.evaluator.FastEvaluator`, which gives
+the losses of the official per-candidate full re-evaluation without re-running what a candidate cannot change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from oodbench.backbones.base import Backbone
+from oodbench.console import progress
+from oodbench.errors import IncompatibleError, UserError
+
+from .evaluator import FastEvaluator, Target
+from .loss import LOSS_KEYS, LossResult
+from .lowrank import PRUNE_STRATEGIES
+from .modifier import SetarModifier
+from .plan import Plan, PlanEntry
+from .presets import DEFAULT_RATIOS, DEFAULT_SEED, OFFICIAL_BATCH
+from .searchlog import SearchLog
+
+logger = logging.getLogger("oodbench")
+
+SEARCHERS = ("setar-s", "mis", "les")
+MODALITIES = ("both", "vision", "text")
+METRICS = ("locoop_loss", "loss_id", "loss_ood")
+_SEARCHER_ALIASES = {"setar-s": "setar-s", "setar_s": "setar-s", "setars": "setar-s", "visual_text": "setar-s",
+                     "mis": "mis", "modality_interleaved": "mis", "les": "les", "layer_exhaustive": "les"}
+
+
+@dataclass
+class SearchConfig:
+    """Settings of one search.
+
+    Attributes:
+        searcher: ``"setar-s"`` (default), ``"mis"`` or ``"les"``.
+        weight_type: the weight searched in every block (``W_up`` in every reported run).
+        modality: ``"both"``, ``"vision"`` or ``"text"`` (classifiers: vision).
+        ratios: candidate rank reduction ratios, in evaluation order.
+        lam: LoCoOp lambda (the OOD term's weight).
+        top_k: K of the ground-truth top-K patch mask.
+        batch_size: batch size of the loss aggregation (512 officially; 384 for Swin).
+        prune: ``"minor"`` (SeTAR), ``"principal"`` or ``"random"``.
+        seed: seed of the random prune strategy.
+        include_projection: also search the projections ``W_p`` (before each tower's blocks); off in SeTAR.
+        metric: what is minimised: ``locoop_loss`` (default), ``loss_id`` or ``loss_ood``.
+        forward_batch_size: images per forward chunk (memory only; it does not change the loss).
+        text_batch_size: prompts per text forward chunk.
+    """
+
+    searcher: str = "setar-s"
+    weight_type: str = "W_up"
+    modality: str = "both"
+    ratios: tuple[float, ...] = DEFAULT_RATIOS
+    lam: float = 0.10
+    top_k: int = 300
+    batch_size: int = OFFICIAL_BATCH
+    prune: str = "minor"
+    seed: int = DEFAULT_SEED
+    include_projection: bool = False
+    metric: str = "locoop_loss"
+    forward_batch_size: int = 256
+    text_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        s = _SEARCHER_ALIASES.get(str(self.searcher).lower())
+        if s is None:
+            raise UserError(f"unknown searcher '{self.searcher}'; choose one of {', '.join(SEARCHERS)}")
+        self.searcher = s
+        if self.modality not in MODALITIES:
+            raise UserError(f"unknown modality '{self.modality}'; choose one of {', '.join(MODALITIES)}")
+        if self.prune not in PRUNE_STRATEGIES:
+            raise UserError(f"unknown prune strategy '{self.prune}'; choose one of {', '.join(PRUNE_STRATEGIES)}")
+        if self.metric not in METRICS:
+            raise UserError(f"unknown search metric '{self.metric}'; choose one of {', '.join(METRICS)}")
+        self.ratios = tuple(float(r) for r in self.ratios)
+        if not self.ratios:
+            raise UserError("the list of candidate ratios is empty")
+        if any(not 0 <= r < 1 for r in self.ratios):
+            raise UserError(f"candidate ratios must lie in [0, 1), got {list(self.ratios)}")
+        if self.lam < 0:
+            raise UserError(f"--lambda must be >= 0, got {self.lam}")
+        if self.top_k < 1:
+            raise UserError(f"--topk must be >= 1, got {self.top_k}")
+        for name in ("batch_size", "forward_batch_size", "text_batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ratios"] = list(self.ratios)
+        d["lambda"] = d.pop("lam")
+        return d
+
+
+@dataclass
+class SearchResult:
+    """The selected plan and the search log."""
+
+    plan: Plan
+    log: SearchLog
+    best: LossResult | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: str | Path, plan_name: str = "plan.json") -> dict[str, Path]:
+        """Write the plan and, next to it, ``search_steps.csv``, ``search_candidates.csv``, ``search_log.json``."""
+        paths = self.log.save(directory)
+        paths["plan"] = self.plan.save(Path(directory) / plan_name)
+        return paths
+
+
+# ----------------------------------------------------------------------------------------------- orders
+def search_order(towers: dict[str, int], config: SearchConfig) -> list[Target]:
+    """The (tower, weight_type, layer) sequence of SeTAR-S / the pool order of LES / the MIS interleaving."""
+    names = _searched_towers(towers, config)
+    wt = config.weight_type
+
+    def tower_seq(t: str) -> list[Target]:
+        proj = [(t, "W_p", -1)] if config.include_projection else []
+        return proj + [(t, wt, i) for i in range(towers[t] - 1, -1, -1)]
+
+    if config.searcher != "mis":
+        return [x for t in names for x in tower_seq(t)]
+    if names != ["vision", "text"]:
+        raise UserError("MIS interleaves the image and text towers: use --modality both with a CLIP backbone")
+    if towers["vision"] != towers["text"]:
+        raise IncompatibleError(
+            f"MIS needs towers of equal depth (image {towers['vision']}, text {towers['text']} blocks); use setar-s or les"
+        )
+    order: list[Target] = [("vision", "W_p", -1), ("text", "W_p", -1)] if config.include_projection else []
+    for i in range(towers["vision"] - 1, -1, -1):
+        order += [("vision", wt, i), ("text", wt, i)]
+    return order
+
+
+def _searched_towers(towers: dict[str, int], config: SearchConfig) -> list[str]:
+    if "text" not in towers:  # classifiers
+        if config.modality == "text":
+            raise IncompatibleError("this backbone has no text tower; use --modality vision")
+        return ["vision"]
+    return ["vision", "text"] if config.modality == "both" else [config.modality]
+
+
+# ----------------------------------------------------------------------------------------------- search
+def search(backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, class_names: list[str] | None = None,
+           prompt: str = "a photo of a {}", config: SearchConfig | None = None,
+           modifier: SetarModifier | None = None) -> SearchResult:
+    """Run a SeTAR search on the ID validation images and return the selected plan and the log.
+
+    Args:
+        backbone: a ``clip`` or ``classifier`` backbone (on its device, eval mode).
+        images: preprocessed validation images ``[N, 3, H, W]``, in the official (unshuffled) order.
+        labels: ``[N]`` class indices.
+        class_names: class names (CLIP); prompts are ``prompt.format(name)``.
+        prompt: prompt template (SeTAR: ``"a photo of a {}"``, no period).
+        config: search settings (default :class:`SearchConfig`).
+        modifier: a modifier to reuse (its cached SVDs); one is created otherwise. The backbone's weights are
+            restored before returning.
+
+    Returns:
+        :class:`SearchResult` with the plan (every searched weight, ratio 0 included) and the log.
+    """
+    config = config or SearchConfig()
+    if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
+        raise UserError(f"search: {images.shape[0]} images but {labels.shape[0]} labels")
+    if backbone.kind == "clip" and not class_names:
+        raise UserError("search: a CLIP backbone needs the class names")
+    prompts = [prompt.format(c) for c in class_names] if backbone.kind == "clip" else None
+    order = search_order(backbone.towers(), config)
+    modifier = modifier or SetarModifier()
+    modifier.attach(backbone)
+    settings = config.to_dict() | {"backbone": backbone.name, "n_images": int(images.shape[0]),
+                                   "n_classes": len(class_names) if class_names else None, "prompt": prompt}
+    start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            ev = FastEvaluator(backbone, images, labels, prompts, lam=config.lam, top_k=config.top_k,
+                               batch_size=config.batch_size, prune=config.prune, seed=config.seed, modifier=modifier,
+                               forward_batch_size=config.forward_batch_size, text_batch_size=config.text_batch_size)
+            log = SearchLog(settings=settings)
+            accepted, best = greedy(ev, order, config, log)
+    finally:
+        modifier.restore()
+    log.seconds = time.perf_counter() - start
+    plan = Plan([PlanEntry(*t, r) for t, r in accepted], config.prune, config.seed, settings)
+    logger.info("SeTAR search (%s) done in %.1f s: %d candidates, %d forward passes; plan %s",
+                config.searcher, log.seconds, len(log.candidates), ev.forward_passes, plan.describe())
+    return SearchResult(plan, log, best, {"forward_passes": ev.forward_passes, "candidates_computed": log.n_computed})
+
+
+def greedy(ev, order: list[Target], config: SearchConfig, log: SearchLog) -> tuple[list[tuple[Target, float]], LossResult | None]:
+    """The acceptance loop shared by the three searchers (spec §4.3).
+
+    ``ev`` provides ``evaluate(target, ratio) -> (LossResult, removed, computed)``, ``mark_best()``,
+    ``accept(target, ratio, result)`` and ``forget(target)``.
+    """
+    exhaustive = config.searcher == "les"
+    pool = list(order)
+    n_ratios = len(config.ratios)
+    total = n_ratios * (len(pool) * (len(pool) + 1) // 2 if exhaustive else len(pool))
+    metric = config.metric
+    best: LossResult | None = None
+    best_value = float("inf")
+    accepted: list[tuple[Target, float]] = []
+    with progress() as bar:
+        task = bar.add_task(f"SeTAR {config.searcher}", total=total)
+        step = 0
+        while pool:
+            step_targets = pool if exhaustive else pool[:1]
+            best_setting: tuple[Target, float] = (step_targets[0], 0.0)
+            for target in step_targets:
+                bar.update(task, description=f"SeTAR {config.searcher} step {step} {target[0]} {target[1]} {target[2]}")
+                for ratio in config.ratios:
+                    result, removed, computed = ev.evaluate(target, ratio)
+                    value = getattr(result, metric)
+                    improved = value < best_value
+                    if improved:
+                        best, best_value = result, value
+                        best_setting = (target, ratio)
+                        ev.mark_best()
+                    log.add_candidate(step, target, ratio, removed, result, computed, improved)
+                    bar.advance(task)
+            target, ratio = best_setting
+            if best is None:
+                raise UserError(f"search: the {metric} is not a finite number for {target}; check the inputs")
+            ev.accept(target, ratio, best)
+            ev.forget(target)
+            accepted.append(best_setting)
+            pool.remove(target)
+            log.add_step(step, target, ratio, best)
+            logger.debug("step %d: %s %s %d -> %.2f (%s %.6f)", step, *target, ratio, metric, best_value)
+            step += 1
+    return accepted, best
+
+
+__all__ = ["SearchConfig", "SearchResult", "search", "search_order", "greedy", "SEARCHERS", "LOSS_KEYS"]
