@@ -28,6 +28,8 @@ class SplitSpec:
         expected: number of images the split must have (``None``: not checked).
         group: ``"id"``, ``"near"`` or ``"far"``.
         source: where the images come from (shown by ``oodbench data --help``).
+        classes: explicit class-folder order for ``imagefolder`` / ``jsonlist`` ID splits (label ``i`` = folder
+            ``classes[i]``, e.g. Pascal-VOC in the GL-MCM order); None = sorted folder names (ImageFolder).
     """
 
     name: str
@@ -37,6 +39,7 @@ class SplitSpec:
     expected: int | None = None
     group: str = "far"
     source: str = ""
+    classes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,21 @@ class BenchmarkSpec:
     ood_val: tuple[SplitSpec, ...] = ()
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @property
+    def needs_data_root(self) -> bool:
+        """False when every split is built in memory (``format == "array"``), e.g. the embedded digits benchmark."""
+        splits = [self.id_test, self.id_val, self.id_fit, *self.ood, *self.ood_val]
+        return any(s is not None and s.format != "array" for s in splits)
+
+    def resolve(self, data_root=None, on_bad: str = "skip") -> "ResolvedBenchmark":
+        """Image sources of every split under ``data_root`` (see :func:`oodbench.datasets.resolve.resolve_files`).
+
+        Specs whose images are not files (``format == "array"``) override this method.
+        """
+        from oodbench.datasets.resolve import resolve_files
+
+        return resolve_files(self, data_root, on_bad=on_bad)
+
 
 @dataclass
 class ResolvedBenchmark:
@@ -72,6 +90,7 @@ class ResolvedBenchmark:
     id_fit: ImageSource | None = None
     ood_val: dict[str, ImageSource] = field(default_factory=dict)
     skipped: dict[str, list[str]] = field(default_factory=dict)  # split -> unreadable files left out
+    counts: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> {"expected", "found", "used"}
 
     @property
     def groups(self) -> dict[str, str]:

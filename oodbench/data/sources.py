@@ -49,6 +49,7 @@ class FileListSource(ImageSource):
     relpaths: list[str]
     labels: np.ndarray
     _fingerprint: str | None = field(default=None, repr=False)
+    classes: list[str] | None = field(default=None, repr=False)  # class folders in label order (readers set it)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -79,7 +80,8 @@ class FileListSource(ImageSource):
         return self._fingerprint
 
     def subset(self, keep: list[int], name: str | None = None) -> "FileListSource":
-        return FileListSource(name or self.name, self.root, [self.relpaths[i] for i in keep], self.labels[keep])
+        return FileListSource(name or self.name, self.root, [self.relpaths[i] for i in keep], self.labels[keep],
+                              classes=self.classes)
 
 
 @dataclass

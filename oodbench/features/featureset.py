@@ -38,11 +38,16 @@ SHARED = frozenset({"text", "logit_scale", "fc_weight", "fc_bias", "class_names"
 
 @dataclass
 class Features:
-    """Arrays of one split. ``arrays`` are per-sample (same first dimension); ``shared`` are model-level."""
+    """Arrays of one split. ``arrays`` are per-sample (same first dimension); ``shared`` are model-level.
+
+    ``meta`` records how they were made (cache key, counts of images used and skipped with the skipped paths,
+    precision, ...; see :func:`oodbench.features.extract.extract_features`).
+    """
 
     arrays: dict[str, np.ndarray]
     shared: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         lengths = {k: len(v) for k, v in self.arrays.items()}
@@ -73,7 +78,7 @@ class Features:
 
     def subset(self, index) -> "Features":
         """Rows ``index`` (slice, integer array or boolean mask) of every per-sample array; shared entries kept."""
-        return Features({k: v[index] for k, v in self.arrays.items()}, dict(self.shared), self.name)
+        return Features({k: v[index] for k, v in self.arrays.items()}, dict(self.shared), self.name, dict(self.meta))
 
     @classmethod
     def concat(cls, parts: list["Features"], name: str = "") -> "Features":
@@ -82,4 +87,4 @@ class Features:
             raise ValueError("nothing to concatenate")
         keys = set(parts[0].arrays)
         arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in keys}
-        return cls(arrays, dict(parts[0].shared), name or parts[0].name)
+        return cls(arrays, dict(parts[0].shared), name or parts[0].name, dict(parts[0].meta))

@@ -1,0 +1,28 @@
+"""ImageNet-1K benchmark in the SeTAR layout (the paper's main CLIP and Swin table).
+
+ID test = ILSVRC2012 val (50,000), ID val = one train image per class (1,000, the SeTAR search split);
+far-OOD = iNaturalist, SUN, Places (10,000 each), Texture (5,640). Class names: the CLIP-cleaned list of
+MCM / SeTAR; prompt ``"a photo of a {}"``. Reference: X1AOX1A/SeTAR ``data/README.md``.
+"""
+
+from __future__ import annotations
+
+from oodbench.datasets.base import BenchmarkSpec
+from oodbench.datasets.resources import read_classnames
+from oodbench.datasets.setar_splits import HPARAMS_IMAGENET, IMAGENET_TEST, IMAGENET_VAL, MOS_OOD, PROMPT
+from oodbench.registry import register
+
+
+@register("benchmarks", "imagenet1k", aliases=("imagenet", "in1k"))
+def imagenet1k() -> BenchmarkSpec:
+    """ImageNet-1K (SeTAR layout): ID test 50,000 / val 1,000; far-OOD iNaturalist, SUN, Places, Texture."""
+    return BenchmarkSpec(
+        name="imagenet1k",
+        description="ImageNet-1K vs iNaturalist / SUN / Places / Texture (SeTAR, MCM protocol)",
+        id_test=IMAGENET_TEST,
+        id_val=IMAGENET_VAL,
+        ood=MOS_OOD,
+        class_names=read_classnames("imagenet1k"),
+        prompt=PROMPT,
+        hparams=HPARAMS_IMAGENET,
+    )

@@ -1,0 +1,32 @@
+"""OpenOOD v1.5 ImageNet-1K benchmark: its own ID splits, near-OOD SSB-hard + NINCO, far-OOD iNaturalist,
+Textures, OpenImage-O, and OpenImage-O val as the OOD-val split for hyperparameter search (APS).
+
+Reference: Jingkang50/OpenOOD ``openood/evaluation_api/datasets.py::DATA_INFO['imagenet']``. Split names are
+OpenOOD's, so its results can be compared set by set. Deviation: postprocessors that need ID statistics fit on
+the ID val list (5,000 images), whereas OpenOOD fits KNN and DICE on the 1.28M-image ImageNet train list.
+"""
+
+from __future__ import annotations
+
+from oodbench.datasets.base import BenchmarkSpec
+from oodbench.datasets.openood_splits import (INATURALIST, NINCO, OPENIMAGE_O, OPENIMAGE_O_VAL, OPENOOD_ID_TEST,
+                                              OPENOOD_ID_VAL, SSB_HARD, TEXTURES)
+from oodbench.datasets.resources import read_classnames
+from oodbench.datasets.setar_splits import HPARAMS_IMAGENET, PROMPT
+from oodbench.registry import register
+
+
+@register("benchmarks", "openood_imagenet1k", aliases=("openood_imagenet", "openood-imagenet1k"))
+def openood_imagenet1k() -> BenchmarkSpec:
+    """OpenOOD v1.5 ImageNet-1K: near SSB-hard, NINCO; far iNaturalist, Textures, OpenImage-O; OOD-val OpenImage-O val."""
+    return BenchmarkSpec(
+        name="openood_imagenet1k",
+        description="OpenOOD v1.5 ImageNet-1K: near SSB-hard / NINCO, far iNaturalist / Textures / OpenImage-O",
+        id_test=OPENOOD_ID_TEST,
+        id_val=OPENOOD_ID_VAL,
+        ood=(SSB_HARD, NINCO, INATURALIST, TEXTURES, OPENIMAGE_O),
+        ood_val=(OPENIMAGE_O_VAL,),
+        class_names=read_classnames("imagenet1k"),
+        prompt=PROMPT,
+        hparams=HPARAMS_IMAGENET,
+    )

@@ -1,0 +1,60 @@
+"""Splits of the SeTAR data layout (``<SET>/<split>/...``, read as ImageFolder trees) and SeTAR's search settings.
+
+Layout and counts: X1AOX1A/SeTAR ``data/README.md`` and ``data/utils/check_data_structure.py``; OOD sets per ID
+set: ``src/svd_ood/svd_ood/utils/data_utils.py``; search settings: ``configs/training_free/*/SeTAR.json`` and the
+paper's Table 10 (Li et al., "SeTAR: Out-of-Distribution Detection with Selective Low-Rank Approximation",
+NeurIPS 2024). The OOD sets keep their images in one dummy class folder (``images/``) and are used in full.
+"""
+
+from __future__ import annotations
+
+from oodbench.datasets.base import SplitSpec
+
+_MOS = ("MOS subset (Huang & Li, CVPR 2021), the set MCM and GL-MCM use: "
+        "http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/{0}.tar.gz; move {0}/images to {1}/images")
+
+IMAGENET_TEST = SplitSpec(
+    "ImageNet-1K test", "ID_ImageNet1K/test", expected=50_000, group="id",
+    source="ILSVRC2012 validation images (ILSVRC2012_img_val.tar, image-net.org) sorted into one folder per wnid "
+           "(soumith/imagenetloader.torch valprep.sh, as SeTAR's restore_imagenet1k_test.sh)")
+IMAGENET_VAL = SplitSpec(
+    "ImageNet-1K val", "ID_ImageNet1K/val", format="jsonlist", list_file="pkg:imagenet1k_val_data.json",
+    expected=1_000, group="id",
+    source="one ILSVRC2012 *train* image per class chosen by SeTAR (their Google Drive folder, or copy the 1,000 "
+           "files named in the shipped imagenet1k_val_data.json from ILSVRC2012_img_train.tar into <wnid>/ folders)")
+INATURALIST = SplitSpec("iNaturalist", "OOD_iNaturalist/test", expected=10_000, group="far",
+                        source=_MOS.format("iNaturalist", "OOD_iNaturalist/test"))
+SUN = SplitSpec("SUN", "OOD_Sun/test", expected=10_000, group="far", source=_MOS.format("SUN", "OOD_Sun/test"))
+PLACES = SplitSpec("Places", "OOD_Places/test", expected=10_000, group="far",
+                   source=_MOS.format("Places", "OOD_Places/test"))
+TEXTURE = SplitSpec(
+    "Texture", "OOD_Texture/test", expected=5_640, group="far",
+    source="DTD (Cimpoi et al., CVPR 2014) dtd-r1.0.1.tar.gz from https://www.robots.ox.ac.uk/~vgg/data/dtd/; "
+           "move dtd/images to OOD_Texture/test/images (all 47 class folders)")
+IMAGENET22K = SplitSpec(
+    "ImageNet22K", "OOD_ImageNet22K/test", expected=18_335, group="far",
+    source="ImagenetOOD_for_COCO_VOC.tar (deeplearning-wisc/multi-label-ood, Google Drive), folder ImageNet-22K "
+           "(20 wnid folders) moved to OOD_ImageNet22K/test")
+COCO = SplitSpec(
+    "COCO", "OOD_COCO/test", expected=1_000, group="far",
+    source="GL-MCM datasets.tar.gz (AtsuMiyai/GL-MCM, Google Drive 1he4jKi2...), folder OOD_COCO/images moved to "
+           "OOD_COCO/test/images")
+
+MOS_OOD = (INATURALIST, SUN, PLACES, TEXTURE)
+
+# SeTAR search settings (lam = LoCoOp lambda, topk = K, batch_size of the loss on the val split, seed).
+# CLIP and Swin: paper Table 10 / official configs. resnet50: not in the paper or the code; oodbench's own
+# recipe (ID loss only, as the paper's ResNet-50 experiment), batch size chosen for memory, not tuned.
+HPARAMS_IMAGENET = {
+    "clip-b16": {"lam": 0.10, "topk": 300, "batch_size": 512, "seed": 5},
+    "clip-l14": {"lam": 0.50, "topk": 300, "batch_size": 512, "seed": 5},
+    "swinv2-b": {"lam": 0.01, "topk": 700, "batch_size": 384, "seed": 5},
+    "resnet50": {"lam": 0.0, "topk": 0, "batch_size": 256, "seed": 5},
+}
+HPARAMS_VOC = {
+    "clip-b16": {"lam": 0.05, "topk": 4, "batch_size": 512, "seed": 5},
+    "clip-l14": {"lam": 0.30, "topk": 6, "batch_size": 512, "seed": 5},
+}
+
+# The prompt of the official code everywhere (no trailing period; the paper writes "a photo of a [CLASS].").
+PROMPT = "a photo of a {}"

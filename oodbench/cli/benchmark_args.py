@@ -1,0 +1,96 @@
+"""The benchmark options every command that reads images accepts, and their resolution.
+
+``--benchmark NAME --data-root DIR`` picks a registered benchmark; the ad-hoc flags ``--id-test DIR
+[--id-val DIR] --ood NAME=DIR [--near-ood NAME=DIR] --classes FILE [--prompt TEMPLATE]`` build one from
+folders instead. With neither, the embedded ``digits`` benchmark is used (it needs no data root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from oodbench.errors import UserError
+
+DEFAULT_BENCHMARK = "digits"
+DATA_ROOT_ENV = "OODBENCH_DATA_ROOT"
+_ADHOC = ("id_test", "id_val", "ood", "near_ood", "classes", "prompt")
+
+
+def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--benchmark``, ``--data-root``, ``--on-bad`` and the ad-hoc benchmark flags to ``parser``."""
+    g = parser.add_argument_group("benchmark")
+    g.add_argument("--benchmark", default=None, metavar="NAME",
+                   help=f"registered benchmark (`oodbench list benchmarks`; default {DEFAULT_BENCHMARK}, "
+                        "which needs no data)")
+    g.add_argument("--data-root", default=None, metavar="DIR",
+                   help=f"folder holding the benchmark's images (default ${DATA_ROOT_ENV}); layout: "
+                        "`oodbench data layout NAME`")
+    g.add_argument("--on-bad", choices=("skip", "fail"), default="skip",
+                   help="unreadable or missing image files: leave them out and report them (skip, default) or stop")
+    a = parser.add_argument_group("ad-hoc benchmark (instead of --benchmark)")
+    a.add_argument("--id-test", metavar="DIR", help="ID test images, one sub-folder per class")
+    a.add_argument("--id-val", metavar="DIR", help="ID validation images (the SeTAR search split), same classes")
+    a.add_argument("--ood", action="append", metavar="NAME=DIR", help="a far-OOD image folder (repeatable)")
+    a.add_argument("--near-ood", action="append", metavar="NAME=DIR", help="a near-OOD image folder (repeatable)")
+    a.add_argument("--classes", metavar="FILE",
+                   help="class names in label order, one per line (or a shipped list: imagenet1k, voc)")
+    a.add_argument("--prompt", metavar="TEMPLATE", help="text prompt with {} for the class name "
+                                                        "(default 'a photo of a {}')")
+
+
+def data_root_from_args(args: argparse.Namespace) -> Path | None:
+    root = getattr(args, "data_root", None) or os.environ.get(DATA_ROOT_ENV) or None
+    return Path(root).expanduser() if root else None
+
+
+def spec_from_args(args: argparse.Namespace):
+    """``(BenchmarkSpec, data_root)`` chosen by the options, without reading any image list."""
+    from oodbench.datasets import get_benchmark
+    from oodbench.datasets.adhoc import adhoc_benchmark
+
+    adhoc = [k for k in _ADHOC if getattr(args, k, None)]
+    data_root = data_root_from_args(args)
+    if adhoc:
+        if args.benchmark:
+            raise UserError(f"--benchmark {args.benchmark} cannot be combined with the ad-hoc flags "
+                            f"({', '.join('--' + k.replace('_', '-') for k in adhoc)}); use one or the other")
+        missing = [f for f, v in (("--id-test", args.id_test), ("--classes", args.classes)) if not v]
+        if missing or not (args.ood or args.near_ood):
+            missing += [] if (args.ood or args.near_ood) else ["--ood NAME=DIR"]
+            raise UserError(f"ad-hoc benchmark: missing {', '.join(missing)} (needs --id-test DIR, --classes FILE "
+                            f"and at least one --ood NAME=DIR)")
+        spec = adhoc_benchmark(args.id_test, args.classes, _named(args.ood, "--ood"),
+                               near_ood=_named(args.near_ood, "--near-ood"), id_val=args.id_val, prompt=args.prompt)
+        return spec, None
+    name = args.benchmark or DEFAULT_BENCHMARK
+    if not args.benchmark and data_root is not None and getattr(args, "data_root", None):
+        raise UserError("--data-root needs --benchmark NAME (see `oodbench list benchmarks`)")
+    return get_benchmark(name), data_root
+
+
+def benchmark_from_args(args: argparse.Namespace):
+    """Resolve the benchmark the options name: a :class:`~oodbench.datasets.base.ResolvedBenchmark`.
+
+    Raises:
+        UserError / DataError: one-line, actionable (conflicting flags, no data root, missing or short splits).
+    """
+    from oodbench.datasets import resolve
+
+    spec, data_root = spec_from_args(args)
+    if not spec.needs_data_root:
+        data_root = None
+    return resolve(spec, data_root, on_bad=getattr(args, "on_bad", "skip"))
+
+
+def _named(items: list[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UserError(f"{flag} expects NAME=DIR, got '{item}'")
+        if name in out:
+            raise UserError(f"{flag}: the name '{name}' is given twice")
+        out[name.strip()] = value.strip()
+    return out

@@ -1,0 +1,334 @@
+"""Feature extraction: a backbone over an image source, batched by a DataLoader, written into the cache.
+
+:func:`extract_features` gives the :class:`~oodbench.features.featureset.Features` of one split. Per-sample
+arrays are extracted shard by shard (a shard = ``shard_size`` consecutive images) and written atomically to
+the keyed cache (:mod:`oodbench.features.cache`): a second call costs no forward pass, an interrupted call
+resumes from the finished shards, and asking later for an array that is not cached yet runs the model only
+for that array. Unreadable images are found while loading (no separate pass) and skipped (reported by path,
+counted in ``Features.meta``) or fatal (``on_bad="fail"``).
+
+CLIP ``logits`` are never extracted: they are derived from the cached image embeddings and the class-prompt
+text embeddings, ``logit_scale * normalize(image) @ normalize(text).T``, so changing class names or the
+prompt costs no image forward pass.
+
+Model-level entries (``text``, ``logit_scale``, ``fc_weight``, ``fc_bias``; plus ``class_names`` and
+``prompt``) come from ``backbone.shared_features`` (:func:`compute_shared`). They are cached too, keyed by
+the weights, plan, class names and prompt: they are cheap next to the images, but encoding 1,000 prompts with
+a full text tower still takes seconds on a CPU, which a warm run should not pay. They are computed in fp32
+whatever ``precision`` the images use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from oodbench.backbones.base import Backbone, to_numpy
+from oodbench.data.loader import SourceDataset, collate
+from oodbench.data.sources import ArraySource, ImageSource
+from oodbench.errors import DataError, IncompatibleError, UserError
+from oodbench.features.cache import (INDEX, CorruptShard, Entry, FeatureCache, hash_json, key_ingredients,
+                                     shared_ingredients)
+from oodbench.features.featureset import PER_SAMPLE, SHARED, Features
+
+log = logging.getLogger("oodbench")
+
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+DEFAULT_BATCH_SIZE = 128
+DEFAULT_SHARD_SIZE = 1024
+STATIC_SHARED = frozenset({"class_names", "prompt"})
+
+
+def plan_request(backbone: Backbone, names: Iterable[str]) -> tuple[set[str], set[str], bool]:
+    """Split requested names into (per-sample arrays to extract, shared entries, derive CLIP logits?).
+
+    Raises:
+        UserError: an unknown feature name.
+        IncompatibleError: the backbone cannot produce a requested feature.
+    """
+    names = set(names)
+    unknown = names - PER_SAMPLE - SHARED
+    if unknown:
+        raise UserError(f"unknown feature name(s) {', '.join(sorted(unknown))}; known: "
+                        f"{', '.join(sorted(PER_SAMPLE | SHARED))}")
+    per_sample = (names & PER_SAMPLE) - {"labels"}
+    shared = names & SHARED
+    derive = backbone.kind == "clip" and "logits" in per_sample
+    if derive:
+        per_sample = (per_sample - {"logits"}) | {"image"}
+        shared |= {"text", "logit_scale"}
+    lacking = (per_sample | (shared - STATIC_SHARED)) - set(backbone.provides)
+    if lacking:
+        raise IncompatibleError(f"backbone {backbone.name} cannot produce {', '.join(sorted(lacking))}; it provides "
+                                f"{', '.join(sorted(backbone.provides))}")
+    return per_sample, shared, derive
+
+
+def compute_shared(backbone: Backbone, names: Iterable[str], class_names=None, prompt: str | None = None, *,
+                   cache: FeatureCache | None = None, plan_hash: str = "none") -> dict[str, Any]:
+    """Model-level entries ``names`` (subset of :data:`~oodbench.features.featureset.SHARED`), cached by key.
+
+    Tensors become float32 numpy arrays, the logit scale a float.
+    """
+    names = set(names) & SHARED
+    model_names = names - STATIC_SHARED
+    if model_names & {"text"} and not class_names:
+        raise UserError("text features need the class names (and prompt) of the benchmark")
+    out: dict[str, Any] = {}
+    if "class_names" in names:
+        out["class_names"] = list(class_names or ())
+    if "prompt" in names:
+        out["prompt"] = prompt
+    if not model_names:
+        return out
+    ingredients = shared_ingredients(backbone, plan_hash, model_names, class_names, prompt)
+    cached = cache.load_shared(ingredients) if cache is not None else None
+    if cached is None:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            raw = backbone.shared_features(model_names, list(class_names or ()), prompt or "{}")
+        cached = {k: _plain(v) for k, v in raw.items() if k in model_names}
+        log.debug("shared features %s computed in %.2f s", sorted(model_names), time.perf_counter() - t0)
+        if cache is not None:
+            cache.save_shared(ingredients, cached)
+    missing = model_names - set(cached)
+    if missing:
+        raise RuntimeError(f"backbone {backbone.name}.shared_features did not return {', '.join(sorted(missing))}")
+    out.update(cached)
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return float(v.item()) if v.numel() == 1 and v.ndim == 0 else to_numpy(v).astype(np.float32, copy=False)
+    if isinstance(v, np.ndarray):
+        return v.astype(np.float32, copy=False) if v.dtype.kind == "f" else v
+    return float(v) if isinstance(v, (np.floating, np.integer)) else v
+
+
+def clip_logits(image: np.ndarray, text: np.ndarray, logit_scale: float) -> np.ndarray:
+    """``logit_scale * normalize(image) @ normalize(text).T`` in float32: ``[N, D] x [C, D] -> [N, C]``."""
+    img = np.asarray(image, dtype=np.float32)
+    txt = np.asarray(text, dtype=np.float32)
+    img = img / np.linalg.norm(img, axis=-1, keepdims=True)
+    txt = txt / np.linalg.norm(txt, axis=-1, keepdims=True)
+    return (np.float32(logit_scale) * (img @ txt.T)).astype(np.float32, copy=False)
+
+
+def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[str], *,
+                     cache: FeatureCache | None = None, plan_hash: str = "none",
+                     batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None, precision: str = "fp32",
+                     device: str | torch.device | None = None, on_bad: str = "skip",
+                     shared: dict[str, Any] | None = None, class_names=None, prompt: str | None = None,
+                     shard_size: int = DEFAULT_SHARD_SIZE) -> Features:
+    """Features ``names`` of every readable image of ``source``.
+
+    Args:
+        backbone: the model (with any modifier already applied; its plan hash is ``plan_hash``).
+        source: the images; ``labels`` of the result come from it.
+        names: feature names (:mod:`oodbench.features.featureset`), per-sample and/or shared.
+        cache: where arrays are kept between runs; None extracts in memory only.
+        plan_hash: hash of the modifier plan applied to the backbone (``"none"`` for the pristine model).
+        batch_size: images per forward pass.
+        num_workers: DataLoader worker processes; None = 0 for in-memory sources, else ``min(8, cpu_count)``.
+        precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"`` (autocast); part of the cache key.
+        device: where the model runs (None: where the backbone is).
+        on_bad: unreadable images are left out and reported (``"skip"``) or raise :class:`DataError` (``"fail"``).
+        shared: model-level entries computed before (:func:`compute_shared`), reused as given.
+        class_names, prompt: needed when text features are requested and ``shared`` lacks them.
+        shard_size: images per cache shard for a new key (an existing key keeps its own).
+
+    Returns:
+        Features with the requested per-sample arrays (rows = readable images, source order), ``labels``, the
+        requested shared entries, and ``meta``: ``cache_key``, ``cache_path``, ``n_images``, ``n_used``,
+        ``skipped`` (``[{"path", "reason"}]``), ``precision``, ``plan_hash``, ``forward_batches``, ``seconds``.
+    """
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    if on_bad not in ("skip", "fail"):
+        raise UserError(f"on_bad must be skip or fail, got '{on_bad}'")
+    if batch_size < 1:
+        raise UserError(f"batch size must be >= 1, got {batch_size}")
+    t0 = time.perf_counter()
+    per_sample, shared_names, derive = plan_request(backbone, names)
+    shared_out = dict(shared or {})
+    if shared_names - set(shared_out):
+        shared_out.update(compute_shared(backbone, shared_names - set(shared_out), class_names, prompt,
+                                         cache=cache, plan_hash=plan_hash))
+    n = len(source)
+    if n == 0:
+        raise DataError(f"{source.name}: no images to extract features from")
+    ingredients = key_ingredients(backbone, plan_hash, source, precision)
+    if batch_size > shard_size:
+        shard_size = batch_size
+    shard_size = -(-shard_size // batch_size) * batch_size  # whole batches per shard
+    if cache is not None:
+        entry: Entry = cache.entry(ingredients, n, shard_size)
+    else:
+        entry = Entry(hash_json(ingredients), n, shard_size)
+    batches = 0
+    for attempt in (1, 2):  # a second pass only when a cached file turned out unreadable (then deleted)
+        todo = {s: {x for x in per_sample if not entry.has(x, s)} for s in range(entry.num_shards)}
+        todo = {s: need for s, need in todo.items() if need or (per_sample and not entry.has(INDEX, s))}
+        if todo:
+            batches += _run(backbone, source, entry, todo, batch_size, num_workers, precision, device, on_bad)
+        try:
+            if hasattr(entry, "consolidate"):
+                for x in (*sorted(per_sample), INDEX):
+                    entry.consolidate(x)
+            arrays, skipped = _load(entry, source, per_sample, on_bad)
+            break
+        except CorruptShard as exc:
+            if attempt == 2:
+                raise
+            log.warning("feature cache: %s; recomputing it", exc)
+    if derive:
+        arrays["logits"] = clip_logits(arrays["image"], shared_out["text"], shared_out["logit_scale"])
+    requested = set(names)
+    keep = {k: v for k, v in arrays.items() if k in requested or k == "labels"}
+    shared_keep = {k: v for k, v in shared_out.items() if k in requested or k in shared_names}
+    meta = {"source": source.name, "fingerprint": source.fingerprint(), "cache_key": entry.key,
+            "cache_path": str(entry.path) if entry.path is not None else None, "n_images": n,
+            "n_used": int(len(keep["labels"])), "skipped": skipped, "precision": precision,
+            "plan_hash": plan_hash, "forward_batches": batches, "seconds": round(time.perf_counter() - t0, 3)}
+    return Features(keep, shared_keep, source.name, meta)
+
+
+def _run(backbone, source, entry: Entry, todo: dict[int, set[str]], batch_size: int, num_workers, precision: str,
+         device, on_bad: str) -> int:
+    """Forward the images of the shards in ``todo``; write each shard when its last batch is done."""
+    from oodbench.console import progress
+
+    dev = torch.device(device) if device is not None else backbone.device
+    if dev != backbone.device:
+        backbone.to(dev)
+    if num_workers is None:
+        num_workers = 0 if isinstance(source, ArraySource) else min(8, os.cpu_count() or 1)
+    plan = [list(range(r.start, r.stop, 1))[i:i + batch_size] for s in sorted(todo)
+            for r in [entry.shard_range(s)] for i in range(0, len(r), batch_size)]
+    loader = torch.utils.data.DataLoader(
+        SourceDataset(source, backbone.preprocess()), batch_sampler=plan, num_workers=num_workers,
+        collate_fn=collate, pin_memory=dev.type == "cuda")
+    dtype = PRECISIONS[precision]
+    total = sum(len(b) for b in plan)
+    names_all = sorted(set().union(*todo.values()))
+    log.info("features of %s: extracting %s for %s of %s images on %s (%s)", source.name,
+             ", ".join(names_all) or "the file check", f"{total:,}", f"{len(source):,}", dev, precision)
+    acc: dict[int, dict[str, list]] = {}
+    count = 0
+    with progress() as prog, torch.inference_mode():
+        task = prog.add_task(f"features {source.name}", total=total)
+        for batch_idx, (images, indices, bad) in zip(plan, loader):
+            s = batch_idx[0] // entry.shard_size
+            need = todo[s]
+            a = acc.setdefault(s, {"index": [], "bad": [], **{x: [] for x in need}})
+            if bad:
+                if on_bad == "fail":
+                    i, reason = bad[0]
+                    raise DataError(f"{source.name}: unreadable image {source.describe(i)} ({reason}) — fix or remove "
+                                    f"it, or pass --on-bad skip to leave unreadable images out")
+                a["bad"] += bad
+            if images is not None:
+                a["index"].append(indices.numpy())
+                if need:
+                    with torch.autocast(device_type=dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                        out = backbone.forward_features(images.to(dev, non_blocking=True), set(need))
+                    count += 1
+                    for x in need:
+                        if x not in out:
+                            raise RuntimeError(f"backbone {backbone.name}.forward_features did not return '{x}'")
+                        a[x].append(to_numpy(out[x]))
+            prog.advance(task, len(batch_idx))
+            if batch_idx[-1] == entry.shard_range(s).stop - 1:
+                _write_shard(entry, s, need, acc.pop(s))
+    return count
+
+
+def _write_shard(entry: Entry, s: int, need: set[str], a: dict[str, list]) -> None:
+    index = np.concatenate(a["index"]) if a["index"] else np.zeros(0, np.int64)
+    if entry.has(INDEX, s):
+        if not np.array_equal(entry.read(INDEX, s), index):
+            raise RuntimeError(f"feature cache {entry.path}: the readable images of shard {s} changed since it was "
+                               "written; delete that folder and run again")
+    else:
+        entry.write_bad(s, a["bad"])
+        entry.write(INDEX, s, index)
+    for x in sorted(need):
+        arr = np.concatenate(a[x]) if a[x] else np.zeros(0, np.float32)
+        entry.write(x, s, arr)
+
+
+def _load(entry: Entry, source: ImageSource, per_sample: set[str], on_bad: str):
+    """Arrays of the complete entry, the labels of the readable rows, and the skipped files."""
+    arrays: dict[str, np.ndarray] = {}
+    bad = [b for s in range(entry.num_shards) for b in entry.read_bad(s)]
+    if bad and on_bad == "fail":
+        i, reason = bad[0]
+        raise DataError(f"{source.name}: unreadable image {source.describe(int(i))} ({reason}) — fix or remove it, "
+                        f"or pass --on-bad skip to leave unreadable images out")
+    if per_sample:
+        index = np.asarray(entry.load(INDEX), dtype=np.int64)
+        for x in sorted(per_sample):
+            arrays[x] = entry.load(x)
+            if len(arrays[x]) != len(index):
+                raise RuntimeError(f"feature cache {entry.path}: '{x}' has {len(arrays[x])} rows, expected {len(index)}")
+        if len(index) == 0:
+            raise DataError(f"{source.name}: none of its {len(source):,} images could be read")
+    else:
+        index = np.arange(len(source)) if not bad else np.setdiff1d(np.arange(len(source)), [int(i) for i, _ in bad])
+    arrays["labels"] = np.asarray(source.labels)[index]
+    skipped = [{"path": source.describe(int(i)), "reason": reason} for i, reason in bad]
+    if skipped:
+        shown = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        log.warning("%s: %d unreadable image(s) left out: %s%s", source.name, len(skipped), shown, more)
+    return arrays, skipped
+
+
+def split_sources(resolved) -> list[tuple[str, str, str, ImageSource]]:
+    """``(role, name, group, source)`` of every split of a resolved benchmark, ID test first.
+
+    Roles: ``id_test``, ``id_val``, ``id_fit``, ``ood``, ``ood_val``.
+    """
+    spec = resolved.spec
+    groups = {s.name: s.group for s in (*spec.ood, *spec.ood_val)}
+    out = [("id_test", spec.id_test.name, "id", resolved.id_test)]
+    if resolved.id_val is not None:
+        out.append(("id_val", spec.id_val.name if spec.id_val else "ID val", "id", resolved.id_val))
+    if resolved.id_fit is not None:
+        out.append(("id_fit", spec.id_fit.name if spec.id_fit else "ID fit", "id", resolved.id_fit))
+    out += [("ood", name, groups.get(name, "far"), src) for name, src in resolved.ood.items()]
+    out += [("ood_val", name, groups.get(name, "far"), src) for name, src in resolved.ood_val.items()]
+    return out
+
+
+def extract_benchmark(backbone: Backbone, resolved, names: Iterable[str], *, roles: Iterable[str] | None = None,
+                      cache: FeatureCache | None = None, plan_hash: str = "none", **kwargs) -> dict[str, Features]:
+    """:func:`extract_features` for every split of a resolved benchmark (shared entries computed once).
+
+    Args:
+        roles: which splits (``id_test``, ``id_val``, ``id_fit``, ``ood``, ``ood_val``); None = all.
+        kwargs: passed on to :func:`extract_features` (batch_size, num_workers, precision, device, on_bad).
+
+    Returns:
+        ``{split name: Features}`` in :func:`split_sources` order; ``meta`` also holds ``role`` and ``group``.
+    """
+    names = set(names)
+    _, shared_names, _ = plan_request(backbone, names)
+    spec = resolved.spec
+    shared = compute_shared(backbone, shared_names, spec.class_names, spec.prompt, cache=cache, plan_hash=plan_hash)
+    wanted = set(roles) if roles is not None else None
+    out: dict[str, Features] = {}
+    for role, name, group, source in split_sources(resolved):
+        if wanted is not None and role not in wanted:
+            continue
+        feats = extract_features(backbone, source, names, cache=cache, plan_hash=plan_hash, shared=shared, **kwargs)
+        feats.name = name
+        feats.meta.update(role=role, group=group)
+        out[name] = feats
+    return out
