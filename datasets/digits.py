@@ -108,13 +108,13 @@ def to_digit_grid(gray: np.ndarray) -> np.ndarray:
         gray: ``[H, W]`` grey levels in [0, 1] (H, W >= 8).
 
     Returns:
-        ``[8, 8]`` float64 with values in ``{0, 1/16, ..., 1}``, stretched to span [0, 1] unless constant.
+        ``[8, 8]`` float64 with values in ``{0, 1/16, ..., 1}``, stretched to span [0, 1] (all 0 if constant).
     """
     from skimage.transform import resize_local_mean
 
     small = resize_local_mean(np.asarray(gray, dtype=np.float64), (GRID, GRID))
     lo, hi = small.min(), small.max()
-    if hi > lo:
+    if hi - lo > 1e-6:  # a (nearly) constant image stays black rather than stretching float noise
         small = (small - lo) / (hi - lo)
     else:
         small = np.zeros_like(small)
@@ -270,7 +270,7 @@ def resolve_digits(seed: int = SEED) -> ResolvedBenchmark:
             raise RuntimeError(f"digits benchmark: split {split.name} has {len(s)} images, expected {split.expected}")
         return s
 
-    return ResolvedBenchmark(
+    resolved = ResolvedBenchmark(
         spec=spec,
         id_test=src(spec.id_test),
         id_val=src(spec.id_val),
@@ -278,3 +278,8 @@ def resolve_digits(seed: int = SEED) -> ResolvedBenchmark:
         ood={s.name: src(s) for s in spec.ood},
         ood_val={s.name: src(s) for s in spec.ood_val},
     )
+    roles = [("id_test", spec.id_test), ("id_val", spec.id_val), ("id_fit", spec.id_fit)]
+    for role, split in roles + [("ood", s) for s in spec.ood] + [("ood_val", s) for s in spec.ood_val]:
+        n = split.expected
+        resolved.counts[split.name] = {"role": role, "group": split.group, "expected": n, "listed": n, "found": n, "missing": 0}
+    return resolved

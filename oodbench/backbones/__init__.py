@@ -17,6 +17,7 @@ from typing import Any
 
 from oodbench import registry
 from oodbench.backbones import clip_models  # noqa: F401  (registers the CLIP backbones)
+from oodbench.backbones import digits as _digits  # noqa: F401,E402  (registers digits_clip)
 from oodbench.backbones.base import Backbone, TargetWeight, TowerOutput
 
 __all__ = ["Backbone", "TargetWeight", "TowerOutput", "create_backbone"]
