@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from oodbench import registry
-from oodbench.backbones import clip_models  # noqa: F401  (registers the CLIP backbones)
+from oodbench.backbones import classifier_models, clip_models  # noqa: F401  (register the built-in backbones)
 from oodbench.backbones import digits as _digits  # noqa: F401,E402  (registers digits_clip)
 from oodbench.backbones.base import Backbone, TargetWeight, TowerOutput
 
