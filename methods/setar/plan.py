@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -217,7 +218,7 @@ def _check_entry(e: PlanEntry, index: int) -> PlanEntry:
         raise UserError(f"plan: entry {index}: layer must be an integer >= 0 (or -1 for W_p), got {e.layer!r}")
     if (e.weight_type == "W_p") != (e.layer == -1):
         raise UserError(f"plan: entry {index}: W_p takes layer -1 and the other weight types a block index >= 0")
-    if not isinstance(e.ratio, (int, float)) or isinstance(e.ratio, bool) or not e.ratio >= 0 or e.ratio != e.ratio:
+    if not isinstance(e.ratio, (int, float)) or isinstance(e.ratio, bool) or not 0 <= e.ratio < math.inf:
         raise UserError(f"plan: entry {index}: ratio must be a number >= 0, got {e.ratio!r}")
     if e.ratio >= 1 and float(e.ratio) != int(e.ratio):
         raise UserError(f"plan: entry {index}: a ratio >= 1 is an absolute rank and must be whole, got {e.ratio}")
