@@ -60,15 +60,14 @@ def adhoc_benchmark(id_test: str | Path, classes: str | Path, ood: dict[str, str
     prompt = PROMPT if prompt is None else prompt
     if prompt.count("{}") != 1:
         raise UserError(f"--prompt must contain '{{}}' exactly once (where the class name goes), got '{prompt}'")
-    names = read_classnames(classes)
     test_dir = _folder(id_test, "--id-test")
-    order = class_order(test_dir, names)
-    val = None
-    if id_val is not None:
-        val = SplitSpec("ID val", str(_folder(id_val, "--id-val")), group="id", classes=order, source="--id-val")
+    val_dir = _folder(id_val, "--id-val") if id_val is not None else None
     splits = [SplitSpec(n, str(_folder(d, f"--ood {n}")), group="far", source="--ood") for n, d in ood.items()]
     splits += [SplitSpec(n, str(_folder(d, f"--near-ood {n}")), group="near", source="--near-ood")
                for n, d in near_ood.items()]
+    names = read_classnames(classes)
+    order = class_order(test_dir, names)
+    val = None if val_dir is None else SplitSpec("ID val", str(val_dir), group="id", classes=order, source="--id-val")
     dup = {s.name for s in splits if [t.name for t in splits].count(s.name) > 1}
     if dup or {"ID test", "ID val"} & {s.name for s in splits}:
         raise UserError(f"OOD set names must be unique and differ from 'ID test'/'ID val': {', '.join(sorted(dup))}")
