@@ -157,6 +157,10 @@ class Backbone:
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------ weights
+    def weight_types(self) -> tuple[str, ...]:
+        """The weight types :meth:`target_modules` supports (a subset of :data:`WEIGHT_TYPES`)."""
+        return WEIGHT_TYPES
+
     def target_modules(self, weight_type: str, tower: str | None = None) -> list[TargetWeight]:
         """The weights of ``weight_type`` in ``tower`` (both towers when None), ordered by tower then layer."""
         raise NotImplementedError
