@@ -68,9 +68,11 @@ def normalize_text(text: torch.Tensor) -> torch.Tensor:
 def ood_patch_mask(logits_local: torch.Tensor, labels: torch.Tensor, top_k: int) -> torch.Tensor:
     """``[B, P]`` bool: True where ``labels`` is NOT among the patch's top-``top_k`` classes.
 
-    ``top_k >= C`` flags no patch (every label is in the top C).
+    ``top_k >= C`` flags no patch (every label is in the top C); ``top_k == 0`` flags every patch.
     """
     k = min(int(top_k), logits_local.shape[-1])
+    if k == 0:
+        return torch.ones(logits_local.shape[:2], dtype=torch.bool, device=logits_local.device)
     topk = logits_local.topk(k, dim=-1).indices  # [B, P, k]
     return ~(topk == labels.view(-1, 1, 1)).any(dim=-1)
 

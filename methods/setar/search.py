@@ -60,7 +60,7 @@ class SearchConfig:
         modality: ``"both"``, ``"vision"`` or ``"text"`` (classifiers: vision).
         ratios: candidate rank reduction ratios, in evaluation order.
         lam: LoCoOp lambda (the OOD term's weight).
-        top_k: K of the ground-truth top-K patch mask.
+        top_k: K of the ground-truth top-K patch mask (0: every patch counts as OOD, as in the official code).
         batch_size: batch size of the loss aggregation (512 officially; 384 for Swin).
         prune: ``"minor"`` (SeTAR), ``"principal"`` or ``"random"``.
         seed: seed of the random prune strategy.
@@ -102,8 +102,8 @@ class SearchConfig:
             raise UserError(f"candidate ratios must lie in [0, 1), got {list(self.ratios)}")
         if self.lam < 0:
             raise UserError(f"--lambda must be >= 0, got {self.lam}")
-        if self.top_k < 1:
-            raise UserError(f"--topk must be >= 1, got {self.top_k}")
+        if self.top_k < 0:
+            raise UserError(f"--topk must be >= 0, got {self.top_k}")
         for name in ("batch_size", "forward_batch_size", "text_batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -188,6 +188,8 @@ def search(backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, class
     if backbone.kind == "clip" and not class_names:
         raise UserError("search: a CLIP backbone needs the class names")
     prompts = [prompt.format(c) for c in class_names] if backbone.kind == "clip" else None
+    if backbone.kind != "clip" and "local_logits" not in backbone.provides and config.lam > 0:
+        logger.warning("%s has no per-position logits: the search uses the ID loss only (lambda = 0)", backbone.name)
     order = search_order(backbone.towers(), config)
     modifier = modifier or SetarModifier()
     modifier.attach(backbone)

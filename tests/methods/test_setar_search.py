@@ -97,7 +97,7 @@ def test_orders():
 
 
 @pytest.mark.parametrize("kw", [{"searcher": "greedy"}, {"modality": "audio"}, {"prune": "big"}, {"ratios": ()},
-                                {"ratios": (0, 1.2)}, {"top_k": 0}, {"lam": -1}, {"batch_size": 0}, {"metric": "auroc"}])
+                                {"ratios": (0, 1.2)}, {"top_k": -1}, {"lam": -1}, {"batch_size": 0}, {"metric": "auroc"}])
 def test_bad_config_is_a_user_error(kw):
     with pytest.raises(UserError):
         SearchConfig(**kw)
@@ -162,3 +162,24 @@ def test_search_input_errors(tiny_clip, val_set):
         search(tiny_clip, images, labels[:5], names)
     with pytest.raises(UserError):
         search(tiny_clip, images, labels, None)
+
+
+@pytest.mark.parametrize("name, size, lam, k, searcher", [
+    ("test_swin_tiny", 64, 0.01, 7, "setar-s"),  # per-position logits, the paper's Swin lambda, K = 0.7 C
+    ("test_resnet_tiny", 64, 0.0, 0, "setar-s"),  # ID loss only, as for ResNet-50
+])
+def test_fast_search_matches_the_reference_on_classifiers(name, size, lam, k, searcher):
+    from oodbench.backbones import create_backbone
+
+    bb = create_backbone(name, pretrained="random", seed=0)
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(20, 3, size, size, generator=g)
+    labels = torch.randint(0, 10, (20,), generator=g)
+    cfg = SearchConfig(searcher=searcher, lam=lam, top_k=k, batch_size=8, forward_batch_size=20, ratios=(0.0, 0.1, 0.25, 0.4))
+    fast = search(bb, images, labels, config=cfg)
+    ref = reference_search(bb, images, labels, None, "", cfg)
+    _compare(fast, ref)
+    if lam == 0:
+        assert all(c.locoop_loss == c.loss_id for c in fast.log.candidates)
+    else:
+        assert any(e.ratio > 0 for e in fast.plan.entries)
