@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 
-def write_image(path: Path, seed: int = 0, size: int = 12, fmt: str | None = None) -> Path:
+def _write_image(path: Path, seed: int = 0, size: int = 12, fmt: str | None = None) -> Path:
     """A small random RGB image file (format from the suffix unless ``fmt``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -15,12 +15,12 @@ def write_image(path: Path, seed: int = 0, size: int = 12, fmt: str | None = Non
     return path
 
 
-def write_bad_files(folder: Path) -> dict[str, Path]:
+def _write_bad_files(folder: Path) -> dict[str, Path]:
     """One file of each unreadable kind: zero-byte, truncated JPEG, corrupt PNG, text with an image name."""
     folder.mkdir(parents=True, exist_ok=True)
     zero = folder / "zero.jpg"
     zero.write_bytes(b"")
-    good = write_image(folder / "_full.jpg", seed=9, size=64)
+    good = _write_image(folder / "_full.jpg", seed=9, size=64)
     truncated = folder / "truncated.jpg"
     truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
     good.unlink()
@@ -32,6 +32,18 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
+def write_image():
+    """``write_image(path, seed=0, size=12)``: a small random RGB image file."""
+    return _write_image
+
+
+@pytest.fixture
+def write_bad_files():
+    """``write_bad_files(folder) -> {kind: path}``: zero-byte, truncated, corrupt and non-image files."""
+    return _write_bad_files
+
+
+@pytest.fixture
 def image_tree(tmp_path):
     """``root/<class>/...`` with nested sub-folders and mixed extensions; returns the root."""
     root = tmp_path / "tree"
@@ -39,6 +51,6 @@ def image_tree(tmp_path):
     seed = 0
     for cls, files in layout.items():
         for f in files:
-            write_image(root / cls / f, seed=seed)
+            _write_image(root / cls / f, seed=seed)
             seed += 1
     return root

@@ -7,7 +7,6 @@ import pytest
 from oodbench.cli.benchmark_args import add_benchmark_args, benchmark_from_args
 from oodbench.errors import DataError, UserError
 
-from conftest import write_image
 
 
 def parse(*argv):
@@ -17,7 +16,7 @@ def parse(*argv):
 
 
 @pytest.fixture
-def folders(tmp_path):
+def folders(tmp_path, write_image):
     for c, n in (("dog", 2), ("cat", 3)):
         for i in range(n):
             write_image(tmp_path / "test" / c / f"{i}.jpg", seed=i + 10 * n)

@@ -6,7 +6,6 @@ from oodbench.cli import main
 from oodbench.data.verify import check_files, check_image_file
 from oodbench.registry import registry
 
-from conftest import write_bad_files, write_image
 
 
 def test_data_help_says_where_data_comes_from_and_the_layout(capsys):
@@ -27,7 +26,7 @@ def test_data_layout_table(capsys):
     assert "pkg:imagenet1k_val_data.json" in text and "prompt 'a photo of a {}'" in text
 
 
-def test_check_image_file_reasons(tmp_path):
+def test_check_image_file_reasons(tmp_path, write_image, write_bad_files):
     bad = write_bad_files(tmp_path)
     good = write_image(tmp_path / "good.png")
     assert check_image_file(good) is None
@@ -41,7 +40,7 @@ def test_check_image_file_reasons(tmp_path):
 
 
 @pytest.fixture
-def adhoc(tmp_path):
+def adhoc(tmp_path, write_image):
     for c in ("a", "b"):
         for i in range(3):
             write_image(tmp_path / "test" / c / f"{i}.jpg", seed=i)
@@ -58,7 +57,7 @@ def test_verify_clean_adhoc_benchmark_exits_zero(adhoc, capsys):
     assert "ID test" in out and "far" in out and "problem" not in out
 
 
-def test_verify_reports_unreadable_files_by_path_and_exits_nonzero(adhoc, tmp_path, capsys):
+def test_verify_reports_unreadable_files_by_path_and_exits_nonzero(adhoc, tmp_path, capsys, write_bad_files):
     bad = write_bad_files(tmp_path / "ood")
     assert main(["data", "verify", *adhoc]) == 1
     out = capsys.readouterr().out
@@ -84,7 +83,7 @@ def tinyverify():
 '''
 
 
-def test_verify_registered_benchmarks_found_under_a_data_root(tmp_path, capsys):
+def test_verify_registered_benchmarks_found_under_a_data_root(tmp_path, capsys, write_image):
     plugin = tmp_path / "tiny_plugin.py"
     plugin.write_text(_PLUGIN)
     root = tmp_path / "data"

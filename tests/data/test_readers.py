@@ -10,7 +10,6 @@ from torchvision.datasets import ImageFolder
 from oodbench.data.readers import parse_imglist, read_imagefolder, read_imglist, read_jsonlist
 from oodbench.errors import DataError
 
-from conftest import write_image
 
 
 def _as_pairs(src):
@@ -34,7 +33,7 @@ def test_imagefolder_explicit_class_order_remaps_labels(image_tree):
         read_imagefolder(image_tree, "tree", classes=["dog", "zebra"])
 
 
-def test_imagefolder_ood_labels_and_top_level_images(image_tree):
+def test_imagefolder_ood_labels_and_top_level_images(image_tree, write_image):
     write_image(image_tree / "loose.png", seed=50)
     src = read_imagefolder(image_tree, "ood", ood=True)
     assert (src.labels == -1).all()
@@ -43,7 +42,7 @@ def test_imagefolder_ood_labels_and_top_level_images(image_tree):
     assert len(read_imagefolder(image_tree, "id")) == 7
 
 
-def test_hidden_and_non_image_files_are_left_out(tmp_path):
+def test_hidden_and_non_image_files_are_left_out(tmp_path, write_image):
     write_image(tmp_path / "images" / "ok.jpg")
     write_image(tmp_path / "images" / "._ok.jpg")  # macOS resource fork copy
     (tmp_path / "images" / ".directory").write_text("x")
@@ -76,7 +75,7 @@ def test_read_imglist_relative_to_data_dir_and_ood_forced(tmp_path):
         read_imglist(tmp_path / "nope.txt", tmp_path, "x")
 
 
-def test_jsonlist_matches_imagefolder_of_the_restored_tree(tmp_path):
+def test_jsonlist_matches_imagefolder_of_the_restored_tree(tmp_path, write_image):
     listing = {"n02": ["b.JPEG", "a.JPEG"], "n01": ["z.JPEG"], "n03": [], "images/banded": ["t1.jpg"]}
     lst = tmp_path / "list.json"
     lst.write_text(json.dumps(listing))
@@ -106,7 +105,7 @@ def test_jsonlist_explicit_classes_and_ood(tmp_path):
         read_jsonlist(lst, tmp_path, "voc")
 
 
-def test_fingerprint_changes_with_label_path_or_size(image_tree):
+def test_fingerprint_changes_with_label_path_or_size(image_tree, write_image):
     a = read_imagefolder(image_tree, "t")
     b = read_imagefolder(image_tree, "t", classes=["cat", "ant", "dog"])  # same files, other labels
     assert a.fingerprint() != b.fingerprint()

@@ -10,12 +10,11 @@ from oodbench.datasets import BenchmarkSpec, SplitSpec, get_benchmark, resolve
 from oodbench.datasets.resolve import inspect_splits
 from oodbench.errors import DataError, UserError
 
-from conftest import write_image
 
 CLASSES = ("ant", "bee", "cat")
 
 
-def make_root(root, n_test=2, val_files=None, ood_lines=None):
+def make_root(root, write_image, n_test=2, val_files=None, ood_lines=None):
     """A small data root in both layouts: ImageFolder ID test, JSON-listed ID val, imglist and folder OOD."""
     seed = 0
     for c in CLASSES:
@@ -49,8 +48,8 @@ def mini_spec(near_expected=3, test_expected=6) -> BenchmarkSpec:
         class_names=CLASSES)
 
 
-def test_resolve_complete_root_gives_sources_labels_and_counts(tmp_path):
-    make_root(tmp_path)
+def test_resolve_complete_root_gives_sources_labels_and_counts(tmp_path, write_image):
+    make_root(tmp_path, write_image)
     r = resolve(mini_spec(), tmp_path)
     assert r.id_test.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert r.id_val.labels.tolist() == [0, 1, 2] and r.fit_source is r.id_val
@@ -70,8 +69,8 @@ def test_missing_split_fails_with_one_actionable_line(tmp_path):
     assert "\n" not in msg
 
 
-def test_short_split_and_wrong_class_count_fail(tmp_path):
-    make_root(tmp_path)
+def test_short_split_and_wrong_class_count_fail(tmp_path, write_image):
+    make_root(tmp_path, write_image)
     with pytest.raises(DataError, match=r"Mini test split: expected 8 images under .*found 6"):
         resolve(mini_spec(test_expected=8), tmp_path)
     (tmp_path / "ID_Mini" / "test" / "dog").mkdir()
@@ -80,15 +79,15 @@ def test_short_split_and_wrong_class_count_fail(tmp_path):
         resolve(mini_spec(test_expected=7), tmp_path)
 
 
-def test_missing_list_file_is_reported(tmp_path):
-    make_root(tmp_path)
+def test_missing_list_file_is_reported(tmp_path, write_image):
+    make_root(tmp_path, write_image)
     (tmp_path / "lists" / "near.txt").unlink()
     with pytest.raises(DataError, match=r"Near split: file list .*near\.txt not found — see `oodbench data --help`"):
         resolve(mini_spec(), tmp_path)
 
 
-def test_listed_but_absent_files_skip_or_fail(tmp_path, caplog):
-    make_root(tmp_path, ood_lines=[f"near/n1/x{i}.jpg -1" for i in range(3)] + ["near/n1/gone.jpg -1"])
+def test_listed_but_absent_files_skip_or_fail(tmp_path, caplog, write_image):
+    make_root(tmp_path, write_image, ood_lines=[f"near/n1/x{i}.jpg -1" for i in range(3)] + ["near/n1/gone.jpg -1"])
     with pytest.raises(DataError, match="Near split: expected 4 images listed in lists/near.txt under .*, found 3"):
         resolve(mini_spec(near_expected=4), tmp_path)  # an expected count: short is always fatal
     with caplog.at_level(logging.WARNING, logger="oodbench"):
