@@ -10,6 +10,8 @@ from oodbench.backbones.swin import swin_value_path
 from oodbench.backbones.vit import vit_value_path
 from oodbench.errors import IncompatibleError, UserError
 
+from backbone_refs import swin_reference_local
+
 SIZES = {"test_swin_tiny": 64, "test_vit_tiny": 32, "test_resnet_tiny": 64}
 
 
@@ -52,17 +54,9 @@ def test_logits_penultimate_and_fc(name):
 def test_swin_local_logits_match_reference():
     b = create_backbone("test_swin_tiny")
     m = b.model
-    last = m.layers[-1].blocks[-1]
     x = _images("test_swin_tiny")
-    xin = _last_block_input(m, last, x)  # [B, H, W, C]
-    c = xin.shape[-1]
-    a = last.attn
-    v = xin @ a.qkv.weight[2 * c :].T + a.v_bias
-    v = v @ a.proj.weight.T + a.proj.bias
-    x1 = xin + _ln(v, last.norm1)
-    h = F.gelu(x1 @ last.mlp.fc1.weight.T + last.mlp.fc1.bias) @ last.mlp.fc2.weight.T + last.mlp.fc2.bias
-    x2 = x1 + _ln(h, last.norm2)
-    ref = _ln(x2, m.norm).reshape(3, -1, c) @ m.head.fc.weight.T + m.head.fc.bias
+    ref = swin_reference_local(m, x)
+    c = m.num_features
     out = b.forward_features(x, {"local_logits", "logits"})
     assert out["local_logits"].shape == (3, 4, 10)
     torch.testing.assert_close(out["local_logits"], ref.detach(), atol=1e-5, rtol=0)

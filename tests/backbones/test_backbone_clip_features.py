@@ -4,39 +4,12 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from oodbench.backbones.clip import ClipBackbone
 from oodbench.errors import IncompatibleError, UserError
 
-
-def _ln(x, m):
-    return F.layer_norm(x, (x.shape[-1],), m.weight, m.bias, m.eps)
-
-
-def _quick_gelu(x):
-    return x * torch.sigmoid(1.702 * x)
-
-
-def reference_local(model, images):
-    """GL-MCM/SeTAR value path, written out from the weights: input of the last block captured with a hook."""
-    v = model.visual
-    last = v.transformer.resblocks[-1]
-    cap = {}
-    handle = last.register_forward_pre_hook(lambda m, args: cap.__setitem__("x", args[0]))
-    with torch.no_grad():
-        model.encode_image(images)
-    handle.remove()
-    x = cap["x"]  # [B, T, W] (batch-first)
-    d = x.shape[-1]
-    w, b = last.attn.in_proj_weight, last.attn.in_proj_bias
-    val = _ln(x, last.ln_1) @ w[2 * d :].T + b[2 * d :]
-    val = val @ last.attn.out_proj.weight.T + last.attn.out_proj.bias
-    val = x + val
-    h = _quick_gelu(_ln(val, last.ln_2) @ last.mlp.c_fc.weight.T + last.mlp.c_fc.bias)
-    val = val + h @ last.mlp.c_proj.weight.T + last.mlp.c_proj.bias
-    return (_ln(val, v.ln_post)[:, 1:] @ v.proj).detach()
+from backbone_refs import clip_reference_local as reference_local
 
 
 def test_image_feature_equals_open_clip(tiny_clip, clip_images):

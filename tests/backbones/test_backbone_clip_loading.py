@@ -19,6 +19,8 @@ from oodbench.backbones.hf_clip import (
 from oodbench.errors import UserError
 from oodbench.registry import RegistryError
 
+from backbone_refs import hf_clip_reference as _hf_reference
+
 PROMPTS = ["a photo of a cat", "a dog", "x y z"]
 
 
@@ -100,20 +102,6 @@ def _hf_tiny(seed=0):
                            image_size=32, patch_size=8, hidden_act="quick_gelu"),
     )
     return CLIPModel(cfg).eval()
-
-
-def _hf_reference(hf, images, ids):
-    """Features computed by transformers' own modules: global, text, and the value path of the last layer."""
-    with torch.no_grad():
-        image = hf.get_image_features(pixel_values=images).pooler_output
-        text = hf.get_text_features(input_ids=ids).pooler_output
-        hs = hf.vision_model(pixel_values=images, output_hidden_states=True).hidden_states
-        x = hs[-2]  # input of the last encoder layer
-        last = hf.vision_model.encoder.layers[-1]
-        v = x + last.self_attn.out_proj(last.self_attn.v_proj(last.layer_norm1(x)))
-        v = v + last.mlp(last.layer_norm2(v))
-        local = hf.visual_projection(hf.vision_model.post_layernorm(v)[:, 1:])
-    return {"image": image, "text": text, "local": local}
 
 
 def test_hf_folder_loads_and_matches_transformers(tmp_path, clip_images):
