@@ -89,16 +89,26 @@ class MinedLabels:
 
 # ----------------------------------------------------------------------------------------- functional core
 def encode_normalized(encoder: Any, prompts: Sequence[str], what: str = "prompts") -> np.ndarray:
-    """``encoder.encode_text`` in batches of :data:`ENCODE_BATCH`, L2-normalised, float32 ``[len(prompts), D]``."""
-    parts, n, t0 = [], len(prompts), time.perf_counter()
+    """``encoder.encode_text`` in batches of :data:`ENCODE_BATCH`, L2-normalised, float32 ``[len(prompts), D]``.
+
+    Prompts are encoded shortest first (stable order by character length) and returned in the input order, so
+    text encoders that trim the context to a batch's longest prompt pad less (on the WordNet corpus: 10.1
+    instead of 12.4 token positions per prompt with batches of 1024).
+    """
+    n, t0 = len(prompts), time.perf_counter()
+    order = np.argsort(np.fromiter((len(p) for p in prompts), dtype=np.int64, count=n), kind="stable")
+    out: np.ndarray | None = None
     for i, start in enumerate(range(0, n, ENCODE_BATCH)):
-        emb = np.asarray(encoder.encode_text(list(prompts[start:start + ENCODE_BATCH])), dtype=np.float32)
-        if emb.ndim != 2 or len(emb) != len(prompts[start:start + ENCODE_BATCH]):
-            raise ValueError(f"encode_text returned shape {emb.shape} for {len(prompts[start:start + ENCODE_BATCH])} prompts")
-        parts.append(l2_normalize(emb))
+        idx = order[start:start + ENCODE_BATCH]
+        emb = np.asarray(encoder.encode_text([prompts[j] for j in idx]), dtype=np.float32)
+        if emb.ndim != 2 or len(emb) != len(idx):
+            raise ValueError(f"encode_text returned shape {emb.shape} for {len(idx)} prompts")
+        if out is None:
+            out = np.empty((n, emb.shape[1]), dtype=np.float32)
+        out[idx] = l2_normalize(emb)
         if n > 10 * ENCODE_BATCH and (i + 1) % 10 == 0:
             log.info("neglabel: encoded %d/%d %s (%.0f s)", start + len(emb), n, what, time.perf_counter() - t0)
-    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    return out if out is not None else np.zeros((0, 0), np.float32)
 
 
 def candidate_similarity(candidates: np.ndarray, pos: np.ndarray, quantile: float = 0.95) -> np.ndarray:
