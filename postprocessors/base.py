@@ -76,7 +76,8 @@ class Postprocessor:
     @classmethod
     def check_compatible(cls, available: set[str] | frozenset[str], backbone: str = "this backbone") -> None:
         """Raise :class:`IncompatibleError` naming the features ``available`` lacks."""
-        missing = set(cls.requires) - set(available)
+        # labels, class names and the prompt come from the benchmark, not the backbone
+        missing = set(cls.requires) - set(available) - {"labels", "class_names", "prompt"}
         if missing:
             raise IncompatibleError(
                 f"postprocessor '{cls.registry_name or cls.__name__}' needs {', '.join(sorted(missing))}, "

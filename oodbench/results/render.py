@@ -76,3 +76,36 @@ def atomic_write_text(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc", "aupr_in", "aupr_out")) -> Table:
+    """One postprocessor, rows = OOD sets + average, a column group per method (vanilla vs SeTAR side by side).
+
+    ``records``: ``{method: RunRecord}`` evaluated on the same benchmark.
+    """
+    methods = list(records)
+    first = records[methods[0]]
+    params = ", ".join(f"{k}={v}" for k, v in first.postprocessor.get("params", {}).items())
+    table = Table(title=f"{postprocessor}  ({params})" if params else postprocessor, title_justify="left")
+    table.add_column("OOD set", style="bold")
+    table.add_column("group")
+    multi = len(methods) > 1
+    for method in methods:
+        for m in metrics:
+            table.add_column(f"{method} {HEADERS[m]}" if multi else HEADERS[m], justify="right")
+    for name in first.metrics:
+        if name == "average":
+            table.add_section()
+        cells = [name, first.ood_sets.get(name, "")]
+        for method in methods:
+            row = records[method].metrics[name]
+            cells += [f"{100 * row[m]:.2f}" for m in metrics]
+        table.add_row(*cells)
+    accs = [(f"{m}: " if multi else "") + f"{100 * r.id_accuracy:.2f}"
+            for m, r in records.items() if r.id_accuracy is not None]
+    counts = first.counts
+    table.caption = (f"{first.benchmark} | {first.backbone['name']} | ID {first.id_set}: {counts['id']} images"
+                     + (f" | ID accuracy {', '.join(accs)}" if accs else "")
+                     + " | FPR95: ID positive, nearest recall to 95%")
+    table.caption_justify = "left"
+    return table
