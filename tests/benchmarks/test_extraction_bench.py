@@ -83,22 +83,3 @@ def test_extraction_pipeline_vs_bare_forward(benchmark, tmp_path):
           f"({N_IMAGES} images, batch {BATCH}, {WORKERS} workers, {DEVICE})")
     assert ratio <= 1.10
 
-
-def test_digits_extraction_cold_cache(benchmark, tmp_path):
-    """Every split of the embedded digits benchmark with its model, MCM/GL-MCM features, cold cache."""
-    from oodbench.datasets import get_benchmark, resolve
-    from oodbench.features.extract import extract_benchmark
-
-    backbone = create_backbone("digits_clip")
-    resolved = resolve(get_benchmark("digits"))
-    rounds = iter(range(100))
-
-    def run():
-        return extract_benchmark(backbone, resolved, {"logits", "local"},
-                                 cache=FeatureCache(tmp_path / f"c{next(rounds)}"))
-
-    out = benchmark.pedantic(run, rounds=2, iterations=1)
-    n = sum(len(f) for f in out.values())
-    benchmark.extra_info.update(images=n, images_per_s=round(n / benchmark.stats["min"], 1))
-    print(f"\ndigits: {n} images in {benchmark.stats['min']:.2f} s ({n / benchmark.stats['min']:.0f} images/s)")
-    assert benchmark.stats["min"] <= 30
