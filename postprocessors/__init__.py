@@ -17,7 +17,7 @@ name                       class                                       needs
 ``knn``                    :class:`.knn.KNN`                           penultimate
 =========================  ==========================================  ======================================
 
-:func:`.aps.aps` is the hyperparameter search over a postprocessor's ``search_space``.
+``oodbench.postprocessors.aps.aps`` is the hyperparameter search over a postprocessor's ``search_space``.
 """
 
 from oodbench.postprocessors import (  # noqa: F401  (imported for registration)
@@ -32,7 +32,6 @@ from oodbench.postprocessors import (  # noqa: F401  (imported for registration)
     neglabel,
     react,
 )
-from oodbench.postprocessors.aps import aps
 from oodbench.postprocessors.base import Postprocessor
 
-__all__ = ["Postprocessor", "aps"]
+__all__ = ["Postprocessor"]

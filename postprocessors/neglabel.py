@@ -15,7 +15,8 @@ Mining (``fit``; needs a text encoder, see :class:`~oodbench.postprocessors.base
 
 The corpus is the shipped WordNet 3.0 rebuild (:mod:`.neglabel_corpus`). Mining results are cached per
 (encoder ``cache_key`` — i.e. text-tower weights and modifier plan —, ID class names, corpus digest, mining
-settings) in memory and on disk under ``<encoder.cache_dir or the oodbench cache>/neglabel/<key>.npz``.
+settings) in memory and on disk as ``<key>.npz`` in ``encoder.cache_dir`` when the encoder has one, else in
+``<oodbench cache>/neglabel``.
 
 Score (higher = ID), ``t = 1``, ``ngroup = 100``::
 
@@ -168,7 +169,8 @@ def cached_mining(encoder: Any, class_names: Sequence[str], corpus: Corpus, **se
     if key in _MEMORY_CACHE:
         _MEMORY_CACHE.move_to_end(key)
         return _MEMORY_CACHE[key], key
-    folder = Path(getattr(encoder, "cache_dir", None) or default_cache_dir()) / "neglabel"
+    folder = getattr(encoder, "cache_dir", None)
+    folder = Path(folder) if folder else default_cache_dir() / "neglabel"
     path = folder / f"{key}.npz"
     mined = _read_mined(path)
     if mined is None:

@@ -33,7 +33,8 @@ def _clip_split(rng, text_emb, n, kind, name, num_patches=6):
         local = 4.0 * rng.standard_normal((n, num_patches, d)) / np.sqrt(d)
         labels = np.full(n, -1)
     image, local = image.astype(np.float32), local.astype(np.float32)
-    cos = (image / np.linalg.norm(image, axis=1, keepdims=True)) @ (text_emb / np.linalg.norm(text_emb, axis=1, keepdims=True)).T
+    unit_text = text_emb / np.linalg.norm(text_emb, axis=1, keepdims=True)
+    cos = (image / np.linalg.norm(image, axis=1, keepdims=True)) @ unit_text.T
     shared = {"text": text_emb, "logit_scale": 100.0, "class_names": list(CLASS_NAMES), "prompt": "the nice {}"}
     arrays = {"labels": labels.astype(np.int64), "image": image, "local": local,
               "logits": (100.0 * cos).astype(np.float32)}

@@ -145,7 +145,7 @@ def test_mining_is_cached_in_memory_and_on_disk(tmp_path):
     enc = FakeTextEncoder(cache_dir=tmp_path / "c")
     a = nl.NegLabel(corpus=path).fit(_feats(), enc)
     assert enc.calls > 0
-    files = list((tmp_path / "c" / "neglabel").glob("*.npz"))
+    files = list((tmp_path / "c").glob("*.npz"))
     assert len(files) == 1 and files[0].stem == a.cache_key_
 
     enc2 = FakeTextEncoder(cache_dir=tmp_path / "c")  # same weights (cache_key), memory hit
@@ -167,7 +167,7 @@ def test_mining_is_cached_in_memory_and_on_disk(tmp_path):
     calls = enc3.calls
     nl.NegLabel(corpus=path, neg_fraction=0.5).fit(_feats(), enc3)
     assert enc3.calls > calls
-    assert len(list((tmp_path / "c" / "neglabel").glob("*.npz"))) == 4
+    assert len(list((tmp_path / "c").glob("*.npz"))) == 4
 
 
 def test_default_cache_dir_is_used_without_encoder_cache_dir(tmp_path, monkeypatch):
@@ -181,7 +181,7 @@ def test_corrupt_cache_file_is_mined_again(tmp_path):
     path = _small_corpus(tmp_path)
     enc = FakeTextEncoder(cache_dir=tmp_path)
     pp = nl.NegLabel(corpus=path).fit(_feats(), enc)
-    (tmp_path / "neglabel" / f"{pp.cache_key_}.npz").write_bytes(b"garbage")
+    (tmp_path / f"{pp.cache_key_}.npz").write_bytes(b"garbage")
     nl._MEMORY_CACHE.clear()
     enc2 = FakeTextEncoder(cache_dir=tmp_path)
     again = nl.NegLabel(corpus=path).fit(_feats(), enc2)

@@ -91,7 +91,8 @@ def test_shipped_corpus_counts_and_licence():
     assert "WordNet 3.0 Copyright 2006 by Princeton University" in data.joinpath("WORDNET_LICENSE").read_text()
 
 
-@pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").is_file(), reason="WordNet 3.0 (wordnet-base) not installed")
+@pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").is_file(),
+                    reason="WordNet 3.0 database (Debian package wordnet-base) not installed")
 def test_shipped_corpus_is_reproducible_from_wordnet(tmp_path):
     out = tmp_path / "rebuilt.tsv.gz"
     nc.write_corpus(nc.build_corpus("/usr/share/wordnet"), out)
