@@ -33,17 +33,10 @@ def _build(name):
     return create_backbone(name, pretrained="random") if name in FULL_SIZE else create_backbone(name)
 
 
-@pytest.fixture(scope="module")
-def built():
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            cache.clear()  # keep at most one (possibly full-size) model alive
-            cache[name] = _build(name)
-        return cache[name]
-
-    return get
+@pytest.fixture(scope="module", params=_params())
+def backbone(request):
+    """One instance per registered name; pytest groups the tests by it, so each model is built once."""
+    return request.param, _build(request.param)
 
 
 def _batch(b, n=3):
@@ -57,9 +50,8 @@ def _per_sample(b):
     return names - {"logits"} if b.kind == "clip" else names
 
 
-@pytest.mark.parametrize("name", _params())
-def test_description(built, name):
-    b = built(name)
+def test_description(backbone):
+    name, b = backbone
     assert isinstance(b, Backbone) and b.kind in ("clip", "classifier")
     assert set(b.provides) <= PER_SAMPLE | SHARED
     assert not b.model.training
@@ -70,9 +62,8 @@ def test_description(built, name):
     assert set(b.weight_types()) <= set(WEIGHT_TYPES)
 
 
-@pytest.mark.parametrize("name", _params())
-def test_features_are_per_sample_and_do_not_touch_weights(built, name):
-    b = built(name)
+def test_features_are_per_sample_and_do_not_touch_weights(backbone):
+    name, b = backbone
     x = _batch(b)
     assert x.dtype == torch.float32 and x.shape[1] == 3 and x.shape[2] == x.shape[3]
     before = state_dict_hash(b.model.state_dict())
@@ -89,9 +80,8 @@ def test_features_are_per_sample_and_do_not_touch_weights(built, name):
     assert all(torch.equal(again[k], out[k]) for k in names)
 
 
-@pytest.mark.parametrize("name", _params())
-def test_shared_features_fit_the_per_sample_ones(built, name):
-    b = built(name)
+def test_shared_features_fit_the_per_sample_ones(backbone):
+    name, b = backbone
     x = _batch(b, 2)
     shared_names = set(b.provides) & SHARED - {"class_names", "prompt"}
     shared = b.shared_features(shared_names, CLASSES, "a photo of a {}")
@@ -107,15 +97,13 @@ def test_shared_features_fit_the_per_sample_ones(built, name):
         np.testing.assert_allclose(per["penultimate"].numpy() @ w.T + bias, per["logits"].numpy(), atol=1e-3, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", _params())
-def test_weights_hash_is_deterministic(built, name):
-    b = built(name)
+def test_weights_hash_is_deterministic(backbone):
+    name, b = backbone
     assert b.weights_hash() == _build(name).weights_hash()
 
 
-@pytest.mark.parametrize("name", _params())
-def test_target_modules_round_trip(built, name):
-    b = built(name)
+def test_target_modules_round_trip(backbone):
+    name, b = backbone
     params = dict(b.model.named_parameters())
     towers = list(b.towers())
     for wt in b.weight_types():
@@ -132,9 +120,8 @@ def test_target_modules_round_trip(built, name):
             assert torch.equal(t.get(), w)
 
 
-@pytest.mark.parametrize("name", _params())
-def test_layerwise_api(built, name):
-    b = built(name)
+def test_layerwise_api(backbone):
+    name, b = backbone
     x = _batch(b, 2)
     with torch.no_grad():
         for tower, n in b.towers().items():
