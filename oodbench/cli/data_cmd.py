@@ -8,7 +8,6 @@ and non-image files by path (exit status 1 when anything is wrong).
 
 from __future__ import annotations
 
-import argparse
 
 from rich.markup import escape
 from rich.table import Table

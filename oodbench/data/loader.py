@@ -64,6 +64,7 @@ def collate(items):
     """Batch of dataset items -> ``(images [B, 3, H, W] | None, indices int64 [B], bad [(index, reason)])``."""
     good = [(x, i) for x, i, reason in items if reason is None]
     bad = [(i, reason) for _x, i, reason in items if reason is not None]
-    images = torch.stack([x for x, _ in good]) if good else None
+    # default_collate stacks into shared memory inside a worker: the batch crosses to the main process uncopied
+    images = torch.utils.data.default_collate([x for x, _ in good]) if good else None
     indices = torch.tensor([i for _, i in good], dtype=torch.int64)
     return images, indices, bad

@@ -21,7 +21,6 @@ whatever ``precision`` the images use.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any, Iterable
 
@@ -29,16 +28,15 @@ import numpy as np
 import torch
 
 from oodbench.backbones.base import Backbone, to_numpy
-from oodbench.data.loader import SourceDataset, collate
-from oodbench.data.sources import ArraySource, ImageSource
+from oodbench.data.sources import ImageSource
 from oodbench.errors import DataError, IncompatibleError, UserError
 from oodbench.features.cache import (INDEX, CorruptShard, Entry, FeatureCache, hash_json, key_ingredients,
                                      shared_ingredients)
 from oodbench.features.featureset import PER_SAMPLE, SHARED, Features
+from oodbench.features.runner import PRECISIONS, run_shards
 
 log = logging.getLogger("oodbench")
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_SHARD_SIZE = 1024
 STATIC_SHARED = frozenset({"class_names", "prompt"})
@@ -135,7 +133,8 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
         cache: where arrays are kept between runs; None extracts in memory only.
         plan_hash: hash of the modifier plan applied to the backbone (``"none"`` for the pristine model).
         batch_size: images per forward pass.
-        num_workers: DataLoader worker processes; None = 0 for in-memory sources, else ``min(8, cpu_count)``.
+        num_workers: DataLoader worker processes; None = 0 for in-memory sources, else a default by machine
+            (:func:`oodbench.features.runner.default_workers`).
         precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"`` (autocast); part of the cache key.
         device: where the model runs (None: where the backbone is).
         on_bad: unreadable images are left out and reported (``"skip"``) or raise :class:`DataError` (``"fail"``).
@@ -176,7 +175,8 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
         todo = {s: {x for x in per_sample if not entry.has(x, s)} for s in range(entry.num_shards)}
         todo = {s: need for s, need in todo.items() if need or (per_sample and not entry.has(INDEX, s))}
         if todo:
-            batches += _run(backbone, source, entry, todo, batch_size, num_workers, precision, device, on_bad)
+            batches += run_shards(backbone, source, entry, todo, batch_size=batch_size, num_workers=num_workers,
+                                  precision=precision, device=device, on_bad=on_bad)
         try:
             if hasattr(entry, "consolidate"):
                 for x in (*sorted(per_sample), INDEX):
@@ -197,70 +197,6 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
             "n_used": int(len(keep["labels"])), "skipped": skipped, "precision": precision,
             "plan_hash": plan_hash, "forward_batches": batches, "seconds": round(time.perf_counter() - t0, 3)}
     return Features(keep, shared_keep, source.name, meta)
-
-
-def _run(backbone, source, entry: Entry, todo: dict[int, set[str]], batch_size: int, num_workers, precision: str,
-         device, on_bad: str) -> int:
-    """Forward the images of the shards in ``todo``; write each shard when its last batch is done."""
-    from oodbench.console import progress
-
-    dev = torch.device(device) if device is not None else backbone.device
-    if dev != backbone.device:
-        backbone.to(dev)
-    if num_workers is None:
-        num_workers = 0 if isinstance(source, ArraySource) else min(8, os.cpu_count() or 1)
-    plan = [list(range(r.start, r.stop, 1))[i:i + batch_size] for s in sorted(todo)
-            for r in [entry.shard_range(s)] for i in range(0, len(r), batch_size)]
-    loader = torch.utils.data.DataLoader(
-        SourceDataset(source, backbone.preprocess()), batch_sampler=plan, num_workers=num_workers,
-        collate_fn=collate, pin_memory=dev.type == "cuda")
-    dtype = PRECISIONS[precision]
-    total = sum(len(b) for b in plan)
-    names_all = sorted(set().union(*todo.values()))
-    log.info("features of %s: extracting %s for %s of %s images on %s (%s)", source.name,
-             ", ".join(names_all) or "the file check", f"{total:,}", f"{len(source):,}", dev, precision)
-    acc: dict[int, dict[str, list]] = {}
-    count = 0
-    with progress() as prog, torch.inference_mode():
-        task = prog.add_task(f"features {source.name}", total=total)
-        for batch_idx, (images, indices, bad) in zip(plan, loader):
-            s = batch_idx[0] // entry.shard_size
-            need = todo[s]
-            a = acc.setdefault(s, {"index": [], "bad": [], **{x: [] for x in need}})
-            if bad:
-                if on_bad == "fail":
-                    i, reason = bad[0]
-                    raise DataError(f"{source.name}: unreadable image {source.describe(i)} ({reason}) — fix or remove "
-                                    f"it, or pass --on-bad skip to leave unreadable images out")
-                a["bad"] += bad
-            if images is not None:
-                a["index"].append(indices.numpy())
-                if need:
-                    with torch.autocast(device_type=dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                        out = backbone.forward_features(images.to(dev, non_blocking=True), set(need))
-                    count += 1
-                    for x in need:
-                        if x not in out:
-                            raise RuntimeError(f"backbone {backbone.name}.forward_features did not return '{x}'")
-                        a[x].append(to_numpy(out[x]))
-            prog.advance(task, len(batch_idx))
-            if batch_idx[-1] == entry.shard_range(s).stop - 1:
-                _write_shard(entry, s, need, acc.pop(s))
-    return count
-
-
-def _write_shard(entry: Entry, s: int, need: set[str], a: dict[str, list]) -> None:
-    index = np.concatenate(a["index"]) if a["index"] else np.zeros(0, np.int64)
-    if entry.has(INDEX, s):
-        if not np.array_equal(entry.read(INDEX, s), index):
-            raise RuntimeError(f"feature cache {entry.path}: the readable images of shard {s} changed since it was "
-                               "written; delete that folder and run again")
-    else:
-        entry.write_bad(s, a["bad"])
-        entry.write(INDEX, s, index)
-    for x in sorted(need):
-        arr = np.concatenate(a[x]) if a[x] else np.zeros(0, np.float32)
-        entry.write(x, s, arr)
 
 
 def _load(entry: Entry, source: ImageSource, per_sample: set[str], on_bad: str):

@@ -3,7 +3,7 @@ forward over the same batches of already-preprocessed tensors. Goal: pipeline <=
 
 Run with ``pytest -m benchmark tests/benchmarks/test_extraction_bench.py --benchmark-enable``. Environment knobs
 (for a GPU machine): ``OODBENCH_BENCH_DEVICE`` (default cpu), ``OODBENCH_BENCH_IMAGES`` (default 32),
-``OODBENCH_BENCH_BATCH`` (default 16), ``OODBENCH_BENCH_WORKERS`` (default 2).
+``OODBENCH_BENCH_BATCH`` (default 16), ``OODBENCH_BENCH_WORKERS`` (default: the extractor's choice).
 """
 
 import os
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.benchmark
 DEVICE = os.environ.get("OODBENCH_BENCH_DEVICE", "cpu")
 N_IMAGES = int(os.environ.get("OODBENCH_BENCH_IMAGES", "32"))
 BATCH = int(os.environ.get("OODBENCH_BENCH_BATCH", "16"))
-WORKERS = int(os.environ.get("OODBENCH_BENCH_WORKERS", "2"))
+WORKERS = int(os.environ["OODBENCH_BENCH_WORKERS"]) if os.environ.get("OODBENCH_BENCH_WORKERS") else None
 
 
 def _jpegs(folder, n, seed=0):
@@ -79,7 +79,7 @@ def test_extraction_pipeline_vs_bare_forward(benchmark, tmp_path):
     benchmark.extra_info.update(device=DEVICE, images=N_IMAGES, batch=BATCH, workers=WORKERS,
                                 bare_min_s=round(min(bare_times), 3), pipeline_min_s=round(benchmark.stats["min"], 3),
                                 ratio=round(ratio, 3), images_per_s=round(N_IMAGES / benchmark.stats["min"], 1))
-    print(f"\npipeline {benchmark.stats['min']:.3f} s vs bare forward {min(bare_times):.3f} s: ratio {ratio:.3f} "
+    print(f"\n{benchmark.extra_info}\npipeline {benchmark.stats['min']:.3f} s vs bare forward {min(bare_times):.3f} s: ratio {ratio:.3f} "
           f"({N_IMAGES} images, batch {BATCH}, {WORKERS} workers, {DEVICE})")
     assert ratio <= 1.10
 

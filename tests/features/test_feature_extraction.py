@@ -153,3 +153,33 @@ def test_extract_benchmark_every_split_shared_once(clip, tmp_path, monkeypatch):
 def test_compute_shared_static_entries(clip):
     shared = compute_shared(clip, {"class_names", "prompt", "logit_scale"}, ["a"], "x {}")
     assert shared == {"class_names": ["a"], "prompt": "x {}", "logit_scale": pytest.approx(clip.logit_scale())}
+
+
+def test_device_side_normalisation_is_exact(clip, resnet, file_source):
+    from oodbench.features.runner import device_split
+
+    for backbone in (clip, resnet):
+        full = backbone.preprocess()
+        host, mean, std = device_split(full)
+        m = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        s = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+        for i in range(len(file_source)):
+            img = file_source.load(i)
+            u8 = host(img)
+            assert u8.dtype == torch.uint8
+            assert torch.equal(u8.float().div_(255).sub_(m).div_(s), full(img))
+    assert device_split(lambda im: im) is None
+
+
+def test_model_sees_whole_batches_despite_chunked_loading(clip, array_source, forward_calls, monkeypatch):
+    import oodbench.features.runner as runner
+
+    monkeypatch.setattr(runner, "CHUNK", 3)
+    sizes = []
+    original = clip.forward_features
+    monkeypatch.setattr(clip, "forward_features", lambda x, names: sizes.append(len(x)) or original(x, names))
+    feats = extract_features(clip, array_source, {"image"}, batch_size=10, shard_size=20)
+    assert sizes == [10, 10, 10, 7]
+    with torch.no_grad():
+        ref = clip.model.encode_image(_stack(clip, array_source)).numpy()
+    np.testing.assert_allclose(feats["image"], ref, rtol=1e-5, atol=1e-5)
