@@ -93,6 +93,9 @@ def load_open_clip(
             raise UserError(
                 f"'{pretrained}' is neither a file nor a pretrained tag of {model_name}; tags: {', '.join(tags) or 'none'}"
             )
+        if open_clip.get_pretrained_cfg(model_name, pretrained).get("quick_gelu") and not force_quick_gelu:
+            log.info("%s: weights '%s' were trained with QuickGELU; using it", model_name, pretrained)
+            force_quick_gelu = True
         model = _create(model_name, pretrained, force_quick_gelu)
         tag = pretrained
     if tokenizer is None:

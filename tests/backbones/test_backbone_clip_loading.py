@@ -219,3 +219,25 @@ def test_names_and_tags():
         create_backbone("no_such_backbone")
     with pytest.raises(UserError, match="unknown CLIP backbone option"):
         create_backbone("test_clip_tiny", colour="red")
+
+
+def test_openai_tag_forces_quick_gelu(monkeypatch):
+    """OpenAI weights were trained with QuickGELU: `open_clip:ViT-B-16` + `openai` must build the QuickGELU model."""
+    seen = {}
+
+    def fake_create_model(name, pretrained=None, force_quick_gelu=False, **kw):
+        seen.update(name=name, pretrained=pretrained, force_quick_gelu=force_quick_gelu)
+        raise RuntimeError("offline")
+
+    monkeypatch.setattr(open_clip, "create_model", fake_create_model)
+    with pytest.raises(UserError, match="could not load weights 'openai' for ViT-B-16"):
+        create_backbone("open_clip:ViT-B-16", pretrained="openai")
+    assert seen == {"name": "ViT-B-16", "pretrained": "openai", "force_quick_gelu": True}
+    with pytest.raises(UserError):
+        create_backbone("open_clip:ViT-B-16", pretrained="laion400m_e32")
+    assert seen["force_quick_gelu"] is False
+
+
+def test_tiny_weights_hash_is_stable_across_machines():
+    """Seeded CPU init: the weights hash (part of every cache key) is a constant for the pinned torch version."""
+    assert create_backbone("test_clip_tiny").weights_hash() == "cea83c61408fad76"
