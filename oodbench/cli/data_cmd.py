@@ -91,6 +91,17 @@ def add_parser(sub, parents) -> None:
     ver.add_argument("--workers", type=int, default=None, help="decoding threads (default min(8, CPUs))")
     ver.add_argument("--show", type=int, default=20, metavar="N", help="list at most N problem files per split")
     ver.set_defaults(handler=run_verify)
+    res = dsub.add_parser("restore", parents=parents, formatter_class=RawDescriptionRichHelpFormatter,
+                          help="copy the files of a benchmark's shipped split lists from a download into DATA",
+                          description="For every split of NAME read through a shipped SeTAR list (imagenet1k: ID val, "
+                                      "voc: ID val and test), copy the listed <folder>/<file> from --from DIR to "
+                                      "DATA/<split folder>/<folder>/<file>. --from is e.g. the extracted "
+                                      "ILSVRC2012_img_train tree (imagenet1k) or GL-MCM's ID_VOC_single (voc).")
+    res.add_argument("name", help="benchmark (imagenet1k, voc, ssb_hard)")
+    res.add_argument("--from", dest="source", required=True, metavar="DIR", help="folder holding <folder>/<file>")
+    res.add_argument("--data-root", required=True, metavar="DIR", help="data root to restore into")
+    res.add_argument("--link", action="store_true", help="hard-link instead of copying where possible")
+    res.set_defaults(handler=run_restore)
 
 
 def run_layout(args) -> int:
@@ -159,6 +170,31 @@ def run_verify(args) -> int:
     if not table.rows:
         err.print(escape(f"no registered benchmark found under {data_root}; see `oodbench data --help`"))
         return 1
+    return 0 if ok else 1
+
+
+def run_restore(args) -> int:
+    from pathlib import Path
+
+    from oodbench.data.restore import restore_from_list
+    from oodbench.datasets import get_benchmark
+    from oodbench.datasets.resolve import split_roles
+    from oodbench.datasets.resources import PKG_PREFIX, list_path
+
+    spec = get_benchmark(args.name)
+    splits = [s for _, s in split_roles(spec) if s.format == "jsonlist" and (s.list_file or "").startswith(PKG_PREFIX)]
+    if not splits:
+        raise UserError(f"benchmark '{spec.name}' has no split read through a shipped list; nothing to restore")
+    if not Path(args.source).is_dir():
+        raise UserError(f"--from {args.source} is not a folder")
+    ok = True
+    for s in splits:
+        done, missing = restore_from_list(list_path(s.list_file, None), args.source, Path(args.data_root) / s.path,
+                                          link=args.link)
+        ok &= not missing
+        out.print(escape(f"{s.name}: {done:,} of {done + len(missing):,} listed files in {Path(args.data_root) / s.path}"
+                         + (f"; {len(missing):,} not found under {args.source}, e.g. {missing[0]}" if missing else "")),
+                  highlight=False, soft_wrap=True)
     return 0 if ok else 1
 
 

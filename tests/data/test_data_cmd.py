@@ -107,3 +107,26 @@ def test_verify_needs_a_data_root_for_file_benchmarks(capsys, monkeypatch):
     monkeypatch.delenv("OODBENCH_DATA_ROOT", raising=False)
     assert main(["data", "verify", "--benchmark", "voc"]) == 2
     assert "pass --data-root DIR" in capsys.readouterr().err
+
+
+def test_restore_copies_the_listed_files_then_verify_counts_them(tmp_path, capsys, write_image):
+    import json
+
+    from oodbench.datasets import get_benchmark
+    from oodbench.datasets.resolve import inspect_splits
+    from oodbench.datasets.resources import LISTS_DIR
+
+    listing = json.loads((LISTS_DIR / "voc_val_data.json").read_text())
+    src = tmp_path / "ID_VOC_single"
+    for i, (cls, files) in enumerate(listing.items()):
+        for f in files:
+            write_image(src / cls / f, seed=i)
+    write_image(src / "dog" / "2099_000000.jpg")  # not listed: stays behind
+    root = tmp_path / "data"
+    assert main(["data", "restore", "voc", "--from", str(src), "--data-root", str(root)]) == 1  # test files absent
+    out = capsys.readouterr().out
+    assert "VOC val: 94 of 94 listed files" in out and "VOC test: 0 of 906" in out
+    assert sum(1 for _ in (root / "ID_VOC" / "val").rglob("*.jpg")) == 94
+    checks = {c.split.name: c for c in inspect_splits(get_benchmark("voc"), root)}
+    assert checks["VOC val"].problem is None and checks["VOC val"].found == 94
+    assert main(["data", "restore", "imagenet1k", "--from", str(tmp_path / "nope"), "--data-root", str(root)]) == 2
