@@ -20,8 +20,8 @@ IMAGENET_TEST = SplitSpec(
 IMAGENET_VAL = SplitSpec(
     "ImageNet-1K val", "ID_ImageNet1K/val", format="jsonlist", list_file="pkg:imagenet1k_val_data.json",
     expected=1_000, group="id",
-    source="one ILSVRC2012 *train* image per class chosen by SeTAR (their Google Drive folder, or copy the 1,000 "
-           "files named in the shipped imagenet1k_val_data.json from ILSVRC2012_img_train.tar into <wnid>/ folders)")
+    source="one ILSVRC2012 *train* image per class chosen by SeTAR (their Google Drive folder, or `oodbench data "
+           "restore imagenet1k --from <extracted ILSVRC2012_img_train>` copies the 1,000 listed files)")
 INATURALIST = SplitSpec("iNaturalist", "OOD_iNaturalist/test", expected=10_000, group="far",
                         source=_MOS.format("iNaturalist", "OOD_iNaturalist/test"))
 SUN = SplitSpec("SUN", "OOD_Sun/test", expected=10_000, group="far", source=_MOS.format("SUN", "OOD_Sun/test"))
