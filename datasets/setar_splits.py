@@ -33,11 +33,13 @@ TEXTURE = SplitSpec(
            "move dtd/images to OOD_Texture/test/images (all 47 class folders)")
 IMAGENET22K = SplitSpec(
     "ImageNet22K", "OOD_ImageNet22K/test", expected=18_335, group="far",
-    source="ImagenetOOD_for_COCO_VOC.tar (deeplearning-wisc/multi-label-ood, Google Drive folder 1BGMRQz3eB_npaGD46HC6K_uzt105HPRy), folder ImageNet-22K "
+    source="ImagenetOOD_for_COCO_VOC.tar (deeplearning-wisc/multi-label-ood, Google Drive folder "
+           "1BGMRQz3eB_npaGD46HC6K_uzt105HPRy), folder ImageNet-22K "
            "(20 wnid folders) moved to OOD_ImageNet22K/test")
 COCO = SplitSpec(
     "COCO", "OOD_COCO/test", expected=1_000, group="far",
-    source="GL-MCM datasets.tar.gz (AtsuMiyai/GL-MCM, Google Drive 1he4jKi2BfyGT6rkcbFYlez7PbLMXTBMR), folder OOD_COCO/images moved to "
+    source="GL-MCM datasets.tar.gz (AtsuMiyai/GL-MCM, Google Drive 1he4jKi2BfyGT6rkcbFYlez7PbLMXTBMR), folder "
+           "OOD_COCO/images moved to "
            "OOD_COCO/test/images")
 
 MOS_OOD = (INATURALIST, SUN, PLACES, TEXTURE)

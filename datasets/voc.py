@@ -13,7 +13,8 @@ from oodbench.datasets.resources import read_classnames
 from oodbench.datasets.setar_splits import COCO, HPARAMS_VOC, IMAGENET22K, MOS_OOD, PROMPT
 from oodbench.registry import register
 
-_SOURCE = ("GL-MCM datasets.tar.gz (AtsuMiyai/GL-MCM, Google Drive 1he4jKi2BfyGT6rkcbFYlez7PbLMXTBMR), folder ID_VOC_single; the files "
+_SOURCE = ("GL-MCM datasets.tar.gz (AtsuMiyai/GL-MCM, Google Drive 1he4jKi2BfyGT6rkcbFYlez7PbLMXTBMR), folder "
+           "ID_VOC_single; the files "
            "named in the shipped {} go to {}/<class>/ (`oodbench data restore voc --from <ID_VOC_single>`)")
 
 

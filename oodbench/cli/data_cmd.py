@@ -204,7 +204,8 @@ def _checks(spec, root, inspect_splits):
     from oodbench.datasets.resolve import SplitCheck, split_roles
 
     resolved = spec.resolve(None)
-    by_name = {**{s.name: resolved.ood[s.name] for s in spec.ood}, **{s.name: resolved.ood_val[s.name] for s in spec.ood_val}}
+    by_name = {**{s.name: resolved.ood[s.name] for s in spec.ood},
+               **{s.name: resolved.ood_val[s.name] for s in spec.ood_val}}
     by_role = {"id_test": resolved.id_test, "id_val": resolved.id_val, "id_fit": resolved.id_fit}
     return [SplitCheck(role, s, s.path, source=by_role.get(role) or by_name.get(s.name),
                        listed=len(by_role.get(role) or by_name.get(s.name)))

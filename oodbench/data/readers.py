@@ -104,7 +104,8 @@ def parse_imglist(text: str, list_name: str) -> tuple[list[str], list[int]]:
         path, _, rest = line.partition(" ")
         rest = rest.strip()
         if path.startswith("/"):
-            raise DataError(f"{list_name}:{lineno}: absolute path '{path}'; imglist paths are relative to the data directory")
+            raise DataError(f"{list_name}:{lineno}: absolute path '{path}'; imglist paths are relative to the "
+                            "data directory")
         try:
             label = int(rest) if rest else OOD_LABEL
         except ValueError:
@@ -153,7 +154,8 @@ def read_jsonlist(list_file: str | Path, split_dir: str | Path, name: str, *,
     order = list(classes) if classes is not None else tops
     unknown = [t for t in tops if t not in order]
     if unknown and not ood:
-        raise DataError(f"{name}: {list_file} has class folder(s) {', '.join(unknown[:5])} that are not classes of the benchmark")
+        raise DataError(f"{name}: {list_file} has class folder(s) {', '.join(unknown[:5])} that are not classes "
+                        "of the benchmark")
     index = {c: i for i, c in enumerate(order)}
     items = []
     for folder, files in folders.items():

@@ -38,7 +38,7 @@ def default_workers(source, device: torch.device) -> int:
 
 
 def device_split(transform):
-    """``(host transform giving uint8 [3, H, W], mean, std)`` for ``Compose([..., ToTensor(), Normalize()])``, else None."""
+    """``(host transform -> uint8 [3, H, W], mean, std)`` for ``Compose([..., ToTensor(), Normalize()])``, else None."""
     steps = getattr(transform, "transforms", None)
     if not steps or len(steps) < 2:
         return None
