@@ -94,3 +94,31 @@ def _named(items: list[str] | None, flag: str) -> dict[str, str]:
             raise UserError(f"{flag}: the name '{name}' is given twice")
         out[name.strip()] = value.strip()
     return out
+
+
+def add_extraction_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--precision``, ``--extract-batch-size`` and ``--workers`` (feature extraction settings)."""
+    g = parser.add_argument_group("feature extraction")
+    g.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
+                   help="model precision for image features (default fp32, as the official code; others use "
+                        "autocast and are recorded in the result and the cache key)")
+    g.add_argument("--extract-batch-size", type=int, default=None, metavar="N",
+                   help="images per forward pass when extracting features (default 128)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="image-loading worker processes (default: by machine; 0 loads in the main process)")
+
+
+def extraction_kwargs(args: argparse.Namespace) -> dict:
+    """Keyword arguments for :func:`oodbench.features.extract.extract_features` / ``extract_benchmark`` from the
+    options of :func:`add_extraction_args`, :func:`add_benchmark_args` (``--on-bad``) and ``--device``."""
+    from oodbench.features.extract import DEFAULT_BATCH_SIZE
+    from oodbench.runtime import resolve_device
+
+    batch = getattr(args, "extract_batch_size", None) or DEFAULT_BATCH_SIZE
+    if batch < 1:
+        raise UserError(f"--extract-batch-size must be >= 1, got {batch}")
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 0:
+        raise UserError(f"--workers must be >= 0, got {workers}")
+    return {"precision": getattr(args, "precision", "fp32"), "batch_size": batch, "num_workers": workers,
+            "device": resolve_device(getattr(args, "device", "auto")), "on_bad": getattr(args, "on_bad", "skip")}

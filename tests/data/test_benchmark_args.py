@@ -85,3 +85,18 @@ def test_registered_benchmark_on_env_data_root(tmp_path, monkeypatch):
     monkeypatch.setenv("OODBENCH_DATA_ROOT", str(tmp_path))
     with pytest.raises(DataError, match="VOC test split: expected 906 images listed in pkg:voc_test_data.json"):
         benchmark_from_args(parse("--benchmark", "voc"))
+
+
+def test_extraction_options_become_extractor_arguments():
+    from oodbench.cli.benchmark_args import add_extraction_args, extraction_kwargs
+
+    p = argparse.ArgumentParser()
+    add_benchmark_args(p)
+    add_extraction_args(p)
+    p.add_argument("--device", default="auto")
+    kw = extraction_kwargs(p.parse_args(["--precision", "bf16", "--extract-batch-size", "64", "--workers", "0",
+                                         "--on-bad", "fail", "--device", "cpu"]))
+    assert kw == {"precision": "bf16", "batch_size": 64, "num_workers": 0, "device": "cpu", "on_bad": "fail"}
+    assert extraction_kwargs(p.parse_args(["--device", "cpu"]))["batch_size"] == 128
+    with pytest.raises(UserError, match="--workers"):
+        extraction_kwargs(p.parse_args(["--workers", "-1"]))
