@@ -126,14 +126,15 @@ def test_resnet_local_logits_are_the_fc_at_each_position():
 
 
 @pytest.mark.parametrize("name", list(SIZES))
-def test_layerwise_api_equals_full_forward(name):
+def test_layerwise_api_at_the_ends(name):
+    """Every layer is covered by the contract suite; here the block counts, the last index and the bounds."""
     b = create_backbone(name)
-    x = _images(name)
-    full = b.forward_features(x, {"logits", "local_logits"})
+    x = _images(name, n=2)
     n = b.towers()["vision"]
     assert n == {"test_swin_tiny": 8, "test_vit_tiny": 2, "test_resnet_tiny": 4}[name]
+    full = b.forward_features(x, {"logits", "local_logits"})
     with torch.no_grad():
-        for layer in range(n + 1):
+        for layer in (n - 1, n):
             out = b.forward_from("vision", b.hidden("vision", x, layer), layer)
             torch.testing.assert_close(out.global_, full["logits"], atol=1e-5, rtol=0)
             torch.testing.assert_close(out.local, full["local_logits"], atol=1e-5, rtol=0)

@@ -16,8 +16,10 @@ def _same(a, b, size):
         assert torch.equal(fa[k], fb[k]), k
 
 
-@pytest.mark.parametrize("name, size", [("test_resnet_tiny", 64), ("test_swin_tiny", 64), ("test_vit_tiny", 32)])
-@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+@pytest.mark.parametrize("name, size, suffix", [
+    ("test_resnet_tiny", 64, ".pth"), ("test_swin_tiny", 64, ".safetensors"), ("test_vit_tiny", 32, ".pth"),
+    ("test_vit_tiny", 32, ".safetensors"),
+])
 def test_state_dict_files(tmp_path, name, size, suffix):
     source = create_backbone(name, seed=1)
     path = tmp_path / f"w{suffix}"
