@@ -210,7 +210,7 @@ def _text_encoder(backbone: Backbone, cache: FeatureCache):
     if not hasattr(backbone, "text_encoder"):
         raise IncompatibleError(f"{backbone.name} has no text encoder (needed to mine NegLabel's negative labels)")
     encoder = backbone.text_encoder()
-    encoder.cache_dir = Path(cache.root) / "neglabel"
+    encoder.cache_dir = Path(cache.root).parent / "neglabel"
     return encoder
 
 

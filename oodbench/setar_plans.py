@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from oodbench.backbones.base import Backbone
@@ -51,40 +55,69 @@ def load_val_images(backbone: Backbone, source, batch_size: int = 256) -> tuple[
         log.warning("%s: %d unreadable image(s) left out of the SeTAR search (e.g. %s)", source.name, len(bad),
                     source.describe(bad[0][0]))
     idx = torch.cat(indices)
-    labels = torch.as_tensor(source.labels, dtype=torch.int64)[idx]
+    labels = torch.as_tensor(np.array(source.labels), dtype=torch.int64)[idx]
     return torch.cat(images), labels
+
+
+def run_search(backbone: Backbone, resolved, overrides: dict[str, Any]):
+    """Search a SeTAR plan on the ID val split of ``resolved`` (preset settings, then ``overrides``)."""
+    from oodbench.methods.setar import search
+
+    source = resolved.id_val
+    if source is None:
+        raise UserError(f"benchmark '{resolved.spec.name}' has no ID val split to search a SeTAR plan on; "
+                        "pass --plan FILE (run) or use a benchmark with a val split")
+    config, preset = search_config(backbone, resolved, overrides)
+    spec = resolved.spec
+    images, labels = load_val_images(backbone, source)
+    log.info("SeTAR search on %s (%d images), %s: lambda %g, K %d, batch %d (%s)", source.name, len(labels),
+             config.searcher, config.lam, config.top_k, config.batch_size, preset.source)
+    result = search(backbone, images.to(backbone.device), labels.to(backbone.device), list(spec.class_names),
+                    spec.prompt, config)
+    result.plan.search.update({"preset": preset.source, "benchmark": spec.name, "val_split": source.name,
+                               "val_fingerprint": source.fingerprint()})
+    return result
+
+
+def save_search(result, folder: Path) -> Path:
+    """Write plan and logs into ``folder`` in one step (a temporary folder renamed), so no half-written plan is read."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+    try:
+        result.save(tmp)
+        (tmp / "search_info.json").write_text(json.dumps({"seconds": result.log.seconds, **result.info}) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
 
 
 def obtain_plan(backbone: Backbone, resolved, settings, cache: FeatureCache):
     """The plan of ``settings.plan_file``, or the (cached) result of a SeTAR search on the ID val split."""
-    from oodbench.methods.setar import Plan, search
+    from oodbench.methods.setar import Plan
 
     if settings.plan_file:
         plan = Plan.load(settings.plan_file)
         log.info("SeTAR plan %s from %s: %s", plan.hash(), settings.plan_file, plan.describe())
         return plan
-    source = resolved.id_val
-    if source is None:
+    if resolved.id_val is None:
         raise UserError(f"benchmark '{resolved.spec.name}' has no ID val split to search a SeTAR plan on; "
                         "pass --plan FILE")
-    config, preset = search_config(backbone, resolved, settings.search)
+    config, _ = search_config(backbone, resolved, settings.search)
     spec = resolved.spec
     key = hash_json({"weights": backbone.weights_hash(), "preprocess": backbone.preprocess_config(),
-                     "val": source.fingerprint(), "classes": list(spec.class_names), "prompt": spec.prompt,
+                     "val": resolved.id_val.fingerprint(), "classes": list(spec.class_names), "prompt": spec.prompt,
                      "search": config.to_dict(), "version": 1})
-    folder = Path(cache.root) / "plans" / key
+    folder = Path(cache.root).parent / "plans" / key
     if (folder / "plan.json").is_file():
         plan = Plan.load(folder / "plan.json")
         log.info("SeTAR plan %s reused from the cache (%s): %s", plan.hash(), folder, plan.describe())
         return plan
-    images, labels = load_val_images(backbone, source)
-    images = images.to(backbone.device)
-    labels = labels.to(backbone.device)
-    log.info("SeTAR search on %s (%d images), %s: lambda %g, K %d, batch %d (%s)", source.name, len(labels),
-             config.searcher, config.lam, config.top_k, config.batch_size, preset.source)
-    result = search(backbone, images, labels, list(spec.class_names), spec.prompt, config)
-    result.plan.search.update({"preset": preset.source, "benchmark": spec.name, "val_split": source.name})
-    result.save(folder)
-    (folder / "done.json").write_text(json.dumps({"seconds": result.log.seconds, **result.info}) + "\n")
+    result = run_search(backbone, resolved, settings.search)
+    save_search(result, folder)
     log.info("SeTAR plan %s: %s (search log in %s)", result.plan.hash(), result.plan.describe(), folder)
     return result.plan

@@ -77,8 +77,8 @@ def run(args) -> int:
         precision=args.precision, batch_size=args.batch_size, num_workers=args.workers, device=device,
         seed=args.seed, search=search_overrides(args),
     )
-    results = run_pipeline(resolved, settings, FeatureCache(cache_dir(args)), ResultsStore(results_root(args)),
-                           backbone=backbone)
+    cache = FeatureCache(cache_dir(args) / "features")
+    results = run_pipeline(resolved, settings, cache, ResultsStore(results_root(args)), backbone=backbone)
     by_post: dict[str, dict] = {}
     for r in results:
         by_post.setdefault(r.postprocessor, {})[r.method] = r.record

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 
-def add_search_args(parser: argparse.ArgumentParser) -> None:
+def add_search_args(parser: argparse.ArgumentParser, batch_flags: tuple[str, ...] = ("--search-batch-size",)) -> None:
     g = parser.add_argument_group("SeTAR search (defaults: the paper's preset for the backbone and benchmark)")
     g.add_argument("--searcher", default=None, choices=("setar-s", "mis", "les"),
                    help="greedy search order: SeTAR-S (vision top->bottom then text), MIS (interleaved), "
@@ -20,7 +20,7 @@ def add_search_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--modality", default=None, choices=("both", "vision", "text"), help="towers searched")
     g.add_argument("--lambda", dest="lam", type=float, default=None, help="weight of the LoCoOp OOD term")
     g.add_argument("--topk", dest="top_k", type=int, default=None, help="K of the top-K OOD-patch mask")
-    g.add_argument("--search-batch-size", dest="search_batch_size", type=int, default=None,
+    g.add_argument(*batch_flags, dest="search_batch_size", type=int, default=None,
                    help="batch size of the loss aggregation (official: 512; Swin 384)")
     g.add_argument("--prune", default=None, choices=("minor", "principal", "random"),
                    help="which singular components are removed (default minor)")
