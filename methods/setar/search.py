@@ -235,14 +235,16 @@ def greedy(ev, order: list[Target], config: SearchConfig, log: SearchLog) -> tup
             for target in step_targets:
                 bar.update(task, description=f"SeTAR {config.searcher} step {step} {target[0]} {target[1]} {target[2]}")
                 for ratio in config.ratios:
+                    t0 = time.perf_counter()
                     result, removed, computed = ev.evaluate(target, ratio)
+                    seconds = time.perf_counter() - t0
                     value = getattr(result, metric)
                     improved = value < best_value
                     if improved:
                         best, best_value = result, value
                         best_setting = (target, ratio)
                         ev.mark_best()
-                    log.add_candidate(step, target, ratio, removed, result, computed, improved)
+                    log.add_candidate(step, target, ratio, removed, result, computed, improved, seconds)
                     bar.advance(task)
             target, ratio = best_setting
             if best is None:
@@ -252,7 +254,8 @@ def greedy(ev, order: list[Target], config: SearchConfig, log: SearchLog) -> tup
             accepted.append(best_setting)
             pool.remove(target)
             log.add_step(step, target, ratio, best)
-            logger.debug("step %d: %s %s %d -> %.2f (%s %.6f)", step, *target, ratio, metric, best_value)
+            logger.info("step %d: %s %s layer %d -> ratio %.2f (%s %.6f, acc %.2f)", step, *target, ratio, metric,
+                        best_value, best.acc)
             step += 1
     return accepted, best
 

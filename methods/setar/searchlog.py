@@ -17,7 +17,7 @@ from .loss import LossResult
 
 STEP_COLUMNS = ("step", "tower", "weight_type", "layer", "best_ratio", "locoop_loss", "loss_id", "loss_ood", "acc", "ood_patch_percent")
 CANDIDATE_COLUMNS = ("step", "tower", "weight_type", "layer", "ratio", "removed_rank", "locoop_loss", "loss_id", "loss_ood",
-                     "acc", "ood_patch_percent", "computed", "best_so_far")
+                     "acc", "ood_patch_percent", "computed", "best_so_far", "seconds")
 
 
 @dataclass
@@ -42,7 +42,7 @@ class CandidateRecord:
 
     ``computed`` is False when the loss was obtained without a forward pass (a candidate that removes no
     component leaves the model as the accepted configuration, whose loss is known). ``best_so_far`` marks a
-    candidate that strictly improved the global best when it was evaluated.
+    candidate that strictly improved the global best when it was evaluated; ``seconds`` is its evaluation time.
     """
 
     step: int
@@ -58,6 +58,7 @@ class CandidateRecord:
     ood_patch_percent: float
     computed: bool = True
     best_so_far: bool = False
+    seconds: float = 0.0
 
 
 @dataclass
@@ -70,8 +71,9 @@ class SearchLog:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def add_candidate(self, step: int, target: tuple[str, str, int], ratio: float, removed: int, result: LossResult,
-                      computed: bool, best: bool) -> None:
-        self.candidates.append(CandidateRecord(step, *target, ratio, removed, **result.to_dict(), computed=computed, best_so_far=best))
+                      computed: bool, best: bool, seconds: float = 0.0) -> None:
+        self.candidates.append(CandidateRecord(step, *target, ratio, removed, **result.to_dict(), computed=computed,
+                                               best_so_far=best, seconds=seconds))
 
     def add_step(self, step: int, target: tuple[str, str, int], ratio: float, best: LossResult) -> None:
         self.steps.append(StepRecord(step, *target, ratio, **best.to_dict()))

@@ -33,3 +33,17 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+
+@pytest.fixture
+def digits_inputs():
+    """The shipped digits model and the digits benchmark's ID val split, preprocessed by it."""
+    from oodbench.backbones import create_backbone
+    from oodbench.datasets.digits import CLASS_NAMES, PROMPT, resolve_digits
+
+    bb = create_backbone("digits_clip")
+    val = resolve_digits().id_val
+    pre = bb.preprocess()
+    images = torch.stack([pre(val.load(i)) for i in range(len(val))])
+    return bb, images, torch.from_numpy(val.labels.copy()), list(CLASS_NAMES), PROMPT

@@ -183,3 +183,13 @@ def test_fast_search_matches_the_reference_on_classifiers(name, size, lam, k, se
         assert all(c.locoop_loss == c.loss_id for c in fast.log.candidates)
     else:
         assert any(e.ratio > 0 for e in fast.plan.entries)
+
+
+def test_fast_search_matches_the_reference_on_the_digits_model(digits_inputs):
+    bb, images, labels, names, prompt = digits_inputs
+    # the benchmark's settings (lambda 0.1, K 2, one aggregation batch); 3 of the 9 ratios to stay fast
+    cfg = SearchConfig(lam=0.1, top_k=2, batch_size=512, forward_batch_size=120, ratios=(0.0, 0.2, 0.4))
+    fast = search(bb, images, labels, names, prompt, cfg)
+    ref = reference_search(bb, images, labels, names, prompt, cfg)
+    _compare(fast, ref)
+    assert fast.log.candidates[0].acc > 90  # the trained model classifies its val split
