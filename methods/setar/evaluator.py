@@ -25,15 +25,11 @@ import torch
 
 from oodbench.backbones.base import Backbone, TargetWeight
 
-from .loss import LossResult, batches, locoop_loss_batched, normalize_text
+from .loss import LossResult, batches, l2_normalize, locoop_loss_clip, locoop_loss_logits
 from .lowrank import removed_rank
 from .modifier import SetarModifier, find_target
 
 Target = tuple[str, str, int]  # (tower, weight_type, layer); layer -1 = projection W_p
-
-
-def _normalize(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(p=2, dim=-1, keepdim=True)
 
 
 class FastEvaluator:
@@ -165,11 +161,11 @@ class FastEvaluator:
         g = torch.cat([o.global_ for o in outs])
         loc = torch.cat([o.local for o in outs]) if outs[0].local is not None else None
         if self.is_clip:
-            return _normalize(g), (_normalize(loc) if loc is not None else None)
+            return l2_normalize(g), (l2_normalize(loc) if loc is not None else None)
         return g, loc
 
     def _text_out(self, outs: list) -> torch.Tensor:
-        return normalize_text(torch.cat([o.global_ for o in outs]))
+        return l2_normalize(torch.cat([o.global_ for o in outs]))
 
     def _accepted(self, tower: str) -> Any:
         out = self._tower_out.get(tower)
@@ -185,15 +181,8 @@ class FastEvaluator:
         out = self._vision_out(outs) if tower == "vision" else self._text_out(outs)
         self._last = (target, removed, out)
         if not self.is_clip:
-            logits, local = out
-            return locoop_loss_batched(lambda sl: (logits[sl], local[sl] if local is not None else None),
-                                       self.n, self.labels, self.lam, self.top_k, self.batch_size)
+            return locoop_loss_logits(*out, self.labels, self.lam, self.top_k, self.batch_size)
         img_n, loc_n = out if tower == "vision" else self._accepted("vision")
         text_n = out if tower == "text" else self._accepted("text")
-        scale = self.scale
-
-        def logits(sl: slice):
-            loc = loc_n[sl] @ text_n.t() * scale if loc_n is not None else None
-            return img_n[sl] @ text_n.t() * scale, loc
-
-        return locoop_loss_batched(logits, self.n, self.labels, self.lam, self.top_k, self.batch_size)
+        return locoop_loss_clip(img_n, loc_n, text_n, self.scale, self.labels, self.lam, self.top_k, self.batch_size,
+                                normalized=True)

@@ -57,12 +57,12 @@ def clip_logits(global_: torch.Tensor, text_n: torch.Tensor, scale: float | torc
     Returns:
         Logits ``[..., C]``.
     """
-    return (global_ / global_.norm(p=2, dim=-1, keepdim=True)) @ text_n.t() * scale
+    return l2_normalize(global_) @ text_n.t() * scale
 
 
-def normalize_text(text: torch.Tensor) -> torch.Tensor:
-    """Row-wise L2 normalisation of text embeddings ``[C, D]``."""
-    return text / text.norm(p=2, dim=-1, keepdim=True)
+def l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    """L2 normalisation over the last axis, ``x / ||x||`` as the official code writes it."""
+    return x / x.norm(p=2, dim=-1, keepdim=True)
 
 
 def ood_patch_mask(logits_local: torch.Tensor, labels: torch.Tensor, top_k: int) -> torch.Tensor:
@@ -140,7 +140,7 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
 
 def locoop_loss_clip(image: torch.Tensor, local: torch.Tensor | None, text: torch.Tensor, logit_scale: float | torch.Tensor,
                      labels: torch.Tensor, lam: float, top_k: int, batch_size: int = OFFICIAL_BATCH_SIZE,
-                     text_normalized: bool = False) -> LossResult:
+                     normalized: bool = False) -> LossResult:
     """LoCoOp loss of CLIP features over the whole validation set.
 
     Args:
@@ -151,25 +151,25 @@ def locoop_loss_clip(image: torch.Tensor, local: torch.Tensor | None, text: torc
         labels: ``[N]`` class indices.
         lam, top_k: LoCoOp lambda and K.
         batch_size: batch size of the aggregation (512 officially).
-        text_normalized: ``text`` is already L2-normalised.
+        normalized: ``image``, ``local`` and ``text`` are already L2-normalised (the same numbers: the
+            normalisation is row-wise, so normalising once or per batch gives identical values).
     """
-    text_n = text if text_normalized else normalize_text(text)
-    acc = LossAccumulator()
-    for sl in batches(image.shape[0], batch_size):
-        g = clip_logits(image[sl], text_n, logit_scale)
-        l = clip_logits(local[sl], text_n, logit_scale) if local is not None else None
-        acc.add(batch_terms(g, l, labels[sl], lam, top_k), sl.stop - sl.start)
-    return acc.result()
+    text_n = text if normalized else l2_normalize(text)
+
+    def scaled(x: torch.Tensor) -> torch.Tensor:
+        return x @ text_n.t() * logit_scale if normalized else clip_logits(x, text_n, logit_scale)
+
+    def logits(sl: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return scaled(image[sl]), (scaled(local[sl]) if local is not None else None)
+
+    return locoop_loss_batched(logits, image.shape[0], labels, lam, top_k, batch_size)
 
 
 def locoop_loss_logits(logits: torch.Tensor, local_logits: torch.Tensor | None, labels: torch.Tensor, lam: float,
                        top_k: int, batch_size: int = OFFICIAL_BATCH_SIZE) -> LossResult:
     """LoCoOp loss of classifier outputs (logits ``[N, C]``, per-position logits ``[N, P, C]`` or None)."""
-    acc = LossAccumulator()
-    for sl in batches(logits.shape[0], batch_size):
-        l = local_logits[sl] if local_logits is not None else None
-        acc.add(batch_terms(logits[sl], l, labels[sl], lam, top_k), sl.stop - sl.start)
-    return acc.result()
+    return locoop_loss_batched(lambda sl: (logits[sl], local_logits[sl] if local_logits is not None else None),
+                               logits.shape[0], labels, lam, top_k, batch_size)
 
 
 def locoop_loss_batched(fn: Callable[[slice], tuple[torch.Tensor, torch.Tensor | None]], n: int, labels: torch.Tensor,

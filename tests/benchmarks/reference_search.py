@@ -3,15 +3,18 @@
 Original code: X1AOX1A/SeTAR ``src/svd_ood/svd_ood/searchers.py`` (``VisualTextSearch``,
 ``ModalityInterleavedSearch``, ``LayerExhaustiveSearch``), ``model_hub.py`` (``compute_metrics_loss``) and
 ``src/peft/peft/tuners/modified_lora/model.py`` (``svd_init``). For every candidate it reloads the pristine
-weights (from memory rather than from disk), recomputes the SVD of every accepted weight and of the candidate
-from those pristine weights, runs both towers on the whole validation set, and computes the LoCoOp loss batch
-by batch with the ``np.mean`` of per-image repeats. Nothing is cached. Deliberately independent of
-``oodbench.methods.setar`` except for looking up weights.
+weights (from a checkpoint file written once, as the official code reloads the pretrained model; or from memory
+with ``reload="memory"``), recomputes the SVD of every accepted weight and of the candidate from those pristine
+weights, runs both towers on the whole validation set, and computes the LoCoOp loss batch by batch with the
+``np.mean`` of per-image repeats. Nothing is cached. Deliberately independent of ``oodbench.methods.setar``
+except for looking up weights.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,7 +76,10 @@ def _loss(logits_global, logits_local, labels, lam, top_k):
 
 @torch.no_grad()
 def _evaluate(backbone, pristine, settings, images, labels, prompts, cfg):
-    backbone.model.load_state_dict(pristine)
+    if isinstance(pristine, Path):
+        backbone.model.load_state_dict(torch.load(pristine, map_location=backbone.device))
+    else:
+        backbone.model.load_state_dict(pristine)
     torch.manual_seed(cfg.seed)
     _prune(backbone, settings, cfg.prune, cfg.seed)
     dev = backbone.device
@@ -127,8 +133,11 @@ def _order(backbone, cfg):
     return [x for t in names for x in seq(t)]
 
 
-def reference_search(backbone, images, labels, class_names, prompt, cfg):
+def reference_search(backbone, images, labels, class_names, prompt, cfg, reload="disk"):
     """Run the official search. ``cfg`` is a ``SearchConfig`` (only its fields are read).
+
+    ``reload``: ``"disk"`` (default) reloads the pristine weights from a checkpoint file for every candidate,
+    ``"memory"`` from tensors kept in memory.
 
     Returns:
         dict with ``settings`` (accepted ``[tower, weight_type, layer, ratio]`` in order), ``candidates``
@@ -136,6 +145,11 @@ def reference_search(backbone, images, labels, class_names, prompt, cfg):
     """
     start = time.perf_counter()
     pristine = {k: v.detach().clone() for k, v in backbone.model.state_dict().items()}
+    tmp = tempfile.TemporaryDirectory()
+    source = pristine
+    if reload == "disk":
+        source = Path(tmp.name) / "pristine.pt"
+        torch.save(pristine, source)
     prompts = [prompt.format(c) for c in class_names] if backbone.kind == "clip" else None
     metric = cfg.metric
     best = {metric: float("inf")}
@@ -148,7 +162,7 @@ def reference_search(backbone, images, labels, class_names, prompt, cfg):
                 best_setting = [*pool[0], 0]
                 for target in pool:
                     for ratio in cfg.ratios:
-                        m = _evaluate(backbone, pristine, settings + [[*target, ratio]], images, labels, prompts, cfg)
+                        m = _evaluate(backbone, source, settings + [[*target, ratio]], images, labels, prompts, cfg)
                         candidates.append({"step": step, "target": target, "ratio": ratio, **m})
                         if m[metric] < best[metric]:
                             best = m
@@ -161,7 +175,7 @@ def reference_search(backbone, images, labels, class_names, prompt, cfg):
             for step, target in enumerate(pool):
                 best_setting = [*target, 0]
                 for ratio in cfg.ratios:
-                    m = _evaluate(backbone, pristine, settings + [[*target, ratio]], images, labels, prompts, cfg)
+                    m = _evaluate(backbone, source, settings + [[*target, ratio]], images, labels, prompts, cfg)
                     candidates.append({"step": step, "target": target, "ratio": ratio, **m})
                     if m[metric] < best[metric]:
                         best = m
@@ -170,4 +184,5 @@ def reference_search(backbone, images, labels, class_names, prompt, cfg):
                 steps.append({"step": step, "setting": best_setting, **best})
     finally:
         backbone.model.load_state_dict(pristine)
+        tmp.cleanup()
     return {"settings": settings, "candidates": candidates, "steps": steps, "seconds": time.perf_counter() - start}

@@ -111,3 +111,11 @@ def test_classifier_loss_uses_logits_as_they_are_and_id_only_without_local_logit
         assert got[key] == pytest.approx(ref[key], abs=1e-5), key
     id_only = locoop_loss_logits(logits, None, y, 0.5, 2, batch_size=5)
     assert id_only.locoop_loss == pytest.approx(ref["loss_id"], abs=1e-5) and id_only.loss_ood == 0.0
+
+
+def test_prenormalised_inputs_give_the_same_loss():
+    img, loc, text, y = _features()
+    norm = lambda x: x / x.norm(dim=-1, keepdim=True)  # noqa: E731
+    a = locoop_loss_clip(img, loc, text, 100.0, y, 0.1, 3, batch_size=8)
+    b = locoop_loss_clip(norm(img), norm(loc), norm(text), 100.0, y, 0.1, 3, batch_size=8, normalized=True)
+    assert a.to_dict() == pytest.approx(b.to_dict(), abs=1e-6)
