@@ -206,7 +206,7 @@ def search(backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, class
     finally:
         modifier.restore()
     log.seconds = time.perf_counter() - start
-    plan = Plan([PlanEntry(*t, r) for t, r in accepted], config.prune, config.seed, settings)
+    plan = Plan([PlanEntry(*t, r) for t, r in accepted], config.prune, config.seed, dict(settings))
     logger.info("SeTAR search (%s) done in %.1f s: %d candidates, %d forward passes; plan %s",
                 config.searcher, log.seconds, len(log.candidates), ev.forward_passes, plan.describe())
     return SearchResult(plan, log, best, {"forward_passes": ev.forward_passes, "candidates_computed": log.n_computed})
