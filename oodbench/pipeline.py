@@ -77,11 +77,11 @@ def select_postprocessors(requested: Sequence[str], backbone: Backbone) -> list[
         chosen = []
         for name in names("postprocessors"):
             cls = get("postprocessors", name)
-            if not set(cls.requires) - set(backbone.provides):
+            try:
+                cls.check_compatible(backbone.provides, backbone.name)
                 chosen.append(cls)
-            else:
-                log.info("skipping %s: %s gives no %s", name, backbone.name,
-                         ", ".join(sorted(set(cls.requires) - set(backbone.provides))))
+            except IncompatibleError as exc:
+                log.info("skipping %s", exc)
         if not chosen:
             raise IncompatibleError(f"no registered postprocessor works with {backbone.name}")
         return chosen

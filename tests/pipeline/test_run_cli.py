@@ -1,0 +1,75 @@
+"""`oodbench run` and `oodbench search` as a user runs them, on an ad-hoc benchmark of image folders."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from oodbench.cli import main
+from oodbench.results import ResultsStore
+
+
+@pytest.fixture()
+def folders(tmp_path, small_digits):
+    def dump(src, folder, n, by_class):
+        for i in range(n):
+            sub = folder / (f"c{src.labels[i]}" if by_class else "images")
+            sub.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(src.images[i]).save(sub / f"{i:03d}.png")
+
+    dump(small_digits.id_test, tmp_path / "id_test", 24, True)
+    dump(small_digits.id_val, tmp_path / "id_val", 18, True)
+    name, ood = next(iter(small_digits.ood.items()))
+    dump(ood, tmp_path / "ood", 16, False)
+    labels = sorted({int(x) for x in small_digits.id_test.labels[:24]} | {int(x) for x in small_digits.id_val.labels[:18]})
+    (tmp_path / "classes.txt").write_text("\n".join(f"digit {k}" for k in labels) + "\n")
+    return tmp_path
+
+
+def _bench_args(d):
+    return ["--backbone", "test_clip_tiny", "--id-test", str(d / "id_test"), "--id-val", str(d / "id_val"),
+            "--ood", f"blobs={d / 'ood'}", "--classes", str(d / "classes.txt"),
+            "--cache-dir", str(d / "cache"), "--results-root", str(d / "runs"), "-q"]
+
+
+def test_run_prints_a_table_per_postprocessor_and_stores_runs(folders, capsys):
+    assert main(["run", "--post", "mcm,maxlogit", *_bench_args(folders)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("average") == 2 and "blobs" in out and "AUROC" in out
+    runs = ResultsStore(folders / "runs").runs()
+    assert sorted(r.postprocessor["name"] for r in runs) == ["maxlogit", "mcm"]
+    assert all(r.benchmark == "adhoc" and r.counts["ood"] == {"blobs": 16} for r in runs)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--post", "react"], "needs fc_bias, fc_weight, penultimate"),
+    (["--post", "nope"], "unknown postprocessor 'nope'"),
+    (["--plan", "plan.json"], "--plan is used with --method setar"),
+    (["--benchmark", "voc"], "cannot be combined with the ad-hoc flags"),
+])
+def test_run_errors_are_one_line_and_store_nothing(folders, capsys, extra, message):
+    assert main(["run", *_bench_args(folders), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert ResultsStore(folders / "runs").runs() == []
+
+
+def test_search_then_run_with_the_plan(folders, capsys):
+    out_dir = folders / "plan_out"
+    assert main(["search", *_bench_args(folders), "--ratios", "0,0.2,0.4", "--topk", "1", "--lambda", "0.1",
+                 "--out", str(out_dir)]) == 0
+    for name in ("plan.json", "search_steps.csv", "search_candidates.csv", "search_log.json"):
+        assert (out_dir / name).is_file(), name
+    plan = json.loads((out_dir / "plan.json").read_text())
+    assert plan["search"]["lambda"] == 0.1 and plan["search"]["top_k"] == 1
+    steps = (out_dir / "search_steps.csv").read_text().splitlines()
+    assert steps[0].startswith("step,tower,weight_type,layer,best_ratio,locoop_loss,loss_id,loss_ood,acc")
+    assert len(steps) == 1 + 4  # test_clip_tiny: 2 vision + 2 text blocks
+    capsys.readouterr()
+    assert main(["run", "--post", "mcm", "--method", "setar", "--plan", str(out_dir / "plan.json"),
+                 *_bench_args(folders)]) == 0
+    table = capsys.readouterr().out
+    assert "setar" in table and "average" in table
+    runs = ResultsStore(folders / "runs").runs()
+    assert sorted(r.method for r in runs) == ["none", "setar"]
+    assert {r.method: r.plan["hash"] for r in runs} == {"none": "none", "setar": plan["hash"]}
