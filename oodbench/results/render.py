@@ -87,8 +87,8 @@ def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc
     first = records[methods[0]]
     params = ", ".join(f"{k}={v}" for k, v in first.postprocessor.get("params", {}).items())
     table = Table(title=f"{postprocessor}  ({params})" if params else postprocessor, title_justify="left")
-    table.add_column("OOD set", style="bold")
-    table.add_column("group")
+    table.add_column("OOD set", style="bold", no_wrap=True)
+    table.add_column("group", no_wrap=True)
     multi = len(methods) > 1
     for method in methods:
         for m in metrics:
