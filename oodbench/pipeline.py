@@ -55,6 +55,7 @@ class RunSettings:
     device: str = "cpu"
     seed: int = 0
     search: dict[str, Any] = field(default_factory=dict)
+    search_tf32: bool = False
 
 
 @dataclass

@@ -49,3 +49,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def set_float32_mode(tf32: bool = False) -> None:
+    """fp32 means true fp32 on CUDA unless ``tf32``: TF32 tensor cores off for matmuls and cuDNN convolutions.
+
+    PyTorch allows TF32 in cuDNN convolutions by default (the patch embedding of a ViT is one), which makes a
+    "fp32" GPU run differ from the CPU and from the official code's fp32 matmuls.
+    """
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32

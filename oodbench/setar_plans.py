@@ -59,9 +59,13 @@ def load_val_images(backbone: Backbone, source, batch_size: int = 256) -> tuple[
     return torch.cat(images), labels
 
 
-def run_search(backbone: Backbone, resolved, overrides: dict[str, Any]):
-    """Search a SeTAR plan on the ID val split of ``resolved`` (preset settings, then ``overrides``)."""
+def run_search(backbone: Backbone, resolved, overrides: dict[str, Any], tf32: bool = False):
+    """Search a SeTAR plan on the ID val split of ``resolved`` (preset settings, then ``overrides``).
+
+    ``tf32`` allows TF32 tensor cores during the search only (CUDA; faster, not bit-exact fp32; recorded).
+    """
     from oodbench.methods.setar import search
+    from oodbench.runtime import set_float32_mode
 
     source = resolved.id_val
     if source is None:
@@ -72,10 +76,14 @@ def run_search(backbone: Backbone, resolved, overrides: dict[str, Any]):
     images, labels = load_val_images(backbone, source)
     log.info("SeTAR search on %s (%d images), %s: lambda %g, K %d, batch %d (%s)", source.name, len(labels),
              config.searcher, config.lam, config.top_k, config.batch_size, preset.source)
-    result = search(backbone, images.to(backbone.device), labels.to(backbone.device), list(spec.class_names),
-                    spec.prompt, config)
+    set_float32_mode(tf32)
+    try:
+        result = search(backbone, images.to(backbone.device), labels.to(backbone.device), list(spec.class_names),
+                        spec.prompt, config)
+    finally:
+        set_float32_mode(False)
     result.plan.search.update({"preset": preset.source, "benchmark": spec.name, "val_split": source.name,
-                               "val_fingerprint": source.fingerprint()})
+                               "val_fingerprint": source.fingerprint(), "tf32": tf32})
     return result
 
 
@@ -111,13 +119,13 @@ def obtain_plan(backbone: Backbone, resolved, settings, cache: FeatureCache):
     spec = resolved.spec
     key = hash_json({"weights": backbone.weights_hash(), "preprocess": backbone.preprocess_config(),
                      "val": resolved.id_val.fingerprint(), "classes": list(spec.class_names), "prompt": spec.prompt,
-                     "search": config.to_dict(), "version": 1})
+                     "search": config.to_dict(), "tf32": settings.search_tf32, "version": 1})
     folder = Path(cache.root).parent / "plans" / key
     if (folder / "plan.json").is_file():
         plan = Plan.load(folder / "plan.json")
         log.info("SeTAR plan %s reused from the cache (%s): %s", plan.hash(), folder, plan.describe())
         return plan
-    result = run_search(backbone, resolved, settings.search)
+    result = run_search(backbone, resolved, settings.search, tf32=settings.search_tf32)
     save_search(result, folder)
     log.info("SeTAR plan %s: %s (search log in %s)", result.plan.hash(), result.plan.describe(), folder)
     return result.plan

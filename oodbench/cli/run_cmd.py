@@ -55,13 +55,14 @@ def run(args) -> int:
     from oodbench.pipeline import RunSettings, run as run_pipeline
     from oodbench.results import ResultsStore
     from oodbench.results.render import comparison_table
-    from oodbench.runtime import resolve_device, seed_everything
+    from oodbench.runtime import resolve_device, seed_everything, set_float32_mode
 
     if args.plan and args.method != "setar":
         raise UserError("--plan is used with --method setar")
     t0 = time.perf_counter()
     seed_everything(args.seed)
     device = resolve_device(args.device)
+    set_float32_mode(False)  # features are extracted in true fp32 (or the chosen --precision)
     resolved = benchmark_from_args(args)
     backbone_name = args.backbone or DEFAULT_BACKBONE.get(resolved.spec.name)
     if backbone_name is None:
@@ -75,7 +76,7 @@ def run(args) -> int:
         backbone=backbone_name, pretrained=args.pretrained, postprocessors=posts,
         methods=("none", "setar") if args.method == "setar" else ("none",), plan_file=args.plan, aps=args.aps,
         precision=args.precision, batch_size=args.batch_size, num_workers=args.workers, device=device,
-        seed=args.seed, search=search_overrides(args),
+        seed=args.seed, search=search_overrides(args), search_tf32=args.tf32,
     )
     cache = FeatureCache(cache_dir(args) / "features")
     results = run_pipeline(resolved, settings, cache, ResultsStore(results_root(args)), backbone=backbone)

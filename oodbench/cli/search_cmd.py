@@ -37,17 +37,18 @@ def add_parser(sub, parents) -> None:
 
 def run(args) -> int:
     from oodbench.backbones import create_backbone
-    from oodbench.runtime import resolve_device, seed_everything
+    from oodbench.runtime import resolve_device, seed_everything, set_float32_mode
     from oodbench.setar_plans import run_search, save_search
 
     seed_everything(args.seed)
     device = resolve_device(args.device)
+    set_float32_mode(False)
     resolved = benchmark_from_args(args)
     name = args.backbone or DEFAULT_BACKBONE.get(resolved.spec.name)
     if name is None:
         raise UserError(f"--backbone is required for benchmark '{resolved.spec.name}'")
     backbone = create_backbone(name, args.pretrained).to(device)
-    result = run_search(backbone, resolved, search_overrides(args))
+    result = run_search(backbone, resolved, search_overrides(args), tf32=args.tf32)
     folder = Path(args.out) if args.out else (
         results_root(args) / "plans" / f"{resolved.spec.name}-{name.replace('/', '_')}-{result.plan.hash()}")
     save_search(result, folder)
