@@ -53,11 +53,19 @@ def test_unknown_kind():
 
 PLUGIN = textwrap.dedent(
     '''
+    import numpy as np
+
+    from oodbench.postprocessors.base import Postprocessor
     from oodbench.registry import register
 
     @register("postprocessors", "tmp_plugin_score")
-    class TmpPluginScore:
+    class TmpPluginScore(Postprocessor):
         """A score defined in a plugin file."""
+
+        requires = frozenset({"logits"})
+
+        def score(self, features):
+            return np.asarray(features["logits"], dtype=np.float64).max(1)
     '''
 )
 
