@@ -56,6 +56,7 @@ class RunSettings:
     seed: int = 0
     search: dict[str, Any] = field(default_factory=dict)
     search_tf32: bool = False
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,6 +153,10 @@ def _evaluate_one(cls, method, plan, modifier, backbone, resolved, features: dic
                   settings: RunSettings, store) -> PostResult:
     by_role = _by_role(features)
     post = cls()
+    try:
+        post.set_params(**settings.params.get(cls.registry_name, {}))
+    except ValueError as exc:
+        raise UserError(f"--param: {exc}") from None
     aps_info = None
     t0 = time.perf_counter()
     fit_feats = by_role.get("id_fit", by_role.get("id_val", [None]))[0] if cls.fit_on else None

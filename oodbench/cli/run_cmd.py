@@ -36,6 +36,8 @@ def add_parser(sub, parents) -> None:
                    help="postprocessors (`oodbench list postprocessors`), comma-separated, or 'all' for every "
                         "compatible one (default: mcm,glmcm,neglabel,energy,maxlogit for CLIP; "
                         "msp,energy,maxlogit,react,dice,ash_s,knn for classifiers)")
+    p.add_argument("--param", action="append", default=[], metavar="POST.NAME=VALUE",
+                   help="set a postprocessor hyperparameter, e.g. --param energy.temperature=0.1 (repeatable)")
     p.add_argument("--method", default="none", choices=("none", "setar"),
                    help="setar: search (or load --plan) a low-rank plan and show SeTAR beside the vanilla model")
     p.add_argument("--plan", default=None, metavar="FILE", help="SeTAR plan JSON (skips the search)")
@@ -48,6 +50,31 @@ def add_parser(sub, parents) -> None:
     add_benchmark_args(p)
     add_search_args(p)
     p.set_defaults(handler=run)
+
+
+def parse_params(items: list[str], posts: tuple[str, ...]) -> dict[str, dict]:
+    """``["energy.temperature=0.1"]`` -> ``{"energy": {"temperature": 0.1}}`` (values parsed as Python literals;
+    postprocessor names resolved through the registry, aliases included)."""
+    import ast
+
+    from oodbench.registry import get
+
+    run_names = {get("postprocessors", p).registry_name for p in posts if p != "all"}
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        post, dot, name = key.partition(".")
+        if not sep or not dot or not post or not name:
+            raise UserError(f"--param expects POST.NAME=VALUE (e.g. energy.temperature=0.1), got '{item}'")
+        post = get("postprocessors", post).registry_name
+        if posts != ("all",) and post not in run_names:
+            raise UserError(f"--param {item}: '{post}' is not among the postprocessors run ({', '.join(posts)})")
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed = value
+        out.setdefault(post, {})[name] = parsed
+    return out
 
 
 def run(args) -> int:
@@ -76,7 +103,7 @@ def run(args) -> int:
         backbone=backbone_name, pretrained=args.pretrained, postprocessors=posts,
         methods=("none", "setar") if args.method == "setar" else ("none",), plan_file=args.plan, aps=args.aps,
         precision=args.precision, batch_size=args.batch_size, num_workers=args.workers, device=device,
-        seed=args.seed, search=search_overrides(args), search_tf32=args.tf32,
+        seed=args.seed, search=search_overrides(args), search_tf32=args.tf32, params=parse_params(args.param, posts),
     )
     cache = FeatureCache(cache_dir(args) / "features")
     results = run_pipeline(resolved, settings, cache, ResultsStore(results_root(args)), backbone=backbone)

@@ -25,6 +25,8 @@ def add_search_args(parser: argparse.ArgumentParser, batch_flags: tuple[str, ...
     g.add_argument("--prune", default=None, choices=("minor", "principal", "random"),
                    help="which singular components are removed (default minor)")
     g.add_argument("--ratios", default=None, help="candidate ratios, comma-separated (default 0,0.05,...,0.40)")
+    g.add_argument("--include-projection", action="store_true", default=None,
+                   help="also search the projections W_p before each tower's blocks (paper Table 4; off in SeTAR)")
     g.add_argument("--tf32", action="store_true",
                    help="allow TF32 tensor cores on CUDA (about 3x faster on an H100; not bit-exact fp32, recorded)")
 
@@ -38,6 +40,7 @@ def search_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "top_k": args.top_k,
         "batch_size": args.search_batch_size,
         "prune": args.prune,
+        "include_projection": args.include_projection,
     }
     if args.ratios:
         from oodbench.errors import UserError

@@ -73,3 +73,14 @@ def test_search_then_run_with_the_plan(folders, capsys):
     runs = ResultsStore(folders / "runs").runs()
     assert sorted(r.method for r in runs) == ["none", "setar"]
     assert {r.method: r.plan["hash"] for r in runs} == {"none": "none", "setar": plan["hash"]}
+
+
+def test_param_sets_a_hyperparameter_and_is_recorded(folders, capsys):
+    assert main(["run", "--post", "energy,mcm", "--param", "energy.temperature=0.1", "--param", "mcm.tau=2",
+                 *_bench_args(folders)]) == 0
+    params = {r.postprocessor["name"]: r.postprocessor["params"] for r in ResultsStore(folders / "runs").runs()}
+    assert params == {"energy": {"temperature": 0.1}, "mcm": {"tau": 2}}
+    assert main(["run", "--post", "mcm", "--param", "mcm.colour=1", *_bench_args(folders)]) == 2
+    assert "invalid parameter 'colour'" in capsys.readouterr().err
+    assert main(["run", "--post", "mcm", "--param", "energy.temperature=1", *_bench_args(folders)]) == 2
+    assert "not among the postprocessors run" in capsys.readouterr().err
