@@ -11,16 +11,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-EXAMPLE := oodbench/assets/example_scores
 demo: $(STAMP)
-	$(BIN)/oodbench metrics --id $(EXAMPLE)/id.csv --ood near=$(EXAMPLE)/ood_near.csv \
-		--ood far=$(EXAMPLE)/ood_far.csv --column mcm_score --higher-is ood
+	$(BIN)/oodbench run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
