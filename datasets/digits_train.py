@@ -7,6 +7,9 @@ CLIP); AdamW with a linear warm-up and a cosine decay; light random affine augme
 translation) of the 32-px images. Both towers are trained except the token embedding, which stays at its
 seeded random init (see :mod:`oodbench.backbones.digits`).
 
+The learning rate matters: at 1e-3 the class-token model sat near chance for ~20 epochs and 60 epochs
+ended at a near-OOD MCM AUROC of 0.86; at 3e-4 it leaves chance after ~5 epochs and converges in ~30.
+
 Only the ``id_train`` split is seen in training; ``id_val`` is held out for the SeTAR search, and the test
 splits are used once, after training, to write the numbers into ``training.json``.
 
@@ -16,6 +19,7 @@ defaults of :class:`TrainConfig`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -42,9 +46,9 @@ class TrainConfig:
 
     seed: int = 0  # init, batch order and augmentation; also the token-embedding seed
     data_seed: int = digits_data.SEED  # splits of the benchmark
-    epochs: int = 60
+    epochs: int = 40
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 3e-4
     min_lr: float = 1e-5
     warmup_epochs: int = 3
     weight_decay: float = 0.1
@@ -212,6 +216,7 @@ def _train(out_dir: Path, cfg: TrainConfig) -> dict[str, Any]:
         "splits": {key: data.source(key).fingerprint() for key in data.arrays},
         "n_train": len(x_all),
         "weights_file_bytes": (out_dir / digits_model.WEIGHTS_FILE).stat().st_size,
+        "weights_sha256": hashlib.sha256((out_dir / digits_model.WEIGHTS_FILE).read_bytes()).hexdigest(),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **results,
         "history": history,

@@ -111,7 +111,7 @@ def save_weights(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items() if k != TOKEN_EMBEDDING_KEY}
-    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt", "model": "digits_clip"})
+    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})  # one key: the header is deterministic
     emb = model.token_embedding.weight
     config = {
         "model_cfg": model_cfg,
@@ -161,7 +161,12 @@ def load_model(weights_dir: str | Path | None = None):
                         f"the one the weights in {path} were trained with")
     state = {k: v.float() for k, v in load_file(str(path / WEIGHTS_FILE)).items()}
     state[TOKEN_EMBEDDING_KEY] = model.token_embedding.weight.detach().clone()
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise DataError(f"digits_clip: the weights in {path} do not fit the architecture in {CONFIG_FILE}: "
+                        f"{' '.join(first[:2])[:300]}") from exc
     model.token_embedding.weight.requires_grad_(False)
     return model.eval()
 
