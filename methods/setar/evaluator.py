@@ -12,6 +12,9 @@ SVD and runs both towers on the whole validation set for each candidate). Here, 
 * the other tower's outputs (text embeddings while the image tower is searched, image global and local
   embeddings while the text tower is searched) are cached for the accepted configuration, and the outputs of
   the accepted candidate become the new cache instead of being recomputed;
+* for ``W_up`` / ``W_down`` on a backbone that offers it (CLIP: ``hidden_mlp`` / ``forward_from_mlp``), the cached
+  state is taken after the searched block's attention half, which those weights do not touch, so a candidate
+  re-runs only that block's MLP half and the blocks above (bit-identical to running the whole block);
 * a candidate that removes no component (ratio 0, or a ratio that rounds to rank 0) leaves the accepted
   configuration, whose loss is known, and candidates of one weight that remove the same number of components
   are the same model: neither is run again (both are still logged).
@@ -65,7 +68,7 @@ class FastEvaluator:
             self.inputs["text"] = [backbone.tokenize(prompts[sl]) for sl in batches(len(prompts), text_batch_size)]
             self.scale = backbone.logit_scale()
         self._targets: dict[Target, TargetWeight] = {}
-        self._hidden: dict[tuple[str, int], list[torch.Tensor]] = {}
+        self._hidden: dict[tuple[str, int, bool], list[torch.Tensor]] = {}  # (tower, layer, after attention)
         self._tower_out: dict[str, Any] = {}  # tower -> outputs of the accepted configuration
         self._current: LossResult | None = None  # loss of the accepted configuration
         self._memo: dict[tuple[Target, int], LossResult] = {}
@@ -121,7 +124,7 @@ class FastEvaluator:
         if removed > 0:
             tower, layer = target[0], self._hidden_index(target)
             self.mod.set_ratio(self.target_weight(target), ratio, self.prune, self.seed)
-            for key in [k for k in self._hidden if k[0] == tower and k[1] > layer]:
+            for key in [k for k in self._hidden if k[0] == tower and (k[1] > layer or (k[1] == layer and k[2]))]:
                 del self._hidden[key]
             if self._best is not None and self._best[:2] == (target, removed):
                 self._tower_out[tower] = self._best[2]
@@ -132,30 +135,40 @@ class FastEvaluator:
         self._best = self._last = None
 
     def forget(self, target: Target) -> None:
-        """Drop the cached hidden state of ``target`` (its weight will not be searched again)."""
-        self._hidden.pop((target[0], self._hidden_index(target)), None)
+        """Drop the cached hidden states of ``target`` (its weight will not be searched again)."""
+        for mlp in (False, True):
+            self._hidden.pop((target[0], self._hidden_index(target), mlp), None)
 
     # ----------------------------------------------------------------------------------- internals
     def _hidden_index(self, target: Target) -> int:
         tower, _, layer = target
         return self.num_layers[tower] if layer < 0 else layer
 
-    def _hidden_states(self, tower: str, layer: int, cache: bool = True) -> list[torch.Tensor]:
-        hs = self._hidden.get((tower, layer))
+    def _mlp_stage(self, target: Target | None) -> bool:
+        """Whether candidates of ``target`` can start after the attention half of their block."""
+        return (target is not None and target[1] in ("W_up", "W_down") and target[2] >= 0
+                and hasattr(self.bb, "hidden_mlp") and target[2] < self.num_layers[target[0]])
+
+    def _hidden_states(self, tower: str, layer: int, cache: bool = True, mlp: bool = False) -> list[torch.Tensor]:
+        hs = self._hidden.get((tower, layer, mlp))
         if hs is None:
-            hs = [self.bb.hidden(tower, self._dev(x), layer) for x in self.inputs[tower]]
+            if mlp:
+                entering = self._hidden_states(tower, layer, cache=False)
+                hs = [self.bb.hidden_mlp(tower, h, layer, self._dev(x)) for h, x in zip(entering, self.inputs[tower])]
+            else:
+                hs = [self.bb.hidden(tower, self._dev(x), layer) for x in self.inputs[tower]]
             if cache:
-                self._hidden[(tower, layer)] = hs
+                self._hidden[(tower, layer, mlp)] = hs
         return hs
 
     def _dev(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device, non_blocking=True)
 
-    def _tower(self, tower: str, layer: int, cache: bool = True) -> list:
-        hs = self._hidden_states(tower, layer, cache)
+    def _tower(self, tower: str, layer: int, cache: bool = True, mlp: bool = False) -> list:
+        hs = self._hidden_states(tower, layer, cache, mlp)
         self.forward_passes += 1
-        return [self.bb.forward_from(tower, h, layer, self._dev(x) if tower == "text" else None)
-                for h, x in zip(hs, self.inputs[tower])]
+        run = self.bb.forward_from_mlp if mlp else self.bb.forward_from
+        return [run(tower, h, layer, self._dev(x) if tower == "text" else None) for h, x in zip(hs, self.inputs[tower])]
 
     def _vision_out(self, outs: list) -> Any:
         g = torch.cat([o.global_ for o in outs])
@@ -177,7 +190,7 @@ class FastEvaluator:
 
     def _run(self, target: Target, removed: int) -> LossResult:
         tower = target[0]
-        outs = self._tower(tower, self._hidden_index(target))
+        outs = self._tower(tower, self._hidden_index(target), mlp=self._mlp_stage(target))
         out = self._vision_out(outs) if tower == "vision" else self._text_out(outs)
         self._last = (target, removed, out)
         if not self.is_clip:

@@ -278,14 +278,47 @@ class ClipBackbone(Backbone):
             x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
         return TowerOutput(global_=x)
 
+    def hidden_mlp(self, tower: str, hidden: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """The state of block ``layer`` after its attention half, before its MLP half, from the state ``hidden``
+        entering the block. A search of ``W_up`` / ``W_down`` in block ``layer`` changes nothing up to here.
+
+        Vision, last block (class-token pooling): ``[B, 1 + T, W]``, the class token's post-attention state followed
+        by the value path's (``x_in + out_proj(v_proj(ln_1(x_in)))``); otherwise ``x + attn(ln_1(x))`` ``[B, T, W]``.
+        """
+        n = self.num_layers(tower)
+        _check_layer(layer, n - 1)
+        blk = self._blocks(tower)[layer]
+        if tower == "vision":
+            if layer == n - 1 and self._class_token_pooling():
+                return torch.cat([_class_token_attention(blk, hidden), _value_attention(blk, hidden)], dim=1)
+            return hidden + blk.ls_1(_self_attention(blk, blk.ln_1(hidden), None))
+        return hidden + blk.ls_1(_self_attention(blk, blk.ln_1(hidden), self._text.mask(hidden.shape[1])))
+
+    def forward_from_mlp(self, tower: str, state: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> TowerOutput:
+        """Finish block ``layer`` from :meth:`hidden_mlp`'s ``state`` (its MLP half), then as :meth:`forward_from`."""
+        n = self.num_layers(tower)
+        _check_layer(layer, n - 1)
+        blk = self._blocks(tower)[layer]
+        if tower == "vision" and layer == n - 1 and self._class_token_pooling():
+            x_cls, x_val = _mlp_half(blk, state[:, :1]), _mlp_half(blk, state[:, 1:])
+            return self._vision_heads(x_cls, x_val)
+        return self.forward_from(tower, _mlp_half(blk, state), layer + 1, inputs)
+
     # ---------------------------------------------------------------------------------- internals
     def _vision_top(self, x_in: torch.Tensor, need_local: bool) -> TowerOutput:
         """Last block and heads from the state entering the last block ``[B, T, W]``."""
         tr = self.visual.transformer
         n = len(tr.resblocks)
-        x_out = _run_blocks(tr, x_in, n - 1, n)
         x_val = value_path(tr.resblocks[n - 1], x_in) if need_local else None
-        return self._vision_heads(x_out, x_val)
+        if self._class_token_pooling():
+            # only the class token of the last block feeds the pooled output: one query instead of T
+            return self._vision_heads(class_token_output(tr.resblocks[n - 1], x_in), x_val)
+        return self._vision_heads(_run_blocks(tr, x_in, n - 1, n), x_val)
+
+    def _class_token_pooling(self) -> bool:
+        v = self.visual
+        return (getattr(v, "attn_pool", None) is None and not getattr(v, "final_ln_after_pool", False)
+                and getattr(v, "pool_type", "tok") == "tok")
 
     def _vision_heads(self, x_out: torch.Tensor, x_val: torch.Tensor | None) -> TowerOutput:
         v = self.visual
@@ -333,13 +366,48 @@ def value_path(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tenso
 
     ``v = out_proj(v_proj(ln_1(x_in))); v = x_in + ls_1(v); v = v + ls_2(mlp(ln_2(v)))`` (no token mixing).
     """
+    return _mlp_half(block, _value_attention(block, x_in))
+
+
+def _value_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
+    """First half of the value path: ``x_in + ls_1(out_proj(v_proj(ln_1(x_in))))``."""
     attn = block.attn
     d = attn.embed_dim
     w_v = attn.in_proj_weight[2 * d :]
     b_v = attn.in_proj_bias[2 * d :] if attn.in_proj_bias is not None else None
-    v = attn.out_proj(F.linear(block.ln_1(x_in), w_v, b_v))
-    v = x_in + block.ls_1(v)
-    return v + block.ls_2(block.mlp(block.ln_2(v)))
+    return x_in + block.ls_1(attn.out_proj(F.linear(block.ln_1(x_in), w_v, b_v)))
+
+
+def _mlp_half(block: ResidualAttentionBlock, x: torch.Tensor) -> torch.Tensor:
+    """Second half of a residual block: ``x + ls_2(mlp(ln_2(x)))``."""
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def _self_attention(block: ResidualAttentionBlock, q: torch.Tensor, attn_mask: torch.Tensor | None,
+                    kv: torch.Tensor | None = None) -> torch.Tensor:
+    """``block.attn`` on batch-first tokens (queries ``q``, keys and values ``kv``, default ``q``)."""
+    kv = q if kv is None else kv
+    mask = attn_mask.to(q.dtype) if attn_mask is not None else None
+    if block.attn.batch_first:
+        return block.attn(q, kv, kv, need_weights=False, attn_mask=mask)[0]
+    q, kv = q.transpose(0, 1), kv.transpose(0, 1)
+    return block.attn(q, kv, kv, need_weights=False, attn_mask=mask)[0].transpose(0, 1)
+
+
+def class_token_output(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
+    """``block(x_in)[:, :1]`` computed for the class token alone: ``[B, T, W]`` -> ``[B, 1, W]``.
+
+    Keys and values come from every token, the query only from the class token; the MLP runs on one token.
+    Used for the last vision block when the pooled output is the class token (OpenAI CLIP), where the other
+    tokens' outputs are never read (the local features come from the value path instead).
+    """
+    return _mlp_half(block, _class_token_attention(block, x_in))
+
+
+def _class_token_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
+    """Post-attention state of the class token: ``x_in[:, :1] + ls_1(attn(q = ln_1(x_in)[:, :1], kv = ln_1(x_in)))``."""
+    ln = block.ln_1(x_in)
+    return x_in[:, :1] + block.ls_1(_self_attention(block, ln[:, :1], None, kv=ln))
 
 
 def _block_target(tower: str, weight_type: str, layer: int, blk: nn.Module, names: dict[int, str]) -> TargetWeight:

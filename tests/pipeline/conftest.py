@@ -30,23 +30,3 @@ def small_digits():
 @pytest.fixture()
 def tiny_clip():
     return create_backbone("test_clip_tiny")
-
-
-class ForwardCounter:
-    """Counts forward passes of a backbone (image batches and text encodings)."""
-
-    def __init__(self, backbone):
-        self.images = 0
-        self.texts = 0
-        fwd, txt = backbone.forward_features, backbone.encode_text
-
-        def forward_features(images, names):
-            self.images += 1
-            return fwd(images, names)
-
-        def encode_text(prompts, *a, **k):
-            self.texts += 1
-            return txt(prompts, *a, **k)
-
-        backbone.forward_features = forward_features
-        backbone.encode_text = encode_text

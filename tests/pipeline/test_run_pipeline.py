@@ -4,7 +4,7 @@ changes, SeTAR beside vanilla with the weights restored, and one-line errors for
 import numpy as np
 import pytest
 import torch
-from conftest import ForwardCounter
+from pipeline_helpers import ForwardCounter
 
 from oodbench.errors import IncompatibleError, UserError
 from oodbench.features.cache import FeatureCache
