@@ -54,6 +54,7 @@ class RunSettings:
     num_workers: int | None = None
     device: str = "cpu"
     seed: int = 0
+    on_bad: str = "skip"
     search: dict[str, Any] = field(default_factory=dict)
     search_tf32: bool = False
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -138,7 +139,7 @@ def run(resolved, settings: RunSettings, cache: FeatureCache, store: ResultsStor
             features = extract_benchmark(
                 backbone, resolved, wanted, roles=roles, cache=cache, plan_hash=modifier.plan_hash,
                 batch_size=settings.batch_size, num_workers=settings.num_workers, precision=settings.precision,
-                device=settings.device, on_bad="skip",
+                device=settings.device, on_bad=settings.on_bad,
             )
             encoder = _text_encoder(backbone, cache) if any(c.needs_encoder for c in classes) else None
             for cls in classes:

@@ -103,7 +103,8 @@ def run(args) -> int:
         backbone=backbone_name, pretrained=args.pretrained, postprocessors=posts,
         methods=("none", "setar") if args.method == "setar" else ("none",), plan_file=args.plan, aps=args.aps,
         precision=args.precision, batch_size=args.batch_size, num_workers=args.workers, device=device,
-        seed=args.seed, search=search_overrides(args), search_tf32=args.tf32, params=parse_params(args.param, posts),
+        seed=args.seed, on_bad=args.on_bad, search=search_overrides(args), search_tf32=args.tf32,
+        params=parse_params(args.param, posts),
     )
     cache = FeatureCache(cache_dir(args) / "features")
     results = run_pipeline(resolved, settings, cache, ResultsStore(results_root(args)), backbone=backbone)

@@ -84,3 +84,17 @@ def test_param_sets_a_hyperparameter_and_is_recorded(folders, capsys):
     assert "invalid parameter 'colour'" in capsys.readouterr().err
     assert main(["run", "--post", "mcm", "--param", "energy.temperature=1", *_bench_args(folders)]) == 2
     assert "not among the postprocessors run" in capsys.readouterr().err
+
+
+def test_unreadable_images_are_skipped_and_counted_or_fatal(folders, capsys):
+    (folders / "ood" / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (folders / "ood" / "images" / "empty.png").write_bytes(b"")
+    assert main(["run", "--post", "mcm", *_bench_args(folders)]) == 0
+    rec = ResultsStore(folders / "runs").runs()[0]
+    assert rec.counts["ood"] == {"blobs": 16} and rec.counts["skipped"] == {"blobs": 2}
+    assert sorted(p["path"].rsplit("/", 1)[-1] for p in rec.extra["skipped_files"]["blobs"]) == ["broken.png",
+                                                                                               "empty.png"]
+    capsys.readouterr()
+    assert main(["run", "--post", "mcm", "--on-bad", "fail", *_bench_args(folders)]) == 2
+    err = capsys.readouterr().err
+    assert ("broken.png" in err or "empty.png" in err) and "Traceback" not in err
