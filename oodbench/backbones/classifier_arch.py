@@ -92,3 +92,12 @@ def qkv_target(tower: str, weight_type: str, layer: int, qkv: nn.Linear, names: 
 
 def linear_target(tower: str, weight_type: str, layer: int, module: nn.Module, names: dict[int, str]) -> TargetWeight:
     return TargetWeight(tower, weight_type, layer, names[id(module.weight)], module.weight)
+
+
+def timm_block_target(weight_type: str, layer: int, block: nn.Module, names: dict[int, str]) -> TargetWeight:
+    """W_q/W_k/W_v (slices of ``attn.qkv``), W_o (``attn.proj``), W_up (``mlp.fc1``), W_down (``mlp.fc2``) of a timm
+    transformer block (ViT ``Block``, ``SwinTransformerV2Block``)."""
+    if weight_type in ("W_q", "W_k", "W_v"):
+        return qkv_target("vision", weight_type, layer, block.attn.qkv, names)
+    module = {"W_o": block.attn.proj, "W_up": block.mlp.fc1, "W_down": block.mlp.fc2}[weight_type]
+    return linear_target("vision", weight_type, layer, module, names)

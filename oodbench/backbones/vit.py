@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from oodbench.backbones.base import TargetWeight
-from oodbench.backbones.classifier_arch import ClassifierArch, linear_target, qkv_target
+from oodbench.backbones.classifier_arch import ClassifierArch, timm_block_target
 
 
 class ViTArch(ClassifierArch):
@@ -64,10 +64,7 @@ class ViTArch(ClassifierArch):
         return m.head(m.fc_norm(x))
 
     def target(self, weight_type: str, layer: int, block: nn.Module, names: dict[int, str]) -> TargetWeight:
-        if weight_type in ("W_q", "W_k", "W_v"):
-            return qkv_target("vision", weight_type, layer, block.attn.qkv, names)
-        module = {"W_o": block.attn.proj, "W_up": block.mlp.fc1, "W_down": block.mlp.fc2}[weight_type]
-        return linear_target("vision", weight_type, layer, module, names)
+        return timm_block_target(weight_type, layer, block, names)
 
 
 def vit_value_path(block: nn.Module, x: torch.Tensor) -> torch.Tensor:

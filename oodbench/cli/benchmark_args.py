@@ -11,6 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
+from oodbench.cli.common import parse_named
 from oodbench.errors import UserError
 
 DEFAULT_BENCHMARK = "digits"
@@ -61,8 +62,9 @@ def spec_from_args(args: argparse.Namespace):
             missing += [] if (args.ood or args.near_ood) else ["--ood NAME=DIR"]
             raise UserError(f"ad-hoc benchmark: missing {', '.join(missing)} (needs --id-test DIR, --classes FILE "
                             f"and at least one --ood NAME=DIR)")
-        spec = adhoc_benchmark(args.id_test, args.classes, _named(args.ood, "--ood"),
-                               near_ood=_named(args.near_ood, "--near-ood"), id_val=args.id_val, prompt=args.prompt)
+        spec = adhoc_benchmark(args.id_test, args.classes, parse_named(args.ood, "--ood", "DIR"),
+                               near_ood=parse_named(args.near_ood, "--near-ood", "DIR"), id_val=args.id_val,
+                               prompt=args.prompt)
         return spec, None
     name = args.benchmark or DEFAULT_BENCHMARK
     if not args.benchmark and data_root is not None and getattr(args, "data_root", None):
@@ -84,25 +86,13 @@ def benchmark_from_args(args: argparse.Namespace):
     return resolve(spec, data_root, on_bad=getattr(args, "on_bad", "skip"))
 
 
-def _named(items: list[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or ():
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise UserError(f"{flag} expects NAME=DIR, got '{item}'")
-        if name in out:
-            raise UserError(f"{flag}: the name '{name}' is given twice")
-        out[name.strip()] = value.strip()
-    return out
-
-
 def add_extraction_args(parser: argparse.ArgumentParser) -> None:
     """Add ``--precision``, ``--extract-batch-size`` and ``--workers`` (feature extraction settings)."""
     g = parser.add_argument_group("feature extraction")
     g.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
                    help="model precision for image features (default fp32, as the official code; others use "
                         "autocast and are recorded in the result and the cache key)")
-    g.add_argument("--extract-batch-size", type=int, default=None, metavar="N",
+    g.add_argument("--extract-batch-size", "--batch-size", dest="extract_batch_size", type=int, default=None, metavar="N",
                    help="images per forward pass when extracting features (default 128)")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="image-loading worker processes (default: by machine; 0 loads in the main process)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich_argparse import RichHelpFormatter
 
@@ -40,13 +41,48 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, MetricInputError, RegistryError, FileNotFoundError)
 
 
-def results_root(args) -> "Path":  # noqa: F821
-    from pathlib import Path
-
+def results_root(args) -> Path:
     return Path(args.results_root) if args.results_root else default_results_root()
 
 
-def cache_dir(args) -> "Path":  # noqa: F821
-    from pathlib import Path
-
+def cache_dir(args) -> Path:
     return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+
+
+def parse_named(items: list[str] | None, flag: str, what: str = "PATH") -> dict[str, str]:
+    """``["a=x", "b=y"]`` -> ``{"a": "x", "b": "y"}``; malformed items and repeated names are one-line errors."""
+    from oodbench.errors import UserError
+
+    named: dict[str, str] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise UserError(f"{flag} expects NAME={what}, got '{item}'")
+        if name in named:
+            raise UserError(f"{flag}: the name '{name}' is given twice")
+        named[name] = value
+    return named
+
+
+DEFAULT_BACKBONE = {"digits": "digits_clip"}
+
+
+def add_backbone_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", default=None, metavar="NAME",
+                        help="registered backbone (`oodbench list backbones`), or open_clip:<model> / timm:<model> "
+                             "(default digits_clip on the digits benchmark)")
+    parser.add_argument("--pretrained", default=None, metavar="TAG|PATH",
+                        help="weights: a pretrained tag (openai), a checkpoint file, local-dir:DIR, a Hugging Face "
+                             "CLIP folder, or 'random'")
+
+
+def backbone_from_args(args, resolved, device: str):
+    """The backbone the options name (default: the benchmark's own, e.g. digits_clip), on ``device``."""
+    from oodbench.backbones import create_backbone
+    from oodbench.errors import UserError
+
+    name = args.backbone or DEFAULT_BACKBONE.get(resolved.spec.name)
+    if name is None:
+        raise UserError(f"--backbone is required for benchmark '{resolved.spec.name}' (see `oodbench list backbones`)")
+    return create_backbone(name, args.pretrained).to(device)

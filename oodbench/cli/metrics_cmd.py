@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oodbench.cli.common import add_command
+from oodbench.cli.common import add_command, parse_named
 from oodbench.console import out
 from oodbench.errors import UserError
 from oodbench.metrics import CONVENTIONS, evaluate
@@ -29,18 +29,6 @@ def add_parser(sub, parents) -> None:
                    help="what larger values in the files mean (default id; SeTAR score CSVs: ood)")
     p.add_argument("--out", default=None, metavar="FILE.csv|FILE.json", help="also write the table")
     p.set_defaults(handler=run)
-
-
-def parse_named(items: list[str], flag: str) -> dict[str, str]:
-    named: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise UserError(f"{flag} expects NAME=PATH, got '{item}'")
-        if name in named:
-            raise UserError(f"{flag}: the name '{name}' is given twice")
-        named[name] = value
-    return named
 
 
 def run(args) -> int:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import time
 
-from oodbench.cli.benchmark_args import add_benchmark_args, benchmark_from_args
-from oodbench.cli.common import add_command, cache_dir, results_root
+from oodbench.cli.benchmark_args import (add_benchmark_args, add_extraction_args, benchmark_from_args,
+                                         extraction_kwargs)
+from oodbench.cli.common import add_backbone_args, add_command, backbone_from_args, cache_dir, results_root
 from oodbench.cli.search_args import add_search_args, search_overrides
 from oodbench.console import out
 from oodbench.errors import UserError
 
 log = logging.getLogger("oodbench")
 
-DEFAULT_BACKBONE = {"digits": "digits_clip"}
 DEFAULT_POSTS = {"clip": ("mcm", "glmcm", "neglabel", "energy", "maxlogit"),
                  "classifier": ("msp", "energy", "maxlogit", "react", "dice", "ash_s", "knn")}
 
@@ -26,12 +26,7 @@ def add_parser(sub, parents) -> None:
                     "table per postprocessor and store each as a run. With no arguments: the embedded digits "
                     "benchmark with its tiny CLIP and MCM, GL-MCM, NegLabel, Energy, MaxLogit.",
     )
-    p.add_argument("--backbone", default=None, metavar="NAME",
-                   help="registered backbone (`oodbench list backbones`), or open_clip:<model> / timm:<model> "
-                        "(default digits_clip on the digits benchmark)")
-    p.add_argument("--pretrained", default=None, metavar="TAG|PATH",
-                   help="weights: a pretrained tag (openai), a checkpoint file, local-dir:DIR, a Hugging Face CLIP "
-                        "folder, or 'random'")
+    add_backbone_args(p)
     p.add_argument("--post", default=None, metavar="NAME[,NAME...]",
                    help="postprocessors (`oodbench list postprocessors`), comma-separated, or 'all' for every "
                         "compatible one (default: mcm,glmcm,neglabel,energy,maxlogit for CLIP; "
@@ -43,11 +38,8 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--plan", default=None, metavar="FILE", help="SeTAR plan JSON (skips the search)")
     p.add_argument("--aps", action="store_true",
                    help="tune each postprocessor's hyperparameters on ID-val + OOD-val features (best AUROC)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
-                   help="feature extraction precision (default fp32, as the official code)")
-    p.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: automatic)")
     add_benchmark_args(p)
+    add_extraction_args(p)
     add_search_args(p)
     p.set_defaults(handler=run)
 
@@ -91,20 +83,13 @@ def run(args) -> int:
     device = resolve_device(args.device)
     set_float32_mode(False)  # features are extracted in true fp32 (or the chosen --precision)
     resolved = benchmark_from_args(args)
-    backbone_name = args.backbone or DEFAULT_BACKBONE.get(resolved.spec.name)
-    if backbone_name is None:
-        raise UserError(f"--backbone is required for benchmark '{resolved.spec.name}' "
-                        "(see `oodbench list backbones`)")
-    from oodbench.backbones import create_backbone
-
-    backbone = create_backbone(backbone_name, args.pretrained).to(device)
+    backbone = backbone_from_args(args, resolved, device)
     posts = tuple(p.strip() for p in args.post.split(",") if p.strip()) if args.post else DEFAULT_POSTS[backbone.kind]
     settings = RunSettings(
-        backbone=backbone_name, pretrained=args.pretrained, postprocessors=posts,
+        backbone=backbone.name, pretrained=args.pretrained, postprocessors=posts,
         methods=("none", "setar") if args.method == "setar" else ("none",), plan_file=args.plan, aps=args.aps,
-        precision=args.precision, batch_size=args.batch_size, num_workers=args.workers, device=device,
-        seed=args.seed, on_bad=args.on_bad, search=search_overrides(args), search_tf32=args.tf32,
-        params=parse_params(args.param, posts),
+        seed=args.seed, search=search_overrides(args), search_tf32=args.tf32, params=parse_params(args.param, posts),
+        **extraction_kwargs(args),
     )
     cache = FeatureCache(cache_dir(args) / "features")
     results = run_pipeline(resolved, settings, cache, ResultsStore(results_root(args)), backbone=backbone)

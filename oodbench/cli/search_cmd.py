@@ -8,11 +8,9 @@ from pathlib import Path
 from rich.table import Table
 
 from oodbench.cli.benchmark_args import add_benchmark_args, benchmark_from_args
-from oodbench.cli.common import add_command, results_root
-from oodbench.cli.run_cmd import DEFAULT_BACKBONE
+from oodbench.cli.common import add_backbone_args, add_command, backbone_from_args, results_root
 from oodbench.cli.search_args import add_search_args, search_overrides
 from oodbench.console import out
-from oodbench.errors import UserError
 
 log = logging.getLogger("oodbench")
 
@@ -25,9 +23,7 @@ def add_parser(sub, parents) -> None:
                     "ID val split. Writes plan.json (use it with `oodbench run --method setar --plan FILE`), "
                     "search_steps.csv, search_candidates.csv and search_log.json.",
     )
-    p.add_argument("--backbone", default=None, metavar="NAME",
-                   help="registered backbone or open_clip:<model> / timm:<model> (default digits_clip on digits)")
-    p.add_argument("--pretrained", default=None, metavar="TAG|PATH", help="weights (see `oodbench run --help`)")
+    add_backbone_args(p)
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default <results-root>/plans/<benchmark>-<backbone>-<plan hash>)")
     add_benchmark_args(p)
@@ -36,7 +32,6 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args) -> int:
-    from oodbench.backbones import create_backbone
     from oodbench.runtime import resolve_device, seed_everything, set_float32_mode
     from oodbench.setar_plans import run_search, save_search
 
@@ -44,13 +39,11 @@ def run(args) -> int:
     device = resolve_device(args.device)
     set_float32_mode(False)
     resolved = benchmark_from_args(args)
-    name = args.backbone or DEFAULT_BACKBONE.get(resolved.spec.name)
-    if name is None:
-        raise UserError(f"--backbone is required for benchmark '{resolved.spec.name}'")
-    backbone = create_backbone(name, args.pretrained).to(device)
+    backbone = backbone_from_args(args, resolved, device)
     result = run_search(backbone, resolved, search_overrides(args), tf32=args.tf32)
+    safe_name = backbone.name.replace("/", "_").replace(":", "_")
     folder = Path(args.out) if args.out else (
-        results_root(args) / "plans" / f"{resolved.spec.name}-{name.replace('/', '_')}-{result.plan.hash()}")
+        results_root(args) / "plans" / f"{resolved.spec.name}-{safe_name}-{result.plan.hash()}")
     save_search(result, folder)
     out.print(steps_table(result))
     out.print(f"plan {result.plan.hash()}: {result.plan.describe()}")
