@@ -11,9 +11,6 @@ from typing import Any
 
 from oodbench.data.sources import ImageSource
 
-GROUPS = ("id", "near", "far")
-
-
 @dataclass(frozen=True)
 class SplitSpec:
     """One split of a benchmark.

@@ -186,7 +186,7 @@ def _evaluate_one(cls, method, plan, modifier, backbone, resolved, features: dic
         ood_sets={name: f.meta.get("group", "far") for name, f in ood_feats.items()},
         backbone=backbone.describe() | {"preprocess": backbone.preprocess_config()},
         plan={"name": method, "hash": modifier.plan_hash, **(plan.to_dict() if plan is not None else {})},
-        postprocessor={"name": cls.registry_name, "params": _jsonable(post.get_params()), "aps": aps_info,
+        postprocessor={"name": cls.registry_name, "params": post.get_params(), "aps": aps_info,
                        "fit_split": fit_feats.name if fit_feats is not None else None,
                        "fit_count": len(fit_feats) if fit_feats is not None else None},
         metrics=rows,
@@ -219,14 +219,3 @@ def _text_encoder(backbone: Backbone, cache: FeatureCache):
     encoder = backbone.text_encoder()
     encoder.cache_dir = Path(cache.root).parent / "neglabel"
     return encoder
-
-
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in params.items():
-        if isinstance(v, (np.generic,)):
-            v = v.item()
-        elif isinstance(v, tuple):
-            v = list(v)
-        out[k] = v
-    return out

@@ -59,8 +59,9 @@ def load_val_images(backbone: Backbone, source, batch_size: int = 256) -> tuple[
     return torch.cat(images), labels
 
 
-def run_search(backbone: Backbone, resolved, overrides: dict[str, Any], tf32: bool = False):
-    """Search a SeTAR plan on the ID val split of ``resolved`` (preset settings, then ``overrides``).
+def run_search(backbone: Backbone, resolved, config, preset, tf32: bool = False):
+    """Search a SeTAR plan on the ID val split of ``resolved`` with ``config`` (from :func:`search_config`;
+    ``preset`` says where its lambda / K / batch size come from).
 
     ``tf32`` allows TF32 tensor cores during the search only (CUDA; faster, not bit-exact fp32; recorded).
     """
@@ -71,7 +72,6 @@ def run_search(backbone: Backbone, resolved, overrides: dict[str, Any], tf32: bo
     if source is None:
         raise UserError(f"benchmark '{resolved.spec.name}' has no ID val split to search a SeTAR plan on; "
                         "pass --plan FILE (run) or use a benchmark with a val split")
-    config, preset = search_config(backbone, resolved, overrides)
     spec = resolved.spec
     images, labels = load_val_images(backbone, source)
     log.info("SeTAR search on %s (%d images), %s: lambda %g, K %d, batch %d (%s)", source.name, len(labels),
@@ -115,7 +115,7 @@ def obtain_plan(backbone: Backbone, resolved, settings, cache: FeatureCache):
     if resolved.id_val is None:
         raise UserError(f"benchmark '{resolved.spec.name}' has no ID val split to search a SeTAR plan on; "
                         "pass --plan FILE")
-    config, _ = search_config(backbone, resolved, settings.search)
+    config, preset = search_config(backbone, resolved, settings.search)
     spec = resolved.spec
     key = hash_json({"weights": backbone.weights_hash(), "preprocess": backbone.preprocess_config(),
                      "val": resolved.id_val.fingerprint(), "classes": list(spec.class_names), "prompt": spec.prompt,
@@ -125,7 +125,7 @@ def obtain_plan(backbone: Backbone, resolved, settings, cache: FeatureCache):
         plan = Plan.load(folder / "plan.json")
         log.info("SeTAR plan %s reused from the cache (%s): %s", plan.hash(), folder, plan.describe())
         return plan
-    result = run_search(backbone, resolved, settings.search, tf32=settings.search_tf32)
+    result = run_search(backbone, resolved, config, preset, tf32=settings.search_tf32)
     save_search(result, folder)
     log.info("SeTAR plan %s: %s (search log in %s)", result.plan.hash(), result.plan.describe(), folder)
     return result.plan

@@ -76,11 +76,10 @@ def _svd_seconds(target, reps: int = 3) -> float:
 
 def run(args: argparse.Namespace) -> dict:
     from oodbench.backbones import create_backbone
-    from oodbench.runtime import resolve_device
+    from oodbench.runtime import resolve_device, set_float32_mode
 
     device = torch.device(resolve_device(args.device))
-    torch.backends.cuda.matmul.allow_tf32 = args.tf32
-    torch.backends.cudnn.allow_tf32 = args.tf32
+    set_float32_mode(args.tf32)
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

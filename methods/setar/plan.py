@@ -33,7 +33,6 @@ from .lowrank import PRUNE_STRATEGIES
 PLAN_FORMAT = "oodbench-setar-plan"
 PLAN_VERSION = 1
 NONE_HASH = "none"
-TOWERS = ("vision", "text")
 _TOWER_ALIASES = {"vision": "vision", "visual": "vision", "image": "vision", "text": "text"}
 
 

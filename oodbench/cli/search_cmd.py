@@ -33,14 +33,15 @@ def add_parser(sub, parents) -> None:
 
 def run(args) -> int:
     from oodbench.runtime import resolve_device, seed_everything, set_float32_mode
-    from oodbench.setar_plans import run_search, save_search
+    from oodbench.setar_plans import run_search, save_search, search_config
 
     seed_everything(args.seed)
     device = resolve_device(args.device)
     set_float32_mode(False)
     resolved = benchmark_from_args(args)
     backbone = backbone_from_args(args, resolved, device)
-    result = run_search(backbone, resolved, search_overrides(args), tf32=args.tf32)
+    config, preset = search_config(backbone, resolved, search_overrides(args))
+    result = run_search(backbone, resolved, config, preset, tf32=args.tf32)
     safe_name = backbone.name.replace("/", "_").replace(":", "_")
     folder = Path(args.out) if args.out else (
         results_root(args) / "plans" / f"{resolved.spec.name}-{safe_name}-{result.plan.hash()}")

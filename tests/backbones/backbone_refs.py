@@ -63,3 +63,11 @@ def swin_reference_local(model, images):
     h = F.gelu(x1 @ last.mlp.fc1.weight.T + last.mlp.fc1.bias) @ last.mlp.fc2.weight.T + last.mlp.fc2.bias
     x2 = x1 + ln(h, last.norm2)
     return (ln(x2, model.norm).reshape(xin.shape[0], -1, c) @ model.head.fc.weight.T + model.head.fc.bias).detach()
+
+
+def clip_outputs(b, images, prompts):
+    """What the loading tests compare: global and value-path local image features, and text features."""
+    with torch.no_grad():
+        out = b.forward_features(images, {"image", "local"})
+        out["text"] = b.encode_text(prompts)
+    return out

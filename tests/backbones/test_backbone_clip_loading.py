@@ -19,16 +19,14 @@ from oodbench.backbones.hf_clip import (
 from oodbench.errors import UserError
 from oodbench.registry import RegistryError
 
+from backbone_refs import clip_outputs
 from backbone_refs import hf_clip_reference as _hf_reference
 
 PROMPTS = ["a photo of a cat", "a dog", "x y z"]
 
 
 def _outputs(b, images):
-    with torch.no_grad():
-        out = b.forward_features(images, {"image", "local"})
-        out["text"] = b.encode_text(PROMPTS)
-    return out
+    return clip_outputs(b, images, PROMPTS)
 
 
 def _assert_same(a, b, atol=0.0):

@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from oodbench.backbones import create_backbone
 from oodbench.backbones.hf_clip import hf_config_from_open_clip, open_clip_to_hf_state_dict
 
-from backbone_refs import clip_reference_local, hf_clip_reference, swin_reference_local
+from backbone_refs import clip_outputs, clip_reference_local, hf_clip_reference, swin_reference_local
 
 pytestmark = pytest.mark.slow
 
@@ -18,10 +18,7 @@ PROMPTS = ["a photo of a goldfish", "a photo of a kite (bird of prey)", "a photo
 
 
 def _clip_outputs(b, images):
-    with torch.no_grad():
-        out = b.forward_features(images, {"image", "local"})
-        out["text"] = b.encode_text(PROMPTS)
-    return out
+    return clip_outputs(b, images, PROMPTS)
 
 
 @pytest.mark.parametrize("name, arch, size, grid, layers", [

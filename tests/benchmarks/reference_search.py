@@ -156,32 +156,22 @@ def reference_search(backbone, images, labels, class_names, prompt, cfg, reload=
     settings, candidates, steps = [], [], []
     pool = _order(backbone, cfg)
     try:
-        if cfg.searcher == "les":
-            step = 0
-            while pool:
-                best_setting = [*pool[0], 0]
-                for target in pool:
-                    for ratio in cfg.ratios:
-                        m = _evaluate(backbone, source, settings + [[*target, ratio]], images, labels, prompts, cfg)
-                        candidates.append({"step": step, "target": target, "ratio": ratio, **m})
-                        if m[metric] < best[metric]:
-                            best = m
-                            best_setting = [*target, ratio]
-                settings.append(best_setting)
-                steps.append({"step": step, "setting": best_setting, **best})
-                pool.remove(tuple(best_setting[:3]))
-                step += 1
-        else:
-            for step, target in enumerate(pool):
-                best_setting = [*target, 0]
+        step = 0
+        while pool:
+            # LES tries every remaining weight at each step; SeTAR-S and MIS the next one in their order
+            tried = list(pool) if cfg.searcher == "les" else [pool[0]]
+            best_setting = [*tried[0], 0]
+            for target in tried:
                 for ratio in cfg.ratios:
                     m = _evaluate(backbone, source, settings + [[*target, ratio]], images, labels, prompts, cfg)
                     candidates.append({"step": step, "target": target, "ratio": ratio, **m})
                     if m[metric] < best[metric]:
                         best = m
                         best_setting = [*target, ratio]
-                settings.append(best_setting)
-                steps.append({"step": step, "setting": best_setting, **best})
+            settings.append(best_setting)
+            steps.append({"step": step, "setting": best_setting, **best})
+            pool.remove(tuple(best_setting[:3]))
+            step += 1
     finally:
         backbone.model.load_state_dict(pristine)
         tmp.cleanup()
