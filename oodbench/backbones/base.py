@@ -148,7 +148,7 @@ class Backbone:
         return self
 
     # ----------------------------------------------------------------------------------- features
-    def forward_features(self, images: torch.Tensor, names: set[str]) -> dict[str, torch.Tensor]:
+    def compute_features(self, images: torch.Tensor, names: set[str]) -> dict[str, torch.Tensor]:
         """Per-sample arrays of ``names`` for a batch ``[B, 3, H, W]`` (already on ``self.device``)."""
         raise NotImplementedError
 

@@ -97,7 +97,7 @@ class ClassifierBackbone(Backbone):
 
     # ----------------------------------------------------------------------------------- features
     @torch.no_grad()
-    def forward_features(self, images: torch.Tensor, names: set[str]) -> dict[str, torch.Tensor]:
+    def compute_features(self, images: torch.Tensor, names: set[str]) -> dict[str, torch.Tensor]:
         """``logits`` ``[B, C]``, ``penultimate`` ``[B, F]``, ``local_logits`` ``[B, P, C]`` as requested."""
         unknown = set(names) - self.provides
         if unknown:

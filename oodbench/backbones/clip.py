@@ -138,7 +138,7 @@ class ClipBackbone(Backbone):
 
     # ----------------------------------------------------------------------------------- features
     @torch.no_grad()
-    def forward_features(self, images: torch.Tensor, names: set[str]) -> dict[str, torch.Tensor]:
+    def compute_features(self, images: torch.Tensor, names: set[str]) -> dict[str, torch.Tensor]:
         """``image`` ``[B, D]`` and/or ``local`` ``[B, P, D]`` (projected, not normalised).
 
         ``text``, ``logit_scale`` and ``logits`` are model-level or derived later and are not returned here.

@@ -105,11 +105,11 @@ def run_shards(backbone, source, entry: Entry, todo: dict[int, set[str]], *, bat
                 x = pending[0] if len(pending) == 1 else torch.cat(pending)
                 pending = []
                 with torch.autocast(device_type=dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    out = backbone.forward_features(x, set(need))
+                    out = backbone.compute_features(x, set(need))
                 count += 1
                 for name in need:
                     if name not in out:
-                        raise RuntimeError(f"backbone {backbone.name}.forward_features did not return '{name}'")
+                        raise RuntimeError(f"backbone {backbone.name}.compute_features did not return '{name}'")
                     a[name].append(out[name].detach())
             prog.advance(task, len(idx))
             if idx[-1] == rows.stop - 1:

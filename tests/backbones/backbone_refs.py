@@ -68,6 +68,6 @@ def swin_reference_local(model, images):
 def clip_outputs(b, images, prompts):
     """What the loading tests compare: global and value-path local image features, and text features."""
     with torch.no_grad():
-        out = b.forward_features(images, {"image", "local"})
+        out = b.compute_features(images, {"image", "local"})
         out["text"] = b.encode_text(prompts)
     return out

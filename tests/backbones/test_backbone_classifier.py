@@ -37,7 +37,7 @@ def _last_block_input(model, block, images):
 def test_logits_penultimate_and_fc(name):
     b = create_backbone(name)
     x = _images(name)
-    out = b.forward_features(x, {"logits", "penultimate"})
+    out = b.compute_features(x, {"logits", "penultimate"})
     with torch.no_grad():
         ref = b.model(x)
     torch.testing.assert_close(out["logits"], ref, atol=1e-5, rtol=0)
@@ -48,7 +48,7 @@ def test_logits_penultimate_and_fc(name):
     np.testing.assert_allclose(recon, ref.numpy(), atol=1e-4)
     assert b.provides == {"logits", "penultimate", "local_logits", "fc_weight", "fc_bias"}
     with pytest.raises(IncompatibleError, match="image"):
-        b.forward_features(x, {"image"})
+        b.compute_features(x, {"image"})
 
 
 def test_swin_local_logits_match_reference():
@@ -57,7 +57,7 @@ def test_swin_local_logits_match_reference():
     x = _images("test_swin_tiny")
     ref = swin_reference_local(m, x)
     c = m.num_features
-    out = b.forward_features(x, {"local_logits", "logits"})
+    out = b.compute_features(x, {"local_logits", "logits"})
     assert out["local_logits"].shape == (3, 4, 10)
     torch.testing.assert_close(out["local_logits"], ref.detach(), atol=1e-5, rtol=0)
     # not the same as the classifier applied to the real last-block tokens
@@ -100,7 +100,7 @@ def test_vit_local_logits_match_reference():
     h = F.gelu(_ln(x1, last.norm2) @ last.mlp.fc1.weight.T + last.mlp.fc1.bias) @ last.mlp.fc2.weight.T + last.mlp.fc2.bias
     x2 = x1 + h
     ref = _ln(x2, m.norm)[:, 1:] @ m.head.weight.T + m.head.bias
-    out = b.forward_features(x, {"local_logits"})
+    out = b.compute_features(x, {"local_logits"})
     assert out["local_logits"].shape == (3, 16, 10)
     torch.testing.assert_close(out["local_logits"], ref.detach(), atol=1e-5, rtol=0)
     # value-only attention inside the real block gives the same path
@@ -120,7 +120,7 @@ def test_resnet_local_logits_are_the_fc_at_each_position():
     fmap = b.feature_map(x)  # [B, 2048, 2, 2]
     assert fmap.shape == (3, 2048, 2, 2)
     ref = torch.einsum("bchw,kc->bhwk", fmap, m.fc.weight).reshape(3, 4, 10) + m.fc.bias
-    out = b.forward_features(x, {"local_logits", "logits"})
+    out = b.compute_features(x, {"local_logits", "logits"})
     torch.testing.assert_close(out["local_logits"], ref.detach(), atol=1e-4, rtol=0)
     torch.testing.assert_close(out["local_logits"].mean(1), out["logits"], atol=1e-4, rtol=0)  # avg pool commutes
 
@@ -132,7 +132,7 @@ def test_layerwise_api_at_the_ends(name):
     x = _images(name, n=2)
     n = b.towers()["vision"]
     assert n == {"test_swin_tiny": 8, "test_vit_tiny": 2, "test_resnet_tiny": 4}[name]
-    full = b.forward_features(x, {"logits", "local_logits"})
+    full = b.compute_features(x, {"logits", "local_logits"})
     with torch.no_grad():
         for layer in (n - 1, n):
             out = b.forward_from("vision", b.hidden("vision", x, layer), layer)
@@ -193,13 +193,13 @@ def test_qkv_slices(name, i, weight_type):
 def test_v_slice_drives_the_local_logits():
     b = create_backbone("test_swin_tiny")
     x = _images("test_swin_tiny")
-    before = b.forward_features(x, {"local_logits"})["local_logits"]
+    before = b.compute_features(x, {"local_logits"})["local_logits"]
     q = b.target_modules("W_q")[-1]
     q.set(torch.zeros(q.shape))  # no query in the value path
-    torch.testing.assert_close(b.forward_features(x, {"local_logits"})["local_logits"], before, atol=1e-6, rtol=0)
+    torch.testing.assert_close(b.compute_features(x, {"local_logits"})["local_logits"], before, atol=1e-6, rtol=0)
     v = b.target_modules("W_v")[-1]
     v.set(torch.zeros(v.shape))
-    assert (b.forward_features(x, {"local_logits"})["local_logits"] - before).abs().max() > 1e-4
+    assert (b.compute_features(x, {"local_logits"})["local_logits"] - before).abs().max() > 1e-4
 
 
 def test_resnet_conv_targets():
@@ -224,7 +224,7 @@ def test_resnet_conv_targets():
 def test_target_round_trip_is_exact(name):
     b = create_backbone(name)
     x = _images(name)
-    before = b.forward_features(x, {"logits", "local_logits"})
+    before = b.compute_features(x, {"logits", "local_logits"})
     state = {k: v.clone() for k, v in b.model.state_dict().items()}
     for wt in b.weight_types():
         for t in b.target_modules(wt):
@@ -233,7 +233,7 @@ def test_target_round_trip_is_exact(name):
             assert torch.equal(t.get(), w)
     for k, v in b.model.state_dict().items():
         assert torch.equal(v, state[k]), k
-    after = b.forward_features(x, {"logits", "local_logits"})
+    after = b.compute_features(x, {"logits", "local_logits"})
     assert all(torch.equal(after[k], before[k]) for k in before)
 
 
@@ -270,7 +270,7 @@ def test_generic_timm_model():
     b = create_backbone("timm:resnet18", pretrained="random", num_classes=7)
     assert b.provides == {"logits", "penultimate", "fc_weight", "fc_bias"}
     x = torch.randn(2, 3, 64, 64)
-    out = b.forward_features(x, {"logits", "penultimate"})
+    out = b.compute_features(x, {"logits", "penultimate"})
     with torch.no_grad():
         torch.testing.assert_close(out["logits"], b.model(x), atol=1e-5, rtol=0)
     assert b.describe()["architecture"] == "generic" and b.name == "timm:resnet18"

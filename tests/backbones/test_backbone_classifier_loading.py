@@ -10,8 +10,8 @@ from oodbench.errors import UserError
 
 def _same(a, b, size):
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-    fa = a.forward_features(x, {"logits", "penultimate", "local_logits"})
-    fb = b.forward_features(x, {"logits", "penultimate", "local_logits"})
+    fa = a.compute_features(x, {"logits", "penultimate", "local_logits"})
+    fb = b.compute_features(x, {"logits", "penultimate", "local_logits"})
     for k in fa:
         assert torch.equal(fa[k], fb[k]), k
 

@@ -13,7 +13,7 @@ from backbone_refs import clip_reference_local as reference_local
 
 
 def test_image_feature_equals_open_clip(tiny_clip, clip_images):
-    out = tiny_clip.forward_features(clip_images, {"image"})
+    out = tiny_clip.compute_features(clip_images, {"image"})
     with torch.no_grad():
         ref = tiny_clip.model.encode_image(clip_images)
     assert set(out) == {"image"}
@@ -22,7 +22,7 @@ def test_image_feature_equals_open_clip(tiny_clip, clip_images):
 
 
 def test_local_features_are_the_value_path(tiny_clip, clip_images):
-    out = tiny_clip.forward_features(clip_images, {"image", "local"})
+    out = tiny_clip.compute_features(clip_images, {"image", "local"})
     ref = reference_local(tiny_clip.model, clip_images)
     assert out["local"].shape == (3, tiny_clip.num_patches, 32) == (3, 16, 32)
     torch.testing.assert_close(out["local"], ref, atol=1e-5, rtol=0)
@@ -37,20 +37,20 @@ def test_local_features_are_the_value_path(tiny_clip, clip_images):
 
 def test_local_features_follow_weight_changes(tiny_clip, clip_images):
     """Truncating the last block's W_up changes both global and local, and local still matches the reference."""
-    before = tiny_clip.forward_features(clip_images, {"image", "local"})
+    before = tiny_clip.compute_features(clip_images, {"image", "local"})
     tw = tiny_clip.target_modules("W_up", "vision")[-1]
     u, s, vh = torch.linalg.svd(tw.get(), full_matrices=False)
     tw.set((u[:, :10] * s[:10]) @ vh[:10])
-    after = tiny_clip.forward_features(clip_images, {"image", "local"})
+    after = tiny_clip.compute_features(clip_images, {"image", "local"})
     assert (after["local"] - before["local"]).abs().max() > 1e-3
     assert (after["image"] - before["image"]).abs().max() > 1e-3
     torch.testing.assert_close(after["local"], reference_local(tiny_clip.model, clip_images), atol=1e-5, rtol=0)
 
 
-def test_forward_features_rejects_unknown_names(tiny_clip, clip_images):
-    assert tiny_clip.forward_features(clip_images, {"logits", "text"}) == {}
+def test_compute_features_rejects_unknown_names(tiny_clip, clip_images):
+    assert tiny_clip.compute_features(clip_images, {"logits", "text"}) == {}
     with pytest.raises(IncompatibleError, match="penultimate"):
-        tiny_clip.forward_features(clip_images, {"image", "penultimate"})
+        tiny_clip.compute_features(clip_images, {"image", "penultimate"})
 
 
 @pytest.mark.parametrize("tower", ["vision", "text"])
@@ -58,7 +58,7 @@ def test_layerwise_api_equals_full_forward(tiny_clip, clip_images, tower):
     inputs = clip_images if tower == "vision" else tiny_clip.tokenize(["a photo of a cat", "a dog", "x y z"])
     with torch.no_grad():
         if tower == "vision":
-            full = tiny_clip.forward_features(clip_images, {"image", "local"})
+            full = tiny_clip.compute_features(clip_images, {"image", "local"})
             ref_global, ref_local = full["image"], full["local"]
         else:
             ref_global, ref_local = tiny_clip.model.encode_text(inputs), None
@@ -167,7 +167,7 @@ def test_custom_text_clip_is_supported(clip_images, prompts):
     b = ClipBackbone(model, "custom")
     with torch.no_grad():
         torch.testing.assert_close(b.encode_text(prompts), model.encode_text(b.tokenize(prompts)), atol=1e-5, rtol=0)
-        torch.testing.assert_close(b.forward_features(clip_images, {"local"})["local"], reference_local(model, clip_images), atol=1e-5, rtol=0)
+        torch.testing.assert_close(b.compute_features(clip_images, {"local"})["local"], reference_local(model, clip_images), atol=1e-5, rtol=0)
     assert b.target_modules("W_up", "text")[0].name == "text.transformer.resblocks.0.mlp.c_fc.weight"
     assert b.target_modules("W_p", "text")[0].name == "text.text_projection"
 

@@ -39,5 +39,5 @@ def test_class_token_output_equals_the_full_block(clip):
 def test_global_features_equal_open_clip_encode_image(clip):
     x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        torch.testing.assert_close(clip.forward_features(x, {"image"})["image"], clip.model.encode_image(x),
+        torch.testing.assert_close(clip.compute_features(x, {"image"})["image"], clip.model.encode_image(x),
                                    rtol=1e-5, atol=1e-6)

@@ -54,11 +54,11 @@ def test_v_slice_is_what_the_value_path_uses(tiny_clip, clip_images):
     that target_modules calls W_v is the one the attention uses as values."""
     t = tiny_clip.target_modules("W_v", "vision")[-1]
     q = tiny_clip.target_modules("W_q", "vision")[-1]
-    before = tiny_clip.forward_features(clip_images, {"local"})["local"]
+    before = tiny_clip.compute_features(clip_images, {"local"})["local"]
     q.set(torch.zeros_like(q.get()))  # queries do not enter the value path
-    torch.testing.assert_close(tiny_clip.forward_features(clip_images, {"local"})["local"], before, atol=1e-6, rtol=0)
+    torch.testing.assert_close(tiny_clip.compute_features(clip_images, {"local"})["local"], before, atol=1e-6, rtol=0)
     t.set(torch.zeros_like(t.get()))
-    assert (tiny_clip.forward_features(clip_images, {"local"})["local"] - before).abs().max() > 1e-3
+    assert (tiny_clip.compute_features(clip_images, {"local"})["local"] - before).abs().max() > 1e-3
 
 
 def test_projection_targets_are_transposed(tiny_clip):
@@ -74,7 +74,7 @@ def test_projection_targets_are_transposed(tiny_clip):
 
 @pytest.mark.parametrize("weight_type", WEIGHT_TYPES)
 def test_get_set_round_trip_is_exact(tiny_clip, clip_images, weight_type):
-    before = tiny_clip.forward_features(clip_images, {"image", "local"})
+    before = tiny_clip.compute_features(clip_images, {"image", "local"})
     state = {k: v.clone() for k, v in tiny_clip.model.state_dict().items()}
     for t in tiny_clip.target_modules(weight_type):
         w = t.get().clone()
@@ -82,7 +82,7 @@ def test_get_set_round_trip_is_exact(tiny_clip, clip_images, weight_type):
         torch.testing.assert_close(t.get(), w, atol=0, rtol=0)
     for k, v in tiny_clip.model.state_dict().items():
         assert torch.equal(v, state[k]), k
-    after = tiny_clip.forward_features(clip_images, {"image", "local"})
+    after = tiny_clip.compute_features(clip_images, {"image", "local"})
     assert torch.equal(after["image"], before["image"]) and torch.equal(after["local"], before["local"])
 
 

@@ -68,15 +68,15 @@ def test_features_are_per_sample_and_do_not_touch_weights(backbone):
     assert x.dtype == torch.float32 and x.shape[1] == 3 and x.shape[2] == x.shape[3]
     before = state_dict_hash(b.model.state_dict())
     names = _per_sample(b)
-    out = b.forward_features(x, names)
+    out = b.compute_features(x, names)
     assert set(out) == names
     for k, v in out.items():
         assert v.shape[0] == 3 and v.dtype == torch.float32 and torch.isfinite(v).all(), k
-    single = b.forward_features(x[1:2], names)
+    single = b.compute_features(x[1:2], names)
     for k in names:
         torch.testing.assert_close(single[k][0], out[k][1], atol=1e-4, rtol=1e-4)
     assert state_dict_hash(b.model.state_dict()) == before
-    again = b.forward_features(x, names)
+    again = b.compute_features(x, names)
     assert all(torch.equal(again[k], out[k]) for k in names)
 
 
@@ -86,7 +86,7 @@ def test_shared_features_fit_the_per_sample_ones(backbone):
     shared_names = set(b.provides) & SHARED - {"class_names", "prompt"}
     shared = b.shared_features(shared_names, CLASSES, "a photo of a {}")
     assert set(shared) == shared_names
-    per = b.forward_features(x, _per_sample(b))
+    per = b.compute_features(x, _per_sample(b))
     if b.kind == "clip":
         assert shared["text"].shape == (3, per["image"].shape[1]) and shared["text"].dtype == np.float32
         assert per["local"].shape[2] == per["image"].shape[1]
@@ -128,7 +128,7 @@ def test_layerwise_api(backbone):
             inputs = x if tower == "vision" else b.tokenize(["a photo of a cat", "a dog"])
             ref = b.forward_from(tower, b.hidden(tower, inputs, 0), 0, inputs)
             if tower == "vision":
-                full = b.forward_features(x, _per_sample(b))
+                full = b.compute_features(x, _per_sample(b))
                 g, loc = ("image", "local") if b.kind == "clip" else ("logits", "local_logits")
                 torch.testing.assert_close(ref.global_, full[g], atol=1e-4, rtol=1e-4)
                 if loc in full:

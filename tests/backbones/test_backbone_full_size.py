@@ -96,7 +96,7 @@ def test_swinv2_b(tmp_path):
     resize = b.preprocess().transforms[0]
     assert resize.size == 284 and b.preprocess_config()["input_size"] == [3, 256, 256]  # floor(256 / 0.9)
     x = torch.randn(2, 3, 256, 256, generator=torch.Generator().manual_seed(0))
-    out = b.forward_features(x, {"logits", "local_logits", "penultimate"})
+    out = b.compute_features(x, {"logits", "local_logits", "penultimate"})
     assert out["local_logits"].shape == (2, 64, 1000) and out["penultimate"].shape == (2, 1024)
     torch.testing.assert_close(out["local_logits"], swin_reference_local(b.model, x), atol=1e-4, rtol=0)
     with torch.no_grad():
@@ -108,7 +108,7 @@ def test_swinv2_b(tmp_path):
     save_file(b.model.state_dict(), str(tmp_path / "swin.safetensors"))
     loaded = create_backbone("swinv2_b", pretrained=str(tmp_path / "swin.safetensors"))
     assert loaded.weights_hash() == state_hash(b)
-    assert torch.equal(loaded.forward_features(x, {"local_logits"})["local_logits"], out["local_logits"])
+    assert torch.equal(loaded.compute_features(x, {"local_logits"})["local_logits"], out["local_logits"])
 
 
 def state_hash(b):
@@ -125,7 +125,7 @@ def test_resnet50(tmp_path):
     ups, downs = b.target_modules("W_up"), b.target_modules("W_down")
     assert len(ups) == len(downs) == 16 and ups[15].shape == (2048, 512) and downs[15].shape == (512, 2048)
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    out = b.forward_features(x, {"logits", "local_logits", "penultimate"})
+    out = b.compute_features(x, {"logits", "local_logits", "penultimate"})
     assert out["local_logits"].shape == (2, 49, 1000) and out["penultimate"].shape == (2, 2048)
     fmap = b.feature_map(x)
     ref = torch.einsum("bchw,kc->bhwk", fmap, b.model.fc.weight).reshape(2, 49, 1000) + b.model.fc.bias
@@ -134,4 +134,4 @@ def test_resnet50(tmp_path):
     torch.save(b.model.state_dict(), tmp_path / "r50.pth")
     loaded = create_backbone("resnet50", pretrained=str(tmp_path / "r50.pth"))
     assert loaded.weights_hash() == b.weights_hash()
-    assert torch.equal(loaded.forward_features(x, {"logits"})["logits"], out["logits"])
+    assert torch.equal(loaded.compute_features(x, {"logits"})["logits"], out["logits"])

@@ -89,13 +89,13 @@ def _evaluate(backbone, pristine, settings, images, labels, prompts, cfg):
     if backbone.kind == "clip":
         text = backbone.encode_text(prompts, batch_size=cfg.text_batch_size)
         text = text / text.norm(p=2, dim=-1, keepdim=True)
-        parts = [backbone.forward_features(images[i:i + fb].to(dev), {"image", "local"}) for i in range(0, n, fb)]
+        parts = [backbone.compute_features(images[i:i + fb].to(dev), {"image", "local"}) for i in range(0, n, fb)]
         g_all = torch.cat([p["image"] for p in parts])
         l_all = torch.cat([p["local"] for p in parts])
         scale = backbone.logit_scale()
     else:
         names = {"logits", "local_logits"} & set(backbone.provides)
-        parts = [backbone.forward_features(images[i:i + fb].to(dev), names) for i in range(0, n, fb)]
+        parts = [backbone.compute_features(images[i:i + fb].to(dev), names) for i in range(0, n, fb)]
         g_all = torch.cat([p["logits"] for p in parts])
         l_all = torch.cat([p["local_logits"] for p in parts]) if "local_logits" in names else None
     lam = cfg.lam if l_all is not None else 0.0

@@ -63,7 +63,7 @@ def test_local_feature_overhead(benchmark, vit_b16):
     def run(names):
         _sync()
         t = time.perf_counter()
-        out = vit_b16.forward_features(x, names)
+        out = vit_b16.compute_features(x, names)
         _sync()
         return out, time.perf_counter() - t
 

@@ -56,7 +56,7 @@ def test_extraction_pipeline_vs_bare_forward(benchmark, tmp_path):
     def bare():
         with torch.inference_mode():
             for x in batches:
-                backbone.forward_features(x.to(DEVICE, non_blocking=True), {"image"})
+                backbone.compute_features(x.to(DEVICE, non_blocking=True), {"image"})
         _sync()
 
     bare()  # warm-up (kernels, allocator)

@@ -34,7 +34,7 @@ def test_train_one_epoch_is_deterministic_and_loadable(tmp_path):
     bb = create_backbone("digits_clip", pretrained=str(a))
     assert bb.pretrained == str(a) and bb.weights_hash() != create_backbone("digits_clip").weights_hash()
     x = torch.zeros(2, 3, 32, 32)
-    assert np.isfinite(bb.forward_features(x, {"image", "local"})["local"].numpy()).all()
+    assert np.isfinite(bb.compute_features(x, {"image", "local"})["local"].numpy()).all()
 
 
 def test_train_rejects_bad_epochs(tmp_path, capsys):

@@ -112,11 +112,11 @@ def test_shipped_model_reaches_the_recorded_accuracy_and_auroc(digits_backbone, 
     assert acc >= 0.95
     assert acc == pytest.approx(meta["accuracy_id_test"], abs=1 / 300)
 
-    # the backbone's own path (PIL -> preprocess -> forward_features, text through the trimmed encoder) agrees
+    # the backbone's own path (PIL -> preprocess -> compute_features, text through the trimmed encoder) agrees
     src = dg.build_digits().source(dg.ID_TEST)
     pre = digits_backbone.preprocess()
     x = torch.stack([pre(src.load(i)) for i in range(len(src))])
-    feats = digits_backbone.forward_features(x, {"image"})["image"].double().numpy()
+    feats = digits_backbone.compute_features(x, {"image"})["image"].double().numpy()
     text = digits_backbone.shared_features({"text"}, list(dg.CLASS_NAMES), dg.PROMPT)["text"].astype(np.float64)
     cos_bb = (feats / np.linalg.norm(feats, axis=1, keepdims=True)) @ (text / np.linalg.norm(text, axis=1, keepdims=True)).T
     assert np.allclose(cos_bb, cos, atol=1e-4)

@@ -66,17 +66,17 @@ def bad_files():
 
 @pytest.fixture
 def forward_calls(monkeypatch):
-    """``forward_calls(backbone) -> list``: every ``forward_features`` call appends its set of names."""
+    """``forward_calls(backbone) -> list``: every ``compute_features`` call appends its set of names."""
 
     def install(backbone):
         calls: list[set[str]] = []
-        original = backbone.forward_features
+        original = backbone.compute_features
 
         def counted(images, names):
             calls.append(set(names))
             return original(images, names)
 
-        monkeypatch.setattr(backbone, "forward_features", counted)
+        monkeypatch.setattr(backbone, "compute_features", counted)
         return calls
 
     return install

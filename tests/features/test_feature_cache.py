@@ -89,7 +89,7 @@ def test_later_arrays_are_added_without_redoing_cached_ones(clip, array_source, 
 def test_interrupted_run_resumes_from_finished_shards(clip, array_source, tmp_path, monkeypatch):
     reference = _extract(clip, array_source, None, ("image", "local"))
     cache = FeatureCache(tmp_path)
-    original = clip.forward_features
+    original = clip.compute_features
     calls = []
 
     def dying(images, names):
@@ -98,13 +98,13 @@ def test_interrupted_run_resumes_from_finished_shards(clip, array_source, tmp_pa
             raise Interrupted()
         return original(images, names)
 
-    monkeypatch.setattr(clip, "forward_features", dying)
+    monkeypatch.setattr(clip, "compute_features", dying)
     with pytest.raises(Interrupted):
         _extract(clip, array_source, cache, ("image", "local"))
     key_dir = next(p for p in tmp_path.iterdir() if p.name != "shared")
     assert sorted(p.name for p in (key_dir / "image").iterdir()) == ["shard_00000.npy", "shard_00001.npy"]
     calls.clear()
-    monkeypatch.setattr(clip, "forward_features", lambda images, names: calls.append(len(images)) or
+    monkeypatch.setattr(clip, "compute_features", lambda images, names: calls.append(len(images)) or
                         original(images, names))
     resumed = _extract(clip, array_source, cache, ("image", "local"))
     assert sum(calls) == 37 - 16  # only the images of the three unfinished shards

@@ -65,7 +65,7 @@ def test_classifier_features_equal_timm_forward(resnet, array_source):
 def test_files_with_worker_processes_keep_order_and_labels(clip, file_source):
     feats = extract_features(clip, file_source, {"image", "local"}, batch_size=4, num_workers=2, shard_size=8)
     with torch.no_grad():
-        ref = clip.forward_features(_stack(clip, file_source), {"image", "local"})
+        ref = clip.compute_features(_stack(clip, file_source), {"image", "local"})
     np.testing.assert_allclose(feats["image"], ref["image"].numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(feats["local"], ref["local"].numpy(), rtol=1e-5, atol=1e-5)
     assert np.array_equal(feats["labels"], file_source.labels) and feats["local"].shape == (13, 16, 32)
@@ -176,8 +176,8 @@ def test_model_sees_whole_batches_despite_chunked_loading(clip, array_source, fo
 
     monkeypatch.setattr(runner, "CHUNK", 3)
     sizes = []
-    original = clip.forward_features
-    monkeypatch.setattr(clip, "forward_features", lambda x, names: sizes.append(len(x)) or original(x, names))
+    original = clip.compute_features
+    monkeypatch.setattr(clip, "compute_features", lambda x, names: sizes.append(len(x)) or original(x, names))
     feats = extract_features(clip, array_source, {"image"}, batch_size=10, shard_size=20)
     assert sizes == [10, 10, 10, 7]
     with torch.no_grad():

@@ -7,9 +7,9 @@ class ForwardCounter:
     def __init__(self, backbone):
         self.images = 0
         self.texts = 0
-        fwd, txt = backbone.forward_features, backbone.encode_text
+        fwd, txt = backbone.compute_features, backbone.encode_text
 
-        def forward_features(images, names):
+        def compute_features(images, names):
             self.images += 1
             return fwd(images, names)
 
@@ -17,5 +17,5 @@ class ForwardCounter:
             self.texts += 1
             return txt(prompts, *a, **k)
 
-        backbone.forward_features = forward_features
+        backbone.compute_features = compute_features
         backbone.encode_text = encode_text

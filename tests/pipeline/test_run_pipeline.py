@@ -38,7 +38,7 @@ def test_stored_metrics_equal_a_direct_computation(small_digits, tiny_clip, tmp_
 
         def image_emb(src):
             x = torch.stack([tiny_clip.preprocess()(src.load(i)) for i in range(len(src))])
-            return tiny_clip.forward_features(x, {"image"})["image"].numpy()
+            return tiny_clip.compute_features(x, {"image"})["image"].numpy()
 
     def mcm(src):
         return _softmax(_cos(image_emb(src), text)).max(1)
