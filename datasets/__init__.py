@@ -16,20 +16,11 @@ overrides ``BenchmarkSpec.resolve`` (see ``digits``).
 
 from __future__ import annotations
 
-from oodbench.datasets.base import BenchmarkSpec, ResolvedBenchmark, SplitSpec
-from oodbench.datasets.resolve import resolve
-from oodbench.registry import get
+from oodbench.benchmark import BenchmarkSpec, ResolvedBenchmark, SplitSpec, get_benchmark
+from oodbench.data.resolve import resolve
 
 # Built-in benchmarks: importing the modules registers them.
 from oodbench.datasets import digits, imagenet1k, openood_imagenet1k, ssb_hard, voc  # noqa: E402,F401
 
 __all__ = ["BenchmarkSpec", "ResolvedBenchmark", "SplitSpec", "get_benchmark", "resolve"]
 
-
-def get_benchmark(name: str) -> BenchmarkSpec:
-    """The spec registered as ``name`` (unknown names raise a RegistryError listing the known ones)."""
-    obj = get("benchmarks", name)
-    spec = obj if isinstance(obj, BenchmarkSpec) else obj()
-    if not isinstance(spec, BenchmarkSpec):
-        raise TypeError(f"benchmark '{name}' is registered as {obj!r}, which gives no BenchmarkSpec")
-    return spec

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from oodbench.datasets.base import BenchmarkSpec
 from oodbench.datasets.resources import read_classnames
-from oodbench.datasets.setar_splits import HPARAMS_IMAGENET, IMAGENET_TEST, IMAGENET_VAL, MOS_OOD, PROMPT
+from oodbench.datasets.setar_splits import IMAGENET_TEST, IMAGENET_VAL, LISTS, MOS_OOD, PROMPT
 from oodbench.registry import register
 
 
@@ -24,5 +24,6 @@ def imagenet1k() -> BenchmarkSpec:
         ood=MOS_OOD,
         class_names=read_classnames("imagenet1k"),
         prompt=PROMPT,
-        hparams=HPARAMS_IMAGENET,
+        family="imagenet",
+        **LISTS,
     )

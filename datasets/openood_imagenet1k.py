@@ -9,10 +9,10 @@ the ID val list (5,000 images), whereas OpenOOD fits KNN and DICE on the 1.28M-i
 from __future__ import annotations
 
 from oodbench.datasets.base import BenchmarkSpec
-from oodbench.datasets.openood_splits import (INATURALIST, NINCO, OPENIMAGE_O, OPENIMAGE_O_VAL, OPENOOD_ID_TEST,
-                                              OPENOOD_ID_VAL, SSB_HARD, TEXTURES)
+from oodbench.datasets.openood_splits import (INATURALIST, LISTS_SOURCE, NINCO, OPENIMAGE_O, OPENIMAGE_O_VAL,
+                                              OPENOOD_ID_TEST, OPENOOD_ID_VAL, SSB_HARD, TEXTURES)
 from oodbench.datasets.resources import read_classnames
-from oodbench.datasets.setar_splits import HPARAMS_IMAGENET, PROMPT
+from oodbench.datasets.setar_splits import LISTS, PROMPT
 from oodbench.registry import register
 
 
@@ -28,5 +28,7 @@ def openood_imagenet1k() -> BenchmarkSpec:
         ood_val=(OPENIMAGE_O_VAL,),
         class_names=read_classnames("imagenet1k"),
         prompt=PROMPT,
-        hparams=HPARAMS_IMAGENET,
+        family="imagenet",
+        **LISTS,
+        lists_source=LISTS_SOURCE,
     )

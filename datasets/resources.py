@@ -1,7 +1,7 @@
 """Data files shipped with the benchmark specs: class-name lists (``classnames/``) and split lists (``lists/``).
 
-A spec names a shipped list as ``pkg:<file>`` (``SplitSpec.list_file``); any other list path is relative to
-the user's data root (OpenOOD's ``benchmark_imglist/...``) or absolute.
+A spec names a shipped list as ``pkg:<file>`` (``SplitSpec.list_file``) and declares ``lists_dir=LISTS_DIR``;
+any other list path is relative to the user's data root (OpenOOD's ``benchmark_imglist/...``) or absolute.
 """
 
 from __future__ import annotations
@@ -13,15 +13,6 @@ from oodbench.errors import UserError
 HERE = Path(__file__).resolve().parent
 LISTS_DIR = HERE / "lists"
 CLASSNAMES_DIR = HERE / "classnames"
-PKG_PREFIX = "pkg:"
-
-
-def list_path(list_file: str, data_root: str | Path | None) -> Path:
-    """Where a ``SplitSpec.list_file`` lives: ``pkg:<name>`` in :data:`LISTS_DIR`, else under ``data_root``."""
-    if list_file.startswith(PKG_PREFIX):
-        return LISTS_DIR / list_file[len(PKG_PREFIX):]
-    path = Path(list_file)
-    return path if path.is_absolute() or data_root is None else Path(data_root) / path
 
 
 def shipped_classnames() -> list[str]:

@@ -8,7 +8,8 @@ NeurIPS 2024). The OOD sets keep their images in one dummy class folder (``image
 
 from __future__ import annotations
 
-from oodbench.datasets.base import SplitSpec
+from oodbench.benchmark import SplitSpec
+from oodbench.datasets.resources import LISTS_DIR
 
 _MOS = ("MOS subset (Huang & Li, CVPR 2021), the set MCM and GL-MCM use: "
         "http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/{0}.tar.gz; move {0}/images to {1}/images")
@@ -44,19 +45,9 @@ COCO = SplitSpec(
 
 MOS_OOD = (INATURALIST, SUN, PLACES, TEXTURE)
 
-# SeTAR search settings (lam = LoCoOp lambda, topk = K, batch_size of the loss on the val split, seed).
-# CLIP and Swin: paper Table 10 / official configs. resnet50: not in the paper or the code; oodbench's own
-# recipe (ID loss only, as the paper's ResNet-50 experiment), batch size chosen for memory, not tuned.
-HPARAMS_IMAGENET = {
-    "clip-b16": {"lam": 0.10, "topk": 300, "batch_size": 512, "seed": 5},
-    "clip-l14": {"lam": 0.50, "topk": 300, "batch_size": 512, "seed": 5},
-    "swinv2-b": {"lam": 0.01, "topk": 700, "batch_size": 384, "seed": 5},
-    "resnet50": {"lam": 0.0, "topk": 0, "batch_size": 256, "seed": 5},
-}
-HPARAMS_VOC = {
-    "clip-b16": {"lam": 0.05, "topk": 4, "batch_size": 512, "seed": 5},
-    "clip-l14": {"lam": 0.30, "topk": 6, "batch_size": 512, "seed": 5},
-}
+# The SeTAR search settings per (backbone family, ID set family) are one table: methods/setar/presets.py.
+# Specs here declare their family ("imagenet", "voc") and the folder of the lists they ship.
+LISTS = {"lists_dir": str(LISTS_DIR)}
 
 # The prompt of the official code everywhere (no trailing period; the paper writes "a photo of a [CLASS].").
 PROMPT = "a photo of a {}"

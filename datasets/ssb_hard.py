@@ -8,9 +8,9 @@ can be scored on near-OOD data. Both layouts live side by side under one data ro
 from __future__ import annotations
 
 from oodbench.datasets.base import BenchmarkSpec
-from oodbench.datasets.openood_splits import SSB_HARD
+from oodbench.datasets.openood_splits import LISTS_SOURCE, SSB_HARD
 from oodbench.datasets.resources import read_classnames
-from oodbench.datasets.setar_splits import HPARAMS_IMAGENET, IMAGENET_TEST, IMAGENET_VAL, PROMPT
+from oodbench.datasets.setar_splits import IMAGENET_TEST, IMAGENET_VAL, LISTS, PROMPT
 from oodbench.registry import register
 
 
@@ -25,5 +25,7 @@ def ssb_hard() -> BenchmarkSpec:
         ood=(SSB_HARD,),
         class_names=read_classnames("imagenet1k"),
         prompt=PROMPT,
-        hparams=HPARAMS_IMAGENET,
+        family="imagenet",
+        **LISTS,
+        lists_source=LISTS_SOURCE,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from oodbench.datasets.base import BenchmarkSpec, SplitSpec
 from oodbench.datasets.resources import read_classnames
-from oodbench.datasets.setar_splits import COCO, HPARAMS_VOC, IMAGENET22K, MOS_OOD, PROMPT
+from oodbench.datasets.setar_splits import COCO, IMAGENET22K, LISTS, MOS_OOD, PROMPT
 from oodbench.registry import register
 
 _SOURCE = ("GL-MCM datasets.tar.gz (AtsuMiyai/GL-MCM, Google Drive 1he4jKi2BfyGT6rkcbFYlez7PbLMXTBMR), folder "
@@ -34,5 +34,6 @@ def voc() -> BenchmarkSpec:
         ood=(*MOS_OOD, IMAGENET22K, COCO),
         class_names=classes,
         prompt=PROMPT,
-        hparams=HPARAMS_VOC,
+        family="voc",
+        **LISTS,
     )

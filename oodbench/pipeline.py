@@ -1,13 +1,16 @@
-"""The evaluation pipeline behind ``oodbench run``.
+"""The evaluation pipeline behind ``oodbench run`` and :func:`oodbench.run`.
 
 ::
 
-    benchmark ─► images ─► backbone (+ modifier plan) ─► features (cached) ─► postprocessors ─► scores
-        ─► metrics ─► results store
+    benchmark ─► method.prepare (search / train / load) ─► Modification
+              ─► images ─► backbone (+ modification) ─► features (cached) ─► postprocessors ─► scores
+              ─► metrics ─► results store
 
-Features are extracted once per (backbone weights, plan, preprocessing, split) and shared by every requested
-postprocessor, so adding a score or sweeping an APS grid costs no forward pass. With ``methods=("none",
-"setar")`` the vanilla and the SeTAR-modified model are evaluated on the same splits, one stored run each.
+Every method and postprocessor is found through the registry; this module names none. Everything a run will
+need is checked before any work (method options and plans, postprocessor parameters and compatibility, APS
+splits), and the runs are stored only once all of them are computed, so an error leaves nothing behind.
+Features are extracted once per (backbone weights, modification, preprocessing, split) and shared by every
+postprocessor, so adding a score or sweeping an APS grid costs no forward pass.
 """
 
 from __future__ import annotations
@@ -19,35 +22,39 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from oodbench.backbones import create_backbone
 from oodbench.backbones.base import Backbone
+from oodbench.benchmark import ResolvedBenchmark, Role
+from oodbench.cache import CacheRoot
 from oodbench.errors import IncompatibleError, UserError
 from oodbench.features import Features
-from oodbench.features.cache import FeatureCache
 from oodbench.features.extract import extract_benchmark
+from oodbench.method import MethodContext, Modification, method_class
 from oodbench.metrics import accuracy, evaluate
 from oodbench.registry import get, names
 from oodbench.results import ResultsStore, RunRecord
-from oodbench.setar_plans import obtain_plan
 
 log = logging.getLogger("oodbench")
-
-DEFAULT_POSTPROCESSORS = ("mcm", "glmcm", "neglabel", "energy", "maxlogit")
-METHODS = ("none", "setar")
 
 
 @dataclass
 class RunSettings:
-    """What ``oodbench run`` evaluates and how. ``search`` overrides the SeTAR search settings
-    (:class:`oodbench.methods.setar.SearchConfig` fields) of the backbone/benchmark preset."""
+    """What ``oodbench run`` evaluates and how.
+
+    Attributes:
+        postprocessors: registry names, or ``("all",)``; None = the benchmark's defaults, else every score
+            declaring itself a default for the backbone kind.
+        methods: registry names of the methods evaluated side by side (``("none", "setar")``).
+        method_options: per method name, the options its constructor takes.
+        params: per postprocessor name, hyperparameters to set.
+    """
 
     backbone: str
     pretrained: str | None = None
-    postprocessors: tuple[str, ...] = DEFAULT_POSTPROCESSORS
+    postprocessors: tuple[str, ...] | None = None
     methods: tuple[str, ...] = ("none",)
-    plan_file: str | None = None
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     aps: bool = False
     precision: str = "fp32"
     batch_size: int = 128
@@ -55,19 +62,30 @@ class RunSettings:
     device: str = "cpu"
     seed: int = 0
     on_bad: str = "skip"
-    search: dict[str, Any] = field(default_factory=dict)
-    search_tf32: bool = False
+    quiet: bool = False
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
 class PostResult:
-    """One evaluated (method, postprocessor): its stored record and where it lives."""
+    """One evaluated (method, postprocessor): its record, its per-image scores and where it was stored."""
 
     method: str
     postprocessor: str
     record: RunRecord
-    path: Path | None
+    path: Path | None = None
+    scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+
+def default_postprocessors(resolved: ResolvedBenchmark, backbone: Backbone) -> tuple[str, ...]:
+    """The benchmark's declared defaults, else every registered score declaring itself a default for the kind."""
+    if resolved.spec.default_postprocessors:
+        return tuple(resolved.spec.default_postprocessors)
+    chosen = tuple(n for n in names("postprocessors") if backbone.kind in getattr(get("postprocessors", n),
+                                                                                 "default_for", ()))
+    if not chosen:
+        raise IncompatibleError(f"no registered postprocessor is a default for {backbone.kind} backbones; pass --post")
+    return chosen
 
 
 def select_postprocessors(requested: Sequence[str], backbone: Backbone) -> list[type]:
@@ -105,74 +123,105 @@ def feature_names(classes: Sequence[type], backbone: Backbone) -> set[str]:
     return wanted
 
 
-def split_roles(classes: Sequence[type], resolved, aps: bool) -> set[str]:
-    roles = {"id_test", "ood"}
-    if any(c.fit_on for c in classes):
-        roles.add("id_fit" if resolved.id_fit is not None else "id_val")
+def needed_roles(classes: Sequence[type], resolved: ResolvedBenchmark, aps: bool) -> set[Role]:
+    """The split roles the evaluation reads: ID test and OOD always, the fit split only for scores that fit on
+    ID images (``fit_on == "id_fit"``), ID val and OOD val for APS."""
+    roles = {Role.ID_TEST, Role.OOD}
+    if any(c.fit_on == "id_fit" for c in classes):
+        fit = resolved.fit_split()
+        if fit is None:
+            needing = ", ".join(c.title() for c in classes if c.fit_on == "id_fit")
+            raise UserError(f"{needing} fit on ID images, and benchmark '{resolved.spec.name}' has no ID fit or "
+                            "val split")
+        roles.add(fit.role)
     if aps:
         if not resolved.ood_val:
             raise UserError(f"--aps needs OOD validation images, and benchmark '{resolved.spec.name}' defines none; "
                             "run without --aps (defaults) or add an ood_val split")
         if resolved.id_val is None:
             raise UserError(f"--aps needs ID validation images, and benchmark '{resolved.spec.name}' has none")
-        roles |= {"id_val", "ood_val"}
+        roles |= {Role.ID_VAL, Role.OOD_VAL}
     return roles
 
 
-def run(resolved, settings: RunSettings, cache: FeatureCache, store: ResultsStore | None,
-        backbone: Backbone | None = None) -> list[PostResult]:
-    """Evaluate every (method, postprocessor) of ``settings`` on ``resolved`` and store one run per pair."""
-    unknown = [m for m in settings.methods if m not in METHODS]
-    if unknown:
-        raise UserError(f"unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-    if backbone is None:
-        backbone = create_backbone(settings.backbone, settings.pretrained).to(settings.device)
-    classes = select_postprocessors(settings.postprocessors, backbone)
-    wanted = feature_names(classes, backbone)
-    roles = split_roles(classes, resolved, settings.aps)
-    results: list[PostResult] = []
-    for method in settings.methods:
-        modifier = get("modifiers", method)()
-        plan = obtain_plan(backbone, resolved, settings, cache) if method == "setar" else None
-        modifier.apply(backbone, plan)
-        try:
-            features = extract_benchmark(
-                backbone, resolved, wanted, roles=roles, cache=cache, plan_hash=modifier.plan_hash,
-                batch_size=settings.batch_size, num_workers=settings.num_workers, precision=settings.precision,
-                device=settings.device, on_bad=settings.on_bad,
-            )
-            encoder = _text_encoder(backbone, cache) if any(c.needs_encoder for c in classes) else None
-            for cls in classes:
-                results.append(_evaluate_one(cls, method, plan, modifier, backbone, resolved, features, encoder,
-                                             settings, store))
-        finally:
-            modifier.restore()
-    return results
-
-
-def _evaluate_one(cls, method, plan, modifier, backbone, resolved, features: dict[str, Features], encoder,
-                  settings: RunSettings, store) -> PostResult:
-    by_role = _by_role(features)
+def _configured(cls, settings: RunSettings):
     post = cls()
     try:
         post.set_params(**settings.params.get(cls.registry_name, {}))
     except ValueError as exc:
         raise UserError(f"--param: {exc}") from None
+    return post
+
+
+def run(resolved: ResolvedBenchmark, settings: RunSettings, caches: CacheRoot | None = None,
+        store: ResultsStore | None = None, backbone: Backbone | None = None) -> list[PostResult]:
+    """Evaluate every (method, postprocessor) of ``settings`` on ``resolved``; store one run per pair.
+
+    Nothing is stored unless every pair was computed.
+    """
+    caches = caches if caches is not None else CacheRoot()
+    if backbone is None:
+        backbone = create_backbone(settings.backbone, settings.pretrained).to(settings.device)
+    posts = settings.postprocessors or default_postprocessors(resolved, backbone)
+    classes = select_postprocessors(posts, backbone)
+    for cls in classes:
+        _configured(cls, settings)  # bad --param values fail here, before any work
+    methods = [method_class(m)(**settings.method_options.get(m, {})) for m in dict.fromkeys(settings.methods)]
+    ctx = MethodContext(backbone=backbone, benchmark=resolved, caches=caches, seed=settings.seed,
+                        device=str(settings.device), on_bad=settings.on_bad, quiet=settings.quiet)
+    for method in methods:
+        method.check(ctx)
+    wanted = feature_names(classes, backbone)
+    roles = needed_roles(classes, resolved, settings.aps)
+    results: list[PostResult] = []
+    for method in methods:
+        modification = method.prepare(ctx)
+        modification.apply(backbone)
+        try:
+            features = extract_benchmark(
+                backbone, resolved, wanted, roles=roles, cache=caches.features, plan_hash=modification.key,
+                batch_size=settings.batch_size, num_workers=settings.num_workers, precision=settings.precision,
+                device=settings.device, on_bad=settings.on_bad,
+            )
+            encoder = _text_encoder(backbone, caches) if any(c.needs_encoder for c in classes) else None
+            for cls in classes:
+                results.append(_evaluate_one(cls, method, modification, backbone, resolved, features, encoder,
+                                             settings))
+        finally:
+            modification.restore()
+    if store is not None:
+        for r in results:
+            r.path = store.save(r.record, r.scores)
+    return results
+
+
+def _evaluate_one(cls, method, modification: Modification, backbone: Backbone, resolved: ResolvedBenchmark,
+                  features: dict[str, Features], encoder, settings: RunSettings) -> PostResult:
+    post = _configured(cls, settings)
+    by_role: dict[Role, list[Features]] = {}
+    for split in resolved.splits():
+        if split.name in features:
+            by_role.setdefault(split.role, []).append(features[split.name])
     aps_info = None
     t0 = time.perf_counter()
-    fit_feats = by_role.get("id_fit", by_role.get("id_val", [None]))[0] if cls.fit_on else None
+    id_feats = by_role[Role.ID_TEST][0]
+    # "id_fit": fit on the ID fit (else val) split's images; "shared": fit reads only model-level entries
+    # (class names, text), which every split carries, so no extra split is extracted and none is recorded.
+    fit_feats = features[resolved.fit_split().name] if cls.fit_on == "id_fit" else None
+    fit_input = id_feats if cls.fit_on == "shared" else fit_feats
     if settings.aps and cls.search_space:
         from oodbench.postprocessors.aps import aps
 
-        ood_val = {f.name: f for f in by_role["ood_val"]}
-        best, trials = aps(post, fit_feats, by_role["id_val"][0], ood_val, encoder=encoder)
+        ood_val = {f.name: f for f in by_role[Role.OOD_VAL]}
+        best, trials = aps(post, fit_input, by_role[Role.ID_VAL][0], ood_val, encoder=encoder)
         aps_info = {"grid": {k: list(v) for k, v in cls.search_space.items()}, "chosen": best, "trials": trials,
                     "selection": "best mean AUROC over OOD-val sets, ties to the first grid point"}
     else:
-        post.fit(fit_feats, encoder=encoder)
-    id_feats = by_role["id_test"][0]
+        post.fit(fit_input, encoder=encoder)
+    for warning in post.feature_warnings(id_feats):
+        log.warning("%s", warning)
     id_scores = post.score(id_feats)
-    ood_feats = {f.name: f for f in by_role["ood"]}
+    ood_feats = {f.name: f for f in by_role[Role.OOD]}
     ood_scores = {name: post.score(f) for name, f in ood_feats.items()}
     rows = evaluate(id_scores, ood_scores)
     seconds = time.perf_counter() - t0
@@ -180,14 +229,17 @@ def _evaluate_one(cls, method, plan, modifier, backbone, resolved, features: dic
     if "logits" in id_feats:
         id_acc = accuracy(np.argmax(id_feats["logits"], axis=1), id_feats["labels"])
     spec = resolved.spec
+    groups = resolved.groups
+    import torch
+
     record = RunRecord(
         benchmark=spec.name,
         id_set=spec.id_test.name,
-        ood_sets={name: f.meta.get("group", "far") for name, f in ood_feats.items()},
+        ood_sets={name: groups[name] for name in ood_feats},
         backbone=backbone.describe() | {"preprocess": backbone.preprocess_config()},
-        plan={"name": method, "hash": modifier.plan_hash, **(plan.to_dict() if plan is not None else {})},
-        postprocessor={"name": cls.registry_name, "params": post.get_params(), "aps": aps_info,
-                       "fit_split": fit_feats.name if fit_feats is not None else None,
+        plan=dict(modification.record) | {"method": method.describe(), "display_name": method.title()},
+        postprocessor={"name": cls.registry_name, "display_name": cls.title(), "params": post.get_params(),
+                       "aps": aps_info, "fit_split": fit_feats.name if fit_feats is not None else None,
                        "fit_count": len(fit_feats) if fit_feats is not None else None},
         metrics=rows,
         counts={"id": len(id_feats), "ood": {n: len(f) for n, f in ood_feats.items()},
@@ -199,23 +251,23 @@ def _evaluate_one(cls, method, plan, modifier, backbone, resolved, features: dic
         device=str(settings.device),
         extra={"prompt": spec.prompt, "num_classes": len(spec.class_names), "score_seconds": seconds,
                "skipped_files": {n: f.meta["skipped"] for n, f in features.items() if f.meta.get("skipped")},
-               "torch": torch.__version__},
+               "data": benchmark_identity(resolved), "torch": torch.__version__},
     )
     scores = {"id": id_scores, **{f"ood/{n}": s for n, s in ood_scores.items()}}
-    path = store.save(record, scores) if store is not None else None
-    return PostResult(method, cls.registry_name, record, path)
+    return PostResult(method.name, cls.registry_name, record, None, scores)
 
 
-def _by_role(features: dict[str, Features]) -> dict[str, list[Features]]:
-    out: dict[str, list[Features]] = {}
-    for f in features.values():
-        out.setdefault(f.meta["role"], []).append(f)
-    return out
+def benchmark_identity(resolved: ResolvedBenchmark) -> dict[str, Any]:
+    """What identifies the data of a run: per split its role, image count and file-list fingerprint, plus what
+    the spec declares (ad-hoc benchmarks: folders and class names)."""
+    return {"splits": {s.name: {"role": str(s.role), "n": len(s.source), "fingerprint": s.source.fingerprint()}
+                       for s in resolved.splits()},
+            **resolved.spec.identity}
 
 
-def _text_encoder(backbone: Backbone, cache: FeatureCache):
-    if not hasattr(backbone, "text_encoder"):
+def _text_encoder(backbone: Backbone, caches: CacheRoot):
+    if "text_encoder" not in getattr(backbone, "capabilities", frozenset()) and not hasattr(backbone, "text_encoder"):
         raise IncompatibleError(f"{backbone.name} has no text encoder (needed to mine NegLabel's negative labels)")
     encoder = backbone.text_encoder()
-    encoder.cache_dir = Path(cache.root).parent / "neglabel"
+    encoder.cache_dir = caches.neglabel
     return encoder

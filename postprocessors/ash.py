@@ -120,6 +120,16 @@ class _ASH(Postprocessor):
     def __init__(self, percentile: float = 90):
         self.percentile = percentile
 
+    def feature_warnings(self, features: Features) -> list[str]:
+        """ASH prunes the *smallest* activations assuming they are non-negative (after a ReLU). On signed features
+        (LayerNorm outputs of ViT / Swin) pruning to zero keeps an arbitrary subset, and ASH-B/S scores collapse."""
+        h = np.asarray(features["penultimate"])
+        frac = float((h < 0).mean()) if h.size else 0.0
+        if frac > 0.01:
+            return [f"{self.title()} assumes non-negative (post-ReLU) penultimate features; {100 * frac:.0f}% of "
+                    f"these are negative, so its scores carry little meaning here (ASH is meant for CNNs)"]
+        return []
+
     def score(self, features: Features) -> np.ndarray:
         check_in_range(f"ash_{self.variant}", "percentile", self.percentile, 0, 100)
         return ash_score(as_2d(features, "penultimate"), features["fc_weight"], features["fc_bias"],
@@ -131,6 +141,7 @@ class ASHP(_ASH):
     """ASH-P (Djurisic et al., ICLR 2023): prune all but the top (100-p)% activations, then energy."""
 
     variant: ClassVar[str] = "p"
+    display_name: ClassVar[str] = "ASH-P"
 
 
 @register("postprocessors", "ash_b")
@@ -138,6 +149,7 @@ class ASHB(_ASH):
     """ASH-B (Djurisic et al., ICLR 2023): prune, binarise kept activations to s1/k, then energy."""
 
     variant: ClassVar[str] = "b"
+    display_name: ClassVar[str] = "ASH-B"
 
 
 @register("postprocessors", "ash_s")
@@ -145,3 +157,5 @@ class ASHS(_ASH):
     """ASH-S (Djurisic et al., ICLR 2023): prune, scale kept activations by exp(s1/s2), then energy."""
 
     variant: ClassVar[str] = "s"
+    display_name: ClassVar[str] = "ASH-S"
+    default_for: ClassVar[frozenset[str]] = frozenset({"classifier"})

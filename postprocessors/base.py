@@ -36,6 +36,11 @@ class Postprocessor:
     needs_encoder: ClassVar[bool] = False
     paper: ClassVar[str] = ""
     registry_name: ClassVar[str] = ""
+    # The name tables and messages show ("GL-MCM"); the registry name is what users type ("glmcm").
+    display_name: ClassVar[str] = ""
+    # Backbone kinds ("clip", "classifier") for which `oodbench run` uses this score when --post is not given
+    # (a benchmark may declare its own default_postprocessors instead).
+    default_for: ClassVar[frozenset[str]] = frozenset()
 
     # ----------------------------------------------------------------------------- parameters
     @classmethod
@@ -72,7 +77,16 @@ class Postprocessor:
     def score(self, features: Features) -> np.ndarray:
         raise NotImplementedError
 
+    def feature_warnings(self, features: Features) -> list[str]:
+        """Reasons this score is meaningless on ``features`` (e.g. ASH on signed features); shown as warnings."""
+        return []
+
     # -------------------------------------------------------------------------------- helpers
+    @classmethod
+    def title(cls) -> str:
+        """Display name (``display_name``, else the registry name)."""
+        return cls.display_name or cls.registry_name or cls.__name__
+
     @classmethod
     def check_compatible(cls, available: set[str] | frozenset[str], backbone: str = "this backbone") -> None:
         """Raise :class:`IncompatibleError` naming the features ``available`` lacks."""

@@ -45,6 +45,8 @@ def dice_score(penultimate: np.ndarray, masked_weight: np.ndarray, bias: np.ndar
 class DICE(Postprocessor):
     """DICE (Sun & Li, ECCV 2022): energy of the last layer with weights sparsified by mean ID contribution."""
 
+    display_name: ClassVar[str] = "DICE"
+    default_for: ClassVar[frozenset[str]] = frozenset({"classifier"})
     requires: ClassVar[frozenset[str]] = frozenset({"penultimate", "fc_weight", "fc_bias"})
     search_space: ClassVar[dict[str, list]] = {"percentile": [90]}
     fit_on: ClassVar[str | None] = "id_fit"

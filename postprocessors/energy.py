@@ -32,6 +32,8 @@ def energy_score(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 class Energy(Postprocessor):
     """Energy (Liu et al., NeurIPS 2020): T x logsumexp of the logits / T."""
 
+    display_name: ClassVar[str] = "Energy"
+    default_for: ClassVar[frozenset[str]] = frozenset({"clip", "classifier"})
     requires: ClassVar[frozenset[str]] = frozenset({"logits"})
     search_space: ClassVar[dict[str, list]] = {"temperature": [1.0]}
     fit_on: ClassVar[str | None] = None

@@ -72,6 +72,8 @@ def glmcm_score(image: np.ndarray, local: np.ndarray, text: np.ndarray, tau: flo
 class GLMCM(Postprocessor):
     """GL-MCM (Miyai et al.): MCM of the global embedding plus lambda x the best patch-level MCM."""
 
+    display_name: ClassVar[str] = "GL-MCM"
+    default_for: ClassVar[frozenset[str]] = frozenset({"clip"})
     requires: ClassVar[frozenset[str]] = frozenset({"image", "local", "text"})
     search_space: ClassVar[dict[str, list]] = {"lambda_local": [0.5, 1.0]}
     fit_on: ClassVar[str | None] = None

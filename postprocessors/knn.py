@@ -61,6 +61,8 @@ def knn_score(index, penultimate: np.ndarray, k: int) -> np.ndarray:
 class KNN(Postprocessor):
     """KNN (Sun et al., ICML 2022): negative distance to the k-th nearest normalised ID feature."""
 
+    display_name: ClassVar[str] = "KNN"
+    default_for: ClassVar[frozenset[str]] = frozenset({"classifier"})
     requires: ClassVar[frozenset[str]] = frozenset({"penultimate"})
     search_space: ClassVar[dict[str, list]] = {"k": [50, 100, 200, 500, 1000]}
     fit_on: ClassVar[str | None] = "id_fit"

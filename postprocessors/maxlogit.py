@@ -31,6 +31,8 @@ def maxlogit_score(logits: np.ndarray) -> np.ndarray:
 class MaxLogit(Postprocessor):
     """MaxLogit (Hendrycks et al., ICML 2022): the largest logit."""
 
+    display_name: ClassVar[str] = "MaxLogit"
+    default_for: ClassVar[frozenset[str]] = frozenset({"clip", "classifier"})
     requires: ClassVar[frozenset[str]] = frozenset({"logits"})
     search_space: ClassVar[dict[str, list]] = {}
     fit_on: ClassVar[str | None] = None

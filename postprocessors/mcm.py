@@ -56,6 +56,8 @@ def mcm_score(image: np.ndarray, text: np.ndarray, tau: float = 1.0) -> np.ndarr
 class MCM(Postprocessor):
     """MCM (Ming et al., NeurIPS 2022): max softmax of image-text cosines at temperature tau."""
 
+    display_name: ClassVar[str] = "MCM"
+    default_for: ClassVar[frozenset[str]] = frozenset({"clip"})
     requires: ClassVar[frozenset[str]] = frozenset({"image", "text"})
     search_space: ClassVar[dict[str, list]] = {"tau": [0.01, 1.0, 10.0]}
     fit_on: ClassVar[str | None] = None

@@ -34,6 +34,8 @@ def msp_score(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 class MSP(Postprocessor):
     """MSP (Hendrycks & Gimpel, ICLR 2017): maximum softmax probability of the logits."""
 
+    display_name: ClassVar[str] = "MSP"
+    default_for: ClassVar[frozenset[str]] = frozenset({"classifier"})
     requires: ClassVar[frozenset[str]] = frozenset({"logits"})
     search_space: ClassVar[dict[str, list]] = {}
     fit_on: ClassVar[str | None] = None

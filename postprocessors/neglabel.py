@@ -246,6 +246,8 @@ def neglabel_score(image: np.ndarray, pos: np.ndarray, neg: np.ndarray, ngroup: 
 class NegLabel(Postprocessor):
     """NegLabel (Jiang et al., ICLR 2024): ID softmax mass against mined negative labels, averaged over groups."""
 
+    display_name: ClassVar[str] = "NegLabel"
+    default_for: ClassVar[frozenset[str]] = frozenset({"clip"})
     requires: ClassVar[frozenset[str]] = frozenset({"image", "class_names"})
     search_space: ClassVar[dict[str, list]] = {}
     fit_on: ClassVar[str | None] = "shared"

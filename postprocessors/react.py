@@ -44,6 +44,8 @@ def react_score(penultimate: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
 class ReAct(Postprocessor):
     """ReAct (Sun et al., NeurIPS 2021): energy of the last layer on penultimate features clipped at c."""
 
+    display_name: ClassVar[str] = "ReAct"
+    default_for: ClassVar[frozenset[str]] = frozenset({"classifier"})
     requires: ClassVar[frozenset[str]] = frozenset({"penultimate", "fc_weight", "fc_bias"})
     search_space: ClassVar[dict[str, list]] = {"percentile": [85, 90, 95, 99]}
     fit_on: ClassVar[str | None] = "id_fit"

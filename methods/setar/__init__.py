@@ -7,7 +7,8 @@ Public API:
 
 * :mod:`.lowrank` — ratio -> removed rank, SVD factors, truncation, the removed (LoRA-style) factors;
 * :mod:`.plan` — :class:`Plan` / :class:`PlanEntry` (JSON, hash);
-* :mod:`.modifier` — the registered modifiers ``none`` and ``setar``;
+* :mod:`.modifier` — the registered modifier ``setar``;
+* :mod:`.method` — the registered method ``setar`` (plan from ``--plan`` or a cached search);
 * :mod:`.loss` — the LoCoOp loss as the official search computes it;
 * :mod:`.search` — :func:`search` (SeTAR-S, MIS, LES) with :class:`SearchConfig`;
 * :mod:`.presets` — the published (lambda, K, batch size) per backbone and benchmark.
@@ -15,15 +16,16 @@ Public API:
 
 from .loss import LossResult, locoop_loss_clip, locoop_loss_logits
 from .lowrank import SVDFactors, kept_rank, removed_factors, removed_rank, truncated_weight
-from .modifier import NoModifier, SetarModifier, find_target
+from .method import SetarMethod
+from .modifier import SetarModifier, find_target
 from .plan import Plan, PlanEntry
 from .presets import DEFAULT_RATIOS, Preset, search_preset
 from .search import SearchConfig, SearchResult, search, search_order
 from .searchlog import SearchLog
 
 __all__ = [
-    "DEFAULT_RATIOS", "LossResult", "NoModifier", "Plan", "PlanEntry", "Preset", "SVDFactors", "SearchConfig",
-    "SearchLog", "SearchResult", "SetarModifier", "find_target", "kept_rank", "locoop_loss_clip",
+    "DEFAULT_RATIOS", "LossResult", "Plan", "PlanEntry", "Preset", "SVDFactors", "SearchConfig",
+    "SearchLog", "SearchResult", "SetarMethod", "SetarModifier", "find_target", "kept_rank", "locoop_loss_clip",
     "locoop_loss_logits", "removed_factors", "removed_rank", "search", "search_order", "search_preset",
     "truncated_weight",
 ]

@@ -1,4 +1,4 @@
-"""Registered network modifiers: ``none`` and ``setar`` (selective low-rank approximation of weights).
+"""The registered ``setar`` modifier: selective low-rank approximation of weights, reversibly.
 
 Paper: Li et al., SeTAR, NeurIPS 2024, Sec. 3.1 (Eq. 5). Original code: X1AOX1A/SeTAR
 ``src/svd_ood/svd_ood/model_hub.py`` (``apply_svd_prune``) and ``src/peft/peft/tuners/modified_lora/model.py``
@@ -43,23 +43,6 @@ def find_target(backbone: Backbone, tower: str, weight_type: str, layer: int) ->
             return t
     layers = ", ".join(str(t.layer) for t in targets) or "none"
     raise IncompatibleError(f"backbone {backbone.name}: no {tower} {weight_type} at layer {layer} (layers: {layers})")
-
-
-@register("modifiers", "none")
-class NoModifier:
-    """Leaves the backbone as loaded (the vanilla model)."""
-
-    def apply(self, backbone: Backbone, plan: Plan | None = None) -> "NoModifier":
-        if plan is not None and plan.active:
-            raise UserError("modifier 'none' cannot apply a plan that modifies weights; use the 'setar' modifier")
-        return self
-
-    def restore(self) -> None:
-        return None
-
-    @property
-    def plan_hash(self) -> str:
-        return NONE_HASH
 
 
 @register("modifiers", "setar")

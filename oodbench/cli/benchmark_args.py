@@ -46,10 +46,14 @@ def data_root_from_args(args: argparse.Namespace) -> Path | None:
     return Path(root).expanduser() if root else None
 
 
-def spec_from_args(args: argparse.Namespace):
-    """``(BenchmarkSpec, data_root)`` chosen by the options, without reading any image list."""
-    from oodbench.datasets import get_benchmark
-    from oodbench.datasets.adhoc import adhoc_benchmark
+def spec_from_args(args: argparse.Namespace, val_only: bool = False):
+    """``(BenchmarkSpec, data_root)`` chosen by the options, without reading any image list.
+
+    ``val_only``: the command reads only the ID val split and the class names (``oodbench search``): an ad-hoc
+    benchmark then needs just ``--id-val`` and ``--classes``.
+    """
+    from oodbench.benchmark import get_benchmark
+    from oodbench.data.adhoc import adhoc_benchmark
 
     adhoc = [k for k in _ADHOC if getattr(args, k, None)]
     data_root = data_root_from_args(args)
@@ -57,6 +61,15 @@ def spec_from_args(args: argparse.Namespace):
         if args.benchmark:
             raise UserError(f"--benchmark {args.benchmark} cannot be combined with the ad-hoc flags "
                             f"({', '.join('--' + k.replace('_', '-') for k in adhoc)}); use one or the other")
+        if val_only:
+            missing = [f for f, v in (("--id-val", args.id_val), ("--classes", args.classes)) if not v]
+            if missing:
+                raise UserError(f"ad-hoc benchmark: missing {', '.join(missing)} (this command reads the ID val "
+                                "images and the class names)")
+            spec = adhoc_benchmark(args.id_test or args.id_val, args.classes, parse_named(args.ood, "--ood", "DIR"),
+                                   near_ood=parse_named(args.near_ood, "--near-ood", "DIR"), id_val=args.id_val,
+                                   prompt=args.prompt, require_ood=False)
+            return spec, None
         missing = [f for f, v in (("--id-test", args.id_test), ("--classes", args.classes)) if not v]
         if missing or not (args.ood or args.near_ood):
             missing += [] if (args.ood or args.near_ood) else ["--ood NAME=DIR"]
@@ -72,18 +85,19 @@ def spec_from_args(args: argparse.Namespace):
     return get_benchmark(name), data_root
 
 
-def benchmark_from_args(args: argparse.Namespace):
-    """Resolve the benchmark the options name: a :class:`~oodbench.datasets.base.ResolvedBenchmark`.
+def benchmark_from_args(args: argparse.Namespace, roles: tuple[str, ...] | None = None):
+    """Resolve the benchmark the options name: a :class:`~oodbench.benchmark.ResolvedBenchmark`.
 
     Raises:
         UserError / DataError: one-line, actionable (conflicting flags, no data root, missing or short splits).
     """
-    from oodbench.datasets import resolve
+    from oodbench.data.resolve import resolve
 
-    spec, data_root = spec_from_args(args)
+    val_only = roles is not None and set(roles) == {"id_val"}
+    spec, data_root = spec_from_args(args, val_only=val_only)
     if not spec.needs_data_root:
         data_root = None
-    return resolve(spec, data_root, on_bad=getattr(args, "on_bad", "skip"))
+    return resolve(spec, data_root, on_bad=getattr(args, "on_bad", "skip"), roles=roles)
 
 
 def add_extraction_args(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +118,8 @@ def extraction_kwargs(args: argparse.Namespace) -> dict:
     from oodbench.features.extract import DEFAULT_BATCH_SIZE
     from oodbench.runtime import resolve_device
 
-    batch = getattr(args, "extract_batch_size", None) or DEFAULT_BATCH_SIZE
+    batch = getattr(args, "extract_batch_size", None)
+    batch = DEFAULT_BATCH_SIZE if batch is None else batch
     if batch < 1:
         raise UserError(f"--extract-batch-size must be >= 1, got {batch}")
     workers = getattr(args, "workers", None)

@@ -15,7 +15,9 @@ def common_options() -> argparse.ArgumentParser:
     g = p.add_argument_group("common options")
     g.add_argument("--device", default="auto", metavar="{auto,cpu,cuda[:N]}",
                    help=f"where models run ({'/'.join(DEVICES)}; auto = CUDA when present)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--seed", type=int, default=None,
+                   help="random seed (default 0; methods with a published seed, e.g. SeTAR's random prune (5), use "
+                        "theirs unless --seed is given)")
     g.add_argument("--results-root", type=str, default=None,
                    help=f"folder of stored runs (default $OODBENCH_RESULTS_ROOT or {default_results_root()})")
     g.add_argument("--cache-dir", type=str, default=None,
@@ -42,11 +44,24 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def results_root(args) -> Path:
-    return Path(args.results_root) if args.results_root else default_results_root()
+    """``--results-root`` (default ``$OODBENCH_RESULTS_ROOT`` or ./runs); a file there is a one-line error."""
+    from oodbench.errors import UserError
+
+    root = Path(args.results_root) if args.results_root else default_results_root()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"results root {root} is a file, not a folder; pass --results-root DIR")
+    return root
 
 
 def cache_dir(args) -> Path:
     return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+
+
+def cache_root(args):
+    """The :class:`~oodbench.cache.CacheRoot` of ``--cache-dir`` (a file there is a one-line error)."""
+    from oodbench.cache import CacheRoot
+
+    return CacheRoot(cache_dir(args))
 
 
 def parse_named(items: list[str] | None, flag: str, what: str = "PATH") -> dict[str, str]:
@@ -65,13 +80,10 @@ def parse_named(items: list[str] | None, flag: str, what: str = "PATH") -> dict[
     return named
 
 
-DEFAULT_BACKBONE = {"digits": "digits_clip"}
-
-
 def add_backbone_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default=None, metavar="NAME",
                         help="registered backbone (`oodbench list backbones`), or open_clip:<model> / timm:<model> "
-                             "(default digits_clip on the digits benchmark)")
+                             "(default: the benchmark's own, e.g. digits_clip on the digits benchmark)")
     parser.add_argument("--pretrained", default=None, metavar="TAG|PATH",
                         help="weights: a pretrained tag (openai), a checkpoint file, local-dir:DIR, a Hugging Face "
                              "CLIP folder, or 'random'")
@@ -82,7 +94,7 @@ def backbone_from_args(args, resolved, device: str):
     from oodbench.backbones import create_backbone
     from oodbench.errors import UserError
 
-    name = args.backbone or DEFAULT_BACKBONE.get(resolved.spec.name)
+    name = args.backbone or resolved.spec.default_backbone
     if name is None:
         raise UserError(f"--backbone is required for benchmark '{resolved.spec.name}' (see `oodbench list backbones`)")
     return create_backbone(name, args.pretrained).to(device)

@@ -38,7 +38,7 @@ Check a data root with `oodbench data verify --data-root DIR [--benchmark NAME]`
 
 
 def _file_specs():
-    from oodbench.datasets import get_benchmark
+    from oodbench.benchmark import get_benchmark
     from oodbench.registry import names
 
     specs = []
@@ -52,13 +52,11 @@ def _file_specs():
 
 
 def _sources_text() -> str:
-    from oodbench.datasets.resolve import split_roles
-
     seen: dict[tuple[str, str | None], tuple[int | None, str]] = {}
     for spec in _file_specs():
         if not spec.needs_data_root:
             continue
-        for _, s in split_roles(spec):
+        for _, s in spec.split_specs():
             seen.setdefault((s.path, s.list_file), (s.expected, s.source))
     lines = []
     for (path, lst), (expected, source) in seen.items():
@@ -68,10 +66,12 @@ def _sources_text() -> str:
     return "\n".join(lines)
 
 
-def add_parser(sub, parents) -> None:
-    from oodbench.datasets.openood_splits import LISTS_SOURCE
+def _lists_text() -> str:
+    return "; ".join(dict.fromkeys(s.lists_source for s in _file_specs() if s.lists_source)) or "none registered"
 
-    epilog = escape(_INTRO.format(env=DATA_ROOT_ENV, sources=_sources_text(), lists=LISTS_SOURCE))
+
+def add_parser(sub, parents) -> None:
+    epilog = escape(_INTRO.format(env=DATA_ROOT_ENV, sources=_sources_text(), lists=_lists_text()))
     p = sub.add_parser("data", parents=parents, help="where benchmark images come from, their layout, and a check",
                        description="Benchmark data: sources, folder layout, verification.", epilog=epilog,
                        formatter_class=RawDescriptionRichHelpFormatter)
@@ -105,8 +105,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run_layout(args) -> int:
-    from oodbench.datasets import get_benchmark
-    from oodbench.datasets.resolve import split_roles
+    from oodbench.benchmark import get_benchmark
 
     specs = [get_benchmark(args.name)] if args.name else _file_specs()
     for spec in specs:
@@ -115,11 +114,11 @@ def run_layout(args) -> int:
         for col in ("split", "role", "group", "images", "location (list)"):
             table.add_column(col, overflow="fold", justify="right" if col == "images" else "left")
         sources = []
-        for role, s in split_roles(spec):
+        for role, s in spec.split_specs():
             location = s.path if s.format == "array" else f"DATA/{s.path}"
             if s.list_file:
                 location += f" ({s.list_file if s.list_file.startswith('pkg:') else 'DATA/' + s.list_file})"
-            table.add_row(s.name, role, s.group, f"{s.expected:,}" if s.expected else "as listed", location)
+            table.add_row(s.name, str(role), s.group, f"{s.expected:,}" if s.expected else "as listed", location)
             sources.append(f"  {s.name}: {s.source}")
         out.print(table)
         out.print(escape("Sources:\n" + "\n".join(sources)) + "\n", highlight=False)
@@ -127,7 +126,7 @@ def run_layout(args) -> int:
 
 
 def run_verify(args) -> int:
-    from oodbench.datasets.resolve import inspect_splits
+    from oodbench.data.resolve import inspect_splits
 
     explicit = bool(args.benchmark) or any(getattr(args, k, None) for k in ("id_test", "ood", "near_ood", "classes"))
     data_root = data_root_from_args(args)
@@ -177,19 +176,17 @@ def run_restore(args) -> int:
     from pathlib import Path
 
     from oodbench.data.restore import restore_from_list
-    from oodbench.datasets import get_benchmark
-    from oodbench.datasets.resolve import split_roles
-    from oodbench.datasets.resources import PKG_PREFIX, list_path
+    from oodbench.benchmark import PKG_PREFIX, get_benchmark
 
     spec = get_benchmark(args.name)
-    splits = [s for _, s in split_roles(spec) if s.format == "jsonlist" and (s.list_file or "").startswith(PKG_PREFIX)]
+    splits = [s for _, s in spec.split_specs() if s.format == "jsonlist" and (s.list_file or "").startswith(PKG_PREFIX)]
     if not splits:
         raise UserError(f"benchmark '{spec.name}' has no split read through a shipped list; nothing to restore")
     if not Path(args.source).is_dir():
         raise UserError(f"--from {args.source} is not a folder")
     ok = True
     for s in splits:
-        done, missing = restore_from_list(list_path(s.list_file, None), args.source, Path(args.data_root) / s.path,
+        done, missing = restore_from_list(spec.list_path(s.list_file, None), args.source, Path(args.data_root) / s.path,
                                           link=args.link)
         ok &= not missing
         out.print(escape(f"{s.name}: {done:,} of {done + len(missing):,} listed files in {Path(args.data_root) / s.path}"
@@ -201,15 +198,11 @@ def run_restore(args) -> int:
 def _checks(spec, root, inspect_splits):
     if spec.needs_data_root:
         return inspect_splits(spec, root)
-    from oodbench.datasets.resolve import SplitCheck, split_roles
+    from oodbench.data.resolve import SplitCheck
 
     resolved = spec.resolve(None)
-    by_name = {**{s.name: resolved.ood[s.name] for s in spec.ood},
-               **{s.name: resolved.ood_val[s.name] for s in spec.ood_val}}
-    by_role = {"id_test": resolved.id_test, "id_val": resolved.id_val, "id_fit": resolved.id_fit}
-    return [SplitCheck(role, s, s.path, source=by_role.get(role) or by_name.get(s.name),
-                       listed=len(by_role.get(role) or by_name.get(s.name)))
-            for role, s in split_roles(spec)]
+    return [SplitCheck(split.role, s, s.path, source=split.source, listed=len(split.source))
+            for split, (_, s) in zip(resolved.splits(), spec.split_specs())]
 
 
 def _decode(check, workers) -> list[tuple[str, str]]:

@@ -7,40 +7,38 @@ import time
 
 from oodbench.cli.benchmark_args import (add_benchmark_args, add_extraction_args, benchmark_from_args,
                                          extraction_kwargs)
-from oodbench.cli.common import add_backbone_args, add_command, backbone_from_args, cache_dir, results_root
-from oodbench.cli.search_args import add_search_args, search_overrides
+from oodbench.cli.common import add_backbone_args, add_command, backbone_from_args, cache_root, results_root
+from oodbench.cli.method_args import (add_method_args, check_unused_options, method_names, method_options,
+                                      parse_methods)
 from oodbench.console import out
 from oodbench.errors import UserError
 
 log = logging.getLogger("oodbench")
 
-DEFAULT_POSTS = {"clip": ("mcm", "glmcm", "neglabel", "energy", "maxlogit"),
-                 "classifier": ("msp", "energy", "maxlogit", "react", "dice", "ash_s", "knn")}
-
 
 def add_parser(sub, parents) -> None:
     p = add_command(
         sub, "run", parents,
-        help="evaluate a backbone (optionally SeTAR-modified) with OOD scores on a benchmark",
+        help="evaluate a backbone (optionally with a method such as SeTAR) with OOD scores on a benchmark",
         description="Extract (or reuse cached) features once, compute every requested postprocessor, print one "
-                    "table per postprocessor and store each as a run. With no arguments: the embedded digits "
-                    "benchmark with its tiny CLIP and MCM, GL-MCM, NegLabel, Energy, MaxLogit.",
+                    "table per postprocessor and store each as a run. With --method, the method's model is "
+                    "evaluated beside the vanilla one. With no arguments: the embedded digits benchmark with its "
+                    "tiny CLIP and its default scores.",
     )
     add_backbone_args(p)
     p.add_argument("--post", default=None, metavar="NAME[,NAME...]",
                    help="postprocessors (`oodbench list postprocessors`), comma-separated, or 'all' for every "
-                        "compatible one (default: mcm,glmcm,neglabel,energy,maxlogit for CLIP; "
-                        "msp,energy,maxlogit,react,dice,ash_s,knn for classifiers)")
+                        "compatible one (default: the benchmark's, else each score's default for the backbone kind)")
     p.add_argument("--param", action="append", default=[], metavar="POST.NAME=VALUE",
                    help="set a postprocessor hyperparameter, e.g. --param energy.temperature=0.1 (repeatable)")
-    p.add_argument("--method", default="none", choices=("none", "setar"),
-                   help="setar: search (or load --plan) a low-rank plan and show SeTAR beside the vanilla model")
-    p.add_argument("--plan", default=None, metavar="FILE", help="SeTAR plan JSON (skips the search)")
+    p.add_argument("--method", default=None, metavar="NAME[,NAME...]",
+                   help=f"methods evaluated beside the vanilla model ({', '.join(method_names())}; "
+                        "`oodbench list methods`)")
     p.add_argument("--aps", action="store_true",
                    help="tune each postprocessor's hyperparameters on ID-val + OOD-val features (best AUROC)")
     add_benchmark_args(p)
     add_extraction_args(p)
-    add_search_args(p)
+    add_method_args(p)
     p.set_defaults(handler=run)
 
 
@@ -69,34 +67,41 @@ def parse_params(items: list[str], posts: tuple[str, ...]) -> dict[str, dict]:
     return out
 
 
+def settings_from_args(args, resolved, backbone):
+    """:class:`~oodbench.pipeline.RunSettings` from the parsed command line (validated, nothing run yet)."""
+    from oodbench.pipeline import RunSettings, default_postprocessors
+
+    posts = tuple(p.strip() for p in args.post.split(",") if p.strip()) if args.post else None
+    methods = parse_methods(args.method)
+    options = method_options(methods, args)
+    check_unused_options(args, methods)
+    return RunSettings(
+        backbone=backbone.name, pretrained=args.pretrained, postprocessors=posts, methods=methods,
+        method_options=options, aps=args.aps, seed=args.seed if args.seed is not None else 0,
+        params=parse_params(args.param, posts or default_postprocessors(resolved, backbone)), quiet=args.quiet > 0, **extraction_kwargs(args),
+    )
+
+
 def run(args) -> int:
-    from oodbench.features.cache import FeatureCache
-    from oodbench.pipeline import RunSettings, run as run_pipeline
+    from oodbench.pipeline import run as run_pipeline
     from oodbench.results import ResultsStore
     from oodbench.results.render import comparison_table
     from oodbench.runtime import resolve_device, seed_everything, set_float32_mode
 
-    if args.plan and args.method != "setar":
-        raise UserError("--plan is used with --method setar")
     t0 = time.perf_counter()
-    seed_everything(args.seed)
+    seed_everything(args.seed or 0)
     device = resolve_device(args.device)
     set_float32_mode(False)  # features are extracted in true fp32 (or the chosen --precision)
+    caches, store = cache_root(args), ResultsStore(results_root(args))
     resolved = benchmark_from_args(args)
     backbone = backbone_from_args(args, resolved, device)
-    posts = tuple(p.strip() for p in args.post.split(",") if p.strip()) if args.post else DEFAULT_POSTS[backbone.kind]
-    settings = RunSettings(
-        backbone=backbone.name, pretrained=args.pretrained, postprocessors=posts,
-        methods=("none", "setar") if args.method == "setar" else ("none",), plan_file=args.plan, aps=args.aps,
-        seed=args.seed, search=search_overrides(args), search_tf32=args.tf32, params=parse_params(args.param, posts),
-        **extraction_kwargs(args),
-    )
-    cache = FeatureCache(cache_dir(args) / "features")
-    results = run_pipeline(resolved, settings, cache, ResultsStore(results_root(args)), backbone=backbone)
+    settings = settings_from_args(args, resolved, backbone)
+    results = run_pipeline(resolved, settings, caches, store, backbone=backbone)
     by_post: dict[str, dict] = {}
     for r in results:
-        by_post.setdefault(r.postprocessor, {})[r.method] = r.record
-    for post, records in by_post.items():
-        out.print(comparison_table(post, records))
+        by_post.setdefault(r.postprocessor, {})[r.record.plan.get("display_name", r.method)] = r.record
+    for records in by_post.values():
+        first = next(iter(records.values()))
+        out.print(comparison_table(first.postprocessor.get("display_name", first.postprocessor["name"]), records))
     log.info("%d run(s) stored under %s in %.1f s", len(results), results_root(args), time.perf_counter() - t0)
     return 0

@@ -17,12 +17,13 @@ import logging
 from pathlib import Path
 
 from oodbench.data.readers import class_folders
-from oodbench.datasets.base import BenchmarkSpec, SplitSpec
+from oodbench.benchmark import BenchmarkSpec, SplitSpec
 from oodbench.datasets.resources import read_classnames
-from oodbench.datasets.setar_splits import PROMPT
 from oodbench.errors import DataError, UserError
 
 log = logging.getLogger("oodbench")
+
+DEFAULT_PROMPT = "a photo of a {}"  # the official SeTAR / MCM prompt
 
 
 def class_order(folder: Path, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -42,7 +43,7 @@ def class_order(folder: Path, names: tuple[str, ...]) -> tuple[str, ...]:
 
 def adhoc_benchmark(id_test: str | Path, classes: str | Path, ood: dict[str, str | Path], *,
                     near_ood: dict[str, str | Path] | None = None, id_val: str | Path | None = None,
-                    prompt: str | None = None, name: str = "adhoc") -> BenchmarkSpec:
+                    prompt: str | None = None, name: str = "adhoc", require_ood: bool = True) -> BenchmarkSpec:
     """Build a file-based spec from folders (absolute paths; no data root needed).
 
     Args:
@@ -53,11 +54,12 @@ def adhoc_benchmark(id_test: str | Path, classes: str | Path, ood: dict[str, str
         id_val: ImageFolder tree of the ID validation images (SeTAR search split; optional).
         prompt: text template with one ``{}`` (default ``"a photo of a {}"``).
         name: benchmark name recorded in results.
+        require_ood: at least one OOD folder (False for commands that read only the ID val split).
     """
-    near_ood = near_ood or {}
-    if not ood and not near_ood:
+    ood, near_ood = ood or {}, near_ood or {}
+    if require_ood and not ood and not near_ood:
         raise UserError("an ad-hoc benchmark needs at least one OOD folder: --ood NAME=DIR")
-    prompt = PROMPT if prompt is None else prompt
+    prompt = DEFAULT_PROMPT if prompt is None else prompt
     if prompt.count("{}") != 1:
         raise UserError(f"--prompt must contain '{{}}' exactly once (where the class name goes), got '{prompt}'")
     test_dir = _folder(id_test, "--id-test")

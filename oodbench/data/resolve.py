@@ -24,16 +24,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oodbench.benchmark import BenchmarkSpec, ResolvedBenchmark, Role, SplitSpec
 from oodbench.data.readers import read_imagefolder, read_imglist, read_jsonlist
 from oodbench.data.sources import FileListSource, ImageSource
-from oodbench.datasets.base import BenchmarkSpec, ResolvedBenchmark, SplitSpec
-from oodbench.datasets.resources import list_path
 from oodbench.errors import DataError, UserError
 
 log = logging.getLogger("oodbench")
 
 ON_BAD = ("skip", "fail")
-ROLES = ("id_test", "id_val", "id_fit", "ood", "ood_val")
 
 
 @dataclass
@@ -41,7 +39,7 @@ class SplitCheck:
     """What was found for one split.
 
     Attributes:
-        role: ``id_test``, ``id_val``, ``id_fit``, ``ood`` or ``ood_val``.
+        role: the split's :class:`~oodbench.benchmark.Role`.
         split: the spec of the split.
         location: the folder its images live in (for lists: the folder the list's paths are relative to).
         source: the files that exist, in reading order (None when nothing could be read).
@@ -50,7 +48,7 @@ class SplitCheck:
         problem: one-line reason the split is unusable, or None.
     """
 
-    role: str
+    role: Role
     split: SplitSpec
     location: Path
     source: FileListSource | None = None
@@ -63,14 +61,6 @@ class SplitCheck:
         return 0 if self.source is None else len(self.source)
 
 
-def split_roles(spec: BenchmarkSpec) -> list[tuple[str, SplitSpec]]:
-    """Every split of ``spec`` with its role, in a fixed order (ID test, ID val, ID fit, OOD, OOD val)."""
-    out = [("id_test", spec.id_test)]
-    out += [(role, s) for role, s in (("id_val", spec.id_val), ("id_fit", spec.id_fit)) if s is not None]
-    out += [("ood", s) for s in spec.ood] + [("ood_val", s) for s in spec.ood_val]
-    return out
-
-
 def _hint(spec: BenchmarkSpec) -> str:
     from oodbench.registry import registry
 
@@ -79,19 +69,19 @@ def _hint(spec: BenchmarkSpec) -> str:
     return "see `oodbench data --help`"
 
 
-def check_split(spec: BenchmarkSpec, role: str, split: SplitSpec, data_root: str | Path | None) -> SplitCheck:
+def check_split(spec: BenchmarkSpec, role: Role, split: SplitSpec, data_root: str | Path | None) -> SplitCheck:
     """Find the files of one split under ``data_root`` (absolute split paths ignore it). Never raises DataError."""
     root = Path(data_root) if data_root is not None else Path()
     location = root / split.path
     check = SplitCheck(role, split, location)
-    ood = not role.startswith("id")
+    ood = not Role(role).is_id
     try:
         if split.format == "imagefolder":
             check.source = read_imagefolder(location, split.name, classes=split.classes, ood=ood)
         elif split.format in ("imglist", "jsonlist"):
             if not split.list_file:
                 raise DataError(f"{split.name}: format {split.format} needs a list_file")
-            lst = list_path(split.list_file, data_root)
+            lst = spec.list_path(split.list_file, data_root)
             if not lst.is_file():
                 raise DataError(f"{split.name} split: file list {lst} not found — {_hint(spec)}")
             if split.format == "imglist":
@@ -117,7 +107,7 @@ def check_split(spec: BenchmarkSpec, role: str, split: SplitSpec, data_root: str
     return check
 
 
-def _check_counts(spec: BenchmarkSpec, role: str, check: SplitCheck) -> None:
+def _check_counts(spec: BenchmarkSpec, role: Role, check: SplitCheck) -> None:
     split, found = check.split, check.found
     if split.expected is not None and found != split.expected:
         what = f"{split.expected:,} images" + (f" listed in {split.list_file}" if split.list_file else "")
@@ -126,7 +116,7 @@ def _check_counts(spec: BenchmarkSpec, role: str, check: SplitCheck) -> None:
     if found == 0:
         check.problem = f"{split.name} split: no images under {check.location} — {_hint(spec)}"
         return
-    if role.startswith("id") and check.source is not None:
+    if Role(role).is_id and check.source is not None:
         n_cls = len(spec.class_names)
         labels = check.source.labels
         classes = check.source.classes
@@ -138,12 +128,15 @@ def _check_counts(spec: BenchmarkSpec, role: str, check: SplitCheck) -> None:
                              f"found {labels.min()}..{labels.max()} — {_hint(spec)}")
 
 
-def inspect_splits(spec: BenchmarkSpec, data_root: str | Path | None) -> list[SplitCheck]:
-    """:func:`check_split` for every split of a file-based spec."""
-    return [check_split(spec, role, split, data_root) for role, split in split_roles(spec)]
+def inspect_splits(spec: BenchmarkSpec, data_root: str | Path | None, roles=None) -> list[SplitCheck]:
+    """:func:`check_split` for every split of a file-based spec (only those of ``roles`` when given)."""
+    wanted = None if roles is None else {Role(r) for r in roles}
+    return [check_split(spec, role, split, data_root) for role, split in spec.split_specs()
+            if wanted is None or role in wanted]
 
 
-def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None, on_bad: str = "skip") -> ResolvedBenchmark:
+def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None, on_bad: str = "skip",
+                  roles=None) -> ResolvedBenchmark:
     """Sources of every split of a file-based spec; the first unusable split raises one-line :class:`DataError`.
 
     Args:
@@ -152,34 +145,39 @@ def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None, on_bad: str
             need none).
         on_bad: what to do with listed files that do not exist in a split with no expected count:
             ``"skip"`` (leave them out, warn, record them in ``skipped``) or ``"fail"``.
+        roles: resolve only the splits of these roles (e.g. ``("id_val",)`` for a search); the others are None
+            / empty in the result. None = every split.
     """
     _check_on_bad(on_bad)
-    checks = inspect_splits(spec, data_root)
+    checks = inspect_splits(spec, data_root, roles)
     for c in checks:
         if c.problem:
             raise DataError(c.problem)
         if c.missing and on_bad == "fail":
             raise DataError(f"{c.split.name} split: {len(c.missing):,} listed file(s) missing, e.g. {c.missing[0]} — "
                             f"restore them, or pass --on-bad skip to leave them out")
-    sources: dict[str, dict[str, ImageSource]] = {r: {} for r in ROLES}
+    sources: dict[Role, dict[str, ImageSource]] = {r: {} for r in Role}
     resolved = ResolvedBenchmark(spec=spec, id_test=None, id_val=None, ood={})  # type: ignore[arg-type]
     for c in checks:
         sources[c.role][c.split.name] = c.source  # type: ignore[assignment]
-        resolved.counts[c.split.name] = {"role": c.role, "group": c.split.group, "expected": c.split.expected,
+        resolved.counts[c.split.name] = {"role": str(c.role), "group": c.split.group, "expected": c.split.expected,
                                          "listed": c.listed, "found": c.found, "missing": len(c.missing)}
         if c.missing:
             resolved.skipped[c.split.name] = list(c.missing)
             log.warning("%s: %d listed file(s) missing, left out (e.g. %s)", c.split.name, len(c.missing), c.missing[0])
-    resolved.id_test = next(iter(sources["id_test"].values()))
-    resolved.id_val = next(iter(sources["id_val"].values()), None)
-    resolved.id_fit = next(iter(sources["id_fit"].values()), None)
-    resolved.ood = sources["ood"]
-    resolved.ood_val = sources["ood_val"]
+    resolved.id_test = next(iter(sources[Role.ID_TEST].values()), None)
+    resolved.id_val = next(iter(sources[Role.ID_VAL].values()), None)
+    resolved.id_fit = next(iter(sources[Role.ID_FIT].values()), None)
+    resolved.ood = sources[Role.OOD]
+    resolved.ood_val = sources[Role.OOD_VAL]
     return resolved
 
 
-def resolve(spec: BenchmarkSpec, data_root: str | Path | None = None, on_bad: str = "skip") -> ResolvedBenchmark:
+def resolve(spec: BenchmarkSpec, data_root: str | Path | None = None, on_bad: str = "skip",
+            roles=None) -> ResolvedBenchmark:
     """Resolve any benchmark: file-based specs on ``data_root``; in-memory ones (``digits``) by themselves.
+
+    ``roles``: resolve only the splits of these roles (file-based specs; in-memory ones build every split).
 
     Raises:
         UserError: a file-based benchmark and no data root.
@@ -191,6 +189,8 @@ def resolve(spec: BenchmarkSpec, data_root: str | Path | None = None, on_bad: st
                         f"(or set OODBENCH_DATA_ROOT) — {_hint(spec)}")
     if data_root is not None and not Path(data_root).is_dir():
         raise DataError(f"data root {data_root} is not a folder — {_hint(spec)}")
+    if type(spec).resolve is BenchmarkSpec.resolve:
+        return resolve_files(spec, data_root, on_bad=on_bad, roles=roles)
     params = inspect.signature(spec.resolve).parameters
     if "on_bad" in params:
         return spec.resolve(data_root, on_bad=on_bad)
@@ -198,7 +198,7 @@ def resolve(spec: BenchmarkSpec, data_root: str | Path | None = None, on_bad: st
 
 
 def _all_absolute(spec: BenchmarkSpec) -> bool:
-    return all(Path(s.path).is_absolute() for _, s in split_roles(spec) if s.format != "array")
+    return all(Path(s.path).is_absolute() for _, s in spec.split_specs() if s.format != "array")
 
 
 def _check_on_bad(on_bad: str) -> None:

@@ -19,17 +19,18 @@ A shard that fails to load anyway (e.g. disk corruption) is deleted and recomput
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from oodbench import atomic
+from oodbench.errors import UserError
+from oodbench.hashing import hash_json
 from oodbench.runtime import default_cache_dir
 
 log = logging.getLogger("oodbench")
@@ -39,17 +40,16 @@ EXTRACTOR_VERSION = "1"
 INDEX, BAD = "_index", "_bad"
 
 
-def hash_json(obj: Any, n: int = 20) -> str:
-    """SHA-256 (first ``n`` hex digits) of the canonical JSON of ``obj``."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:n]
+def backbone_identity(backbone) -> dict[str, Any]:
+    """The backbone part of every cache key: name, class, weights hash, wrapper version."""
+    return {"name": backbone.name, "class": f"{type(backbone).__module__}.{type(backbone).__qualname__}",
+            "weights_hash": backbone.weights_hash(), "version": getattr(backbone, "version", None)}
 
 
 def key_ingredients(backbone, plan_hash: str, source, precision: str) -> dict[str, Any]:
     """Everything the per-sample arrays of ``source`` depend on (JSON-able); its hash is the cache key."""
     return {
-        "backbone": {"name": backbone.name, "class": f"{type(backbone).__module__}.{type(backbone).__qualname__}",
-                     "weights_hash": backbone.weights_hash(), "version": getattr(backbone, "version", None)},
+        "backbone": backbone_identity(backbone),
         "plan": plan_hash,
         "preprocess": backbone.preprocess_config(),
         "source": {"fingerprint": source.fingerprint(), "n": len(source), "kind": type(source).__name__},
@@ -60,32 +60,8 @@ def key_ingredients(backbone, plan_hash: str, source, precision: str) -> dict[st
 
 def shared_ingredients(backbone, plan_hash: str, names, class_names, prompt) -> dict[str, Any]:
     """What the model-level entries depend on: weights, plan, class names, prompt, requested names."""
-    return {"backbone": {"name": backbone.name, "class": type(backbone).__qualname__,
-                         "weights_hash": backbone.weights_hash(), "version": getattr(backbone, "version", None)},
-            "plan": plan_hash, "names": sorted(names), "class_names": list(class_names or ()),
+    return {"backbone": backbone_identity(backbone), "plan": plan_hash, "names": sorted(names), "class_names": list(class_names or ()),
             "prompt": prompt, "extractor": EXTRACTOR_VERSION}
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file next to ``path``, fsync it, then rename it to ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    atomic_write_bytes(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, lambda f: f.write(json.dumps(obj, indent=1, default=str).encode()))
 
 
 class Entry:
@@ -153,7 +129,7 @@ class DiskEntry(Entry):
 
     def write(self, name: str, s: int, array: np.ndarray) -> None:
         (self.path / name).mkdir(parents=True, exist_ok=True)
-        atomic_save_npy(self._shard(name, s), array)
+        atomic.save_npy(self._shard(name, s), array)
 
     def read(self, name: str, s: int) -> np.ndarray:
         if self._full(name).is_file():
@@ -174,7 +150,7 @@ class DiskEntry(Entry):
     def write_bad(self, s: int, bad: list[tuple[int, str]]) -> None:
         if bad:
             (self.path / BAD).mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.path / BAD / f"shard_{s:05d}.json", [list(b) for b in bad])
+            atomic.write_json(self.path / BAD / f"shard_{s:05d}.json", [list(b) for b in bad])
 
     def read_bad(self, s: int) -> list[tuple[int, str]]:
         p = self.path / BAD / f"shard_{s:05d}.json"
@@ -197,7 +173,7 @@ class DiskEntry(Entry):
         dtype = next((p.dtype for p in parts if len(p)), parts[0].dtype)
         rows = sum(len(p) for p in parts if len(p))
         target = self._full(name)
-        tmp = target.with_name(f".full.npy.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = atomic.temp_name(target)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(rows, *tail))
             pos = 0
@@ -230,6 +206,8 @@ class FeatureCache:
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).expanduser() if root is not None else default_cache_dir() / "features"
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"feature cache {self.root} is a file, not a folder; delete it or pass another --cache-dir")
 
     def __repr__(self) -> str:
         return f"FeatureCache({str(self.root)!r})"
@@ -240,15 +218,19 @@ class FeatureCache:
         path = self.root / key
         meta_path = path / "meta.json"
         if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
+            try:
+                meta = json.loads(meta_path.read_text())
+                int(meta["shard_size"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"feature cache {path}: meta.json is unreadable ({exc}); delete the folder {path}") from None
             if meta.get("ingredients") != json.loads(json.dumps(ingredients, default=str)) or meta.get("n") != n:
-                raise RuntimeError(f"feature cache {path}: meta.json does not match its key; delete the folder")
+                raise UserError(f"feature cache {path}: meta.json does not match its key; delete the folder {path}")
             self._clean_tmp(path)
             return DiskEntry(path, key, n, int(meta["shard_size"]))
         path.mkdir(parents=True, exist_ok=True)
         from oodbench import __version__
 
-        atomic_write_json(meta_path, {"key": key, "ingredients": ingredients, "n": n, "shard_size": shard_size,
+        atomic.write_json(meta_path, {"key": key, "ingredients": ingredients, "n": n, "shard_size": shard_size,
                                       "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "oodbench": __version__})
         return DiskEntry(path, key, n, shard_size)
 
@@ -288,6 +270,6 @@ class FeatureCache:
         arrays = {k: np.asarray(v) for k, v in shared.items() if isinstance(v, np.ndarray)}
         values = {k: v for k, v in shared.items() if k not in arrays}
         if arrays:
-            atomic_write_bytes(folder / f"{key}.npz", lambda f: np.savez(f, **arrays))
-        atomic_write_json(folder / f"{key}.json", {"ingredients": ingredients, "arrays": sorted(arrays),
+            atomic.write_bytes(folder / f"{key}.npz", lambda f: np.savez(f, **arrays))
+        atomic.write_json(folder / f"{key}.json", {"ingredients": ingredients, "arrays": sorted(arrays),
                                                   "values": values})

@@ -28,10 +28,11 @@ import numpy as np
 import torch
 
 from oodbench.backbones.base import Backbone, to_numpy
+from oodbench.benchmark import ResolvedBenchmark, Role
 from oodbench.data.sources import ImageSource
 from oodbench.errors import DataError, IncompatibleError, UserError
-from oodbench.features.cache import (INDEX, CorruptShard, Entry, FeatureCache, hash_json, key_ingredients,
-                                     shared_ingredients)
+from oodbench.features.cache import INDEX, CorruptShard, Entry, FeatureCache, key_ingredients, shared_ingredients
+from oodbench.hashing import hash_json
 from oodbench.features.featureset import PER_SAMPLE, SHARED, Features
 from oodbench.features.runner import PRECISIONS, run_shards
 
@@ -226,45 +227,28 @@ def _load(entry: Entry, source: ImageSource, per_sample: set[str], on_bad: str):
     return arrays, skipped
 
 
-def split_sources(resolved) -> list[tuple[str, str, str, ImageSource]]:
-    """``(role, name, group, source)`` of every split of a resolved benchmark, ID test first.
-
-    Roles: ``id_test``, ``id_val``, ``id_fit``, ``ood``, ``ood_val``.
-    """
-    spec = resolved.spec
-    groups = {s.name: s.group for s in (*spec.ood, *spec.ood_val)}
-    out = [("id_test", spec.id_test.name, "id", resolved.id_test)]
-    if resolved.id_val is not None:
-        out.append(("id_val", spec.id_val.name if spec.id_val else "ID val", "id", resolved.id_val))
-    if resolved.id_fit is not None:
-        out.append(("id_fit", spec.id_fit.name if spec.id_fit else "ID fit", "id", resolved.id_fit))
-    out += [("ood", name, groups.get(name, "far"), src) for name, src in resolved.ood.items()]
-    out += [("ood_val", name, groups.get(name, "far"), src) for name, src in resolved.ood_val.items()]
-    return out
-
-
-def extract_benchmark(backbone: Backbone, resolved, names: Iterable[str], *, roles: Iterable[str] | None = None,
-                      cache: FeatureCache | None = None, plan_hash: str = "none", **kwargs) -> dict[str, Features]:
-    """:func:`extract_features` for every split of a resolved benchmark (shared entries computed once).
+def extract_benchmark(backbone: Backbone, resolved: ResolvedBenchmark, names: Iterable[str], *,
+                      roles: Iterable[Role | str] | None = None, cache: FeatureCache | None = None,
+                      plan_hash: str = "none", **kwargs) -> dict[str, Features]:
+    """:func:`extract_features` for the splits of a resolved benchmark (shared entries computed once).
 
     Args:
-        roles: which splits (``id_test``, ``id_val``, ``id_fit``, ``ood``, ``ood_val``); None = all.
+        roles: which splits (:class:`~oodbench.benchmark.Role`); None = all.
         kwargs: passed on to :func:`extract_features` (batch_size, num_workers, precision, device, on_bad).
 
     Returns:
-        ``{split name: Features}`` in :func:`split_sources` order; ``meta`` also holds ``role`` and ``group``.
+        ``{split name: Features}`` in :meth:`ResolvedBenchmark.splits` order; ``meta`` also holds ``role`` and
+        ``group``.
     """
     names = set(names)
     _, shared_names, _ = plan_request(backbone, names)
     spec = resolved.spec
     shared = compute_shared(backbone, shared_names, spec.class_names, spec.prompt, cache=cache, plan_hash=plan_hash)
-    wanted = set(roles) if roles is not None else None
     out: dict[str, Features] = {}
-    for role, name, group, source in split_sources(resolved):
-        if wanted is not None and role not in wanted:
-            continue
-        feats = extract_features(backbone, source, names, cache=cache, plan_hash=plan_hash, shared=shared, **kwargs)
-        feats.name = name
-        feats.meta.update(role=role, group=group)
-        out[name] = feats
+    for split in resolved.splits(*(roles or ())):
+        feats = extract_features(backbone, split.source, names, cache=cache, plan_hash=plan_hash, shared=shared,
+                                 **kwargs)
+        feats.name = split.name
+        feats.meta.update(role=str(split.role), group=split.group)
+        out[split.name] = feats
     return out

@@ -6,8 +6,7 @@ import re
 import pytest
 
 from oodbench.datasets import BenchmarkSpec, get_benchmark
-from oodbench.datasets.resolve import split_roles
-from oodbench.datasets.resources import CLASSNAMES_DIR, LISTS_DIR, list_path, read_classnames
+from oodbench.datasets.resources import CLASSNAMES_DIR, LISTS_DIR, read_classnames
 from oodbench.errors import UserError
 from oodbench.registry import names
 
@@ -20,22 +19,21 @@ def test_every_registered_spec_is_consistent(name):
     spec = get_benchmark(name)
     assert isinstance(spec, BenchmarkSpec) and spec.name == name
     assert len(spec.class_names) >= 2 and spec.prompt.count("{}") == 1
-    roles = split_roles(spec)
+    roles = spec.split_specs()
     split_names = [s.name for _, s in roles]
     assert len(split_names) == len(set(split_names)), "split names must be unique"
     for role, s in roles:
-        assert s.group in ("id", "near", "far") and (s.group == "id") == role.startswith("id")
+        assert s.group in ("id", "near", "far") and (s.group == "id") == role.is_id
         assert s.format in ("imagefolder", "imglist", "jsonlist", "array")
         assert s.source, f"{s.name} must say where its images come from"
         if s.list_file and s.list_file.startswith("pkg:"):
-            assert list_path(s.list_file, None).is_file()
+            assert spec.list_path(s.list_file, None).is_file()
         if s.classes is not None:
             assert len(s.classes) == len(spec.class_names)
-    for family, hp in spec.hparams.items():
-        assert {"lam", "topk", "batch_size"} <= set(hp), family
+    assert spec.family in ("", "imagenet", "voc", "digits")
 
 
-def test_paper_benchmarks_counts_prompt_and_hparams():
+def test_paper_benchmarks_counts_prompt_and_family():
     im = get_benchmark("imagenet1k")
     assert (im.id_test.path, im.id_test.expected) == ("ID_ImageNet1K/test", 50_000)
     assert (im.id_val.path, im.id_val.expected) == ("ID_ImageNet1K/val", 1_000)
@@ -43,15 +41,12 @@ def test_paper_benchmarks_counts_prompt_and_hparams():
         ("iNaturalist", "OOD_iNaturalist/test", 10_000), ("SUN", "OOD_Sun/test", 10_000),
         ("Places", "OOD_Places/test", 10_000), ("Texture", "OOD_Texture/test", 5_640)]
     assert im.prompt == "a photo of a {}"  # no trailing period, as the official code
-    assert im.hparams["clip-b16"] == {"lam": 0.10, "topk": 300, "batch_size": 512, "seed": 5}
-    assert im.hparams["clip-l14"] == {"lam": 0.50, "topk": 300, "batch_size": 512, "seed": 5}
-    assert im.hparams["swinv2-b"] == {"lam": 0.01, "topk": 700, "batch_size": 384, "seed": 5}
+    assert im.family == "imagenet"
     voc = get_benchmark("voc")
     assert list(voc.class_names) == VOC_ORDER and list(voc.id_test.classes) == VOC_ORDER
     assert (voc.id_val.expected, voc.id_test.expected) == (94, 906)
     assert [(s.name, s.expected) for s in voc.ood][-2:] == [("ImageNet22K", 18_335), ("COCO", 1_000)]
-    assert voc.hparams["clip-b16"]["lam"] == 0.05 and voc.hparams["clip-b16"]["topk"] == 4
-    assert voc.hparams["clip-l14"]["lam"] == 0.30 and voc.hparams["clip-l14"]["topk"] == 6
+    assert voc.family == "voc"
     ssb = get_benchmark("ssb_hard")
     assert [(s.name, s.group, s.expected, s.format) for s in ssb.ood] == [("ssb_hard", "near", 49_000, "imglist")]
     oo = get_benchmark("openood_imagenet1k")

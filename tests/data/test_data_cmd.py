@@ -113,7 +113,7 @@ def test_restore_copies_the_listed_files_then_verify_counts_them(tmp_path, capsy
     import json
 
     from oodbench.datasets import get_benchmark
-    from oodbench.datasets.resolve import inspect_splits
+    from oodbench.data.resolve import inspect_splits
     from oodbench.datasets.resources import LISTS_DIR
 
     listing = json.loads((LISTS_DIR / "voc_val_data.json").read_text())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from oodbench.datasets import BenchmarkSpec, SplitSpec, get_benchmark, resolve
-from oodbench.datasets.resolve import inspect_splits
+from oodbench.data.resolve import inspect_splits
 from oodbench.errors import DataError, UserError
 
 
@@ -52,7 +52,7 @@ def test_resolve_complete_root_gives_sources_labels_and_counts(tmp_path, write_i
     make_root(tmp_path, write_image)
     r = resolve(mini_spec(), tmp_path)
     assert r.id_test.labels.tolist() == [0, 0, 1, 1, 2, 2]
-    assert r.id_val.labels.tolist() == [0, 1, 2] and r.fit_source is r.id_val
+    assert r.id_val.labels.tolist() == [0, 1, 2] and r.fit_split().source is r.id_val
     assert list(r.ood) == ["Near", "Far"] and r.groups == {"Near": "near", "Far": "far"}
     assert (r.ood["Near"].labels == -1).all() and len(r.ood["Far"]) == 4  # OOD labels forced to -1
     assert r.counts["Mini test"] == {"role": "id_test", "group": "id", "expected": 6, "listed": 6, "found": 6,

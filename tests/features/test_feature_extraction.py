@@ -127,7 +127,7 @@ def test_request_errors(clip, resnet, array_source):
 
 def test_extract_benchmark_every_split_shared_once(clip, tmp_path, monkeypatch):
     from oodbench.datasets import resolve
-    from oodbench.datasets.adhoc import adhoc_benchmark
+    from oodbench.data.adhoc import adhoc_benchmark
     from PIL import Image
 
     rng = np.random.default_rng(3)

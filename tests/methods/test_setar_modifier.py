@@ -7,7 +7,8 @@ from torch import nn
 from oodbench.backbones.base import Backbone, TargetWeight
 from oodbench.errors import IncompatibleError, UserError
 from oodbench.methods.setar import lowrank
-from oodbench.methods.setar.modifier import NoModifier, SetarModifier
+from oodbench.methods.none import NoModifier
+from oodbench.methods.setar.modifier import SetarModifier
 from oodbench.methods.setar.plan import NONE_HASH, Plan
 from oodbench.registry import get, names
 

@@ -17,11 +17,12 @@ def folders(tmp_path, small_digits):
             sub.mkdir(parents=True, exist_ok=True)
             Image.fromarray(src.images[i]).save(sub / f"{i:03d}.png")
 
-    dump(small_digits.id_test, tmp_path / "id_test", 24, True)
-    dump(small_digits.id_val, tmp_path / "id_val", 18, True)
+    dump(small_digits.id_test, tmp_path / "id_test", 48, True)
+    dump(small_digits.id_val, tmp_path / "id_val", 24, True)
     name, ood = next(iter(small_digits.ood.items()))
     dump(ood, tmp_path / "ood", 16, False)
-    labels = sorted({int(x) for x in small_digits.id_test.labels[:24]} | {int(x) for x in small_digits.id_val.labels[:18]})
+    labels = sorted({int(x) for x in small_digits.id_test.labels} | {int(x) for x in small_digits.id_val.labels})
+    assert len(labels) == 6
     (tmp_path / "classes.txt").write_text("\n".join(f"digit {k}" for k in labels) + "\n")
     return tmp_path
 
@@ -44,7 +45,7 @@ def test_run_prints_a_table_per_postprocessor_and_stores_runs(folders, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--post", "react"], "needs fc_bias, fc_weight, penultimate"),
     (["--post", "nope"], "unknown postprocessor 'nope'"),
-    (["--plan", "plan.json"], "--plan is used with --method setar"),
+    (["--plan", "plan.json"], "--plan is an option of method setar"),
     (["--benchmark", "voc"], "cannot be combined with the ad-hoc flags"),
 ])
 def test_run_errors_are_one_line_and_store_nothing(folders, capsys, extra, message):
@@ -69,7 +70,7 @@ def test_search_then_run_with_the_plan(folders, capsys):
     assert main(["run", "--post", "mcm", "--method", "setar", "--plan", str(out_dir / "plan.json"),
                  *_bench_args(folders)]) == 0
     table = capsys.readouterr().out
-    assert "setar" in table and "average" in table
+    assert "SeTAR" in table and "Vanilla" in table and "MCM" in table and "average" in table
     runs = ResultsStore(folders / "runs").runs()
     assert sorted(r.method for r in runs) == ["none", "setar"]
     assert {r.method: r.plan["hash"] for r in runs} == {"none": "none", "setar": plan["hash"]}

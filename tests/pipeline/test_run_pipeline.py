@@ -7,9 +7,10 @@ import torch
 from pipeline_helpers import ForwardCounter
 
 from oodbench.errors import IncompatibleError, UserError
-from oodbench.features.cache import FeatureCache
+from oodbench.cache import CacheRoot
 from oodbench.metrics import evaluate
 from oodbench.pipeline import RunSettings, run, select_postprocessors
+from oodbench.registry import RegistryError
 from oodbench.results import ResultsStore
 
 
@@ -26,7 +27,7 @@ def _softmax(z):
 
 
 def test_stored_metrics_equal_a_direct_computation(small_digits, tiny_clip, tmp_path):
-    cache, store = FeatureCache(tmp_path / "features"), ResultsStore(tmp_path / "runs")
+    cache, store = CacheRoot(tmp_path), ResultsStore(tmp_path / "runs")
     results = run(small_digits, RunSettings("test_clip_tiny", postprocessors=("mcm", "energy")), cache, store,
                   backbone=tiny_clip)
     assert [r.postprocessor for r in results] == ["mcm", "energy"]
@@ -62,7 +63,7 @@ def test_stored_metrics_equal_a_direct_computation(small_digits, tiny_clip, tmp_
 
 
 def test_switching_postprocessors_and_aps_cost_no_forward_pass(small_digits, tiny_clip, tmp_path):
-    cache = FeatureCache(tmp_path / "features")
+    cache = CacheRoot(tmp_path)
     run(small_digits, RunSettings("test_clip_tiny", postprocessors=("mcm", "glmcm"), aps=True), cache, None,
         backbone=tiny_clip)
     counter = ForwardCounter(tiny_clip)
@@ -80,9 +81,9 @@ def test_setar_beside_vanilla_restores_the_weights(small_digits, tiny_clip, tmp_
     plan = Plan([PlanEntry("vision", "W_up", 1, 0.4), PlanEntry("text", "W_up", 0, 0.25)], "minor", 5)
     plan_file = plan.save(tmp_path / "plan.json")
     before = {k: v.clone() for k, v in tiny_clip.model.state_dict().items()}
-    cache = FeatureCache(tmp_path / "features")
+    cache = CacheRoot(tmp_path)
     results = run(small_digits, RunSettings("test_clip_tiny", postprocessors=("mcm",), methods=("none", "setar"),
-                                            plan_file=str(plan_file)), cache, ResultsStore(tmp_path / "runs"),
+                                            method_options={"setar": {"plan_file": str(plan_file)}}), cache, ResultsStore(tmp_path / "runs"),
                   backbone=tiny_clip)
     vanilla, setar = (r.record for r in results)
     assert setar.plan["hash"] == plan.hash() != "none" and vanilla.plan["hash"] == "none"
@@ -92,9 +93,9 @@ def test_setar_beside_vanilla_restores_the_weights(small_digits, tiny_clip, tmp_
 
 
 def test_setar_search_when_no_plan_is_given_is_cached(small_digits, tiny_clip, tmp_path):
-    cache = FeatureCache(tmp_path / "features")
+    cache = CacheRoot(tmp_path)
     settings = RunSettings("test_clip_tiny", postprocessors=("mcm",), methods=("setar",),
-                           search={"ratios": (0.0, 0.2), "top_k": 2, "modality": "vision"})
+                           method_options={"setar": {"ratios": (0.0, 0.2), "top_k": 2, "modality": "vision"}})
     first = run(small_digits, settings, cache, None, backbone=tiny_clip)[0].record
     plans = list((tmp_path / "plans").iterdir())
     assert len(plans) == 1 and (plans[0] / "search_steps.csv").is_file()
@@ -111,6 +112,6 @@ def test_bad_pairings_are_refused(small_digits, tiny_clip, tmp_path):
     chosen = {c.registry_name for c in select_postprocessors(["all"], tiny_clip)}
     assert {"mcm", "glmcm", "neglabel", "msp", "energy", "maxlogit"} <= chosen
     assert not chosen & {"react", "dice", "ash_s", "ash_b", "ash_p", "knn"}  # need a classifier's penultimate
-    with pytest.raises(UserError, match="unknown method"):
-        run(small_digits, RunSettings("test_clip_tiny", methods=("lora",)), FeatureCache(tmp_path), None,
+    with pytest.raises(RegistryError, match="no-such-method"):
+        run(small_digits, RunSettings("test_clip_tiny", methods=("no-such-method",)), CacheRoot(tmp_path), None,
             backbone=tiny_clip)

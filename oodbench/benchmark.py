@@ -1,0 +1,226 @@
+"""The benchmark contract: split roles, split and benchmark specs, and a benchmark resolved on a data root.
+
+Stated once here and used by extraction, evaluation, the SeTAR search and fine-tuning alike. Plugin
+benchmarks (``oodbench/datasets/``) only declare :class:`BenchmarkSpec` objects; resolving them on a data root
+(:mod:`oodbench.data.resolve`) is engine work.
+
+Roles (:class:`Role`):
+
+=========  ==========================================================================================
+``id_test``  ID test images (scored; ID accuracy)
+``id_val``   ID validation images: what the SeTAR search and the fine-tuning methods read, and APS
+``id_fit``   ID images postprocessors fit on (ReAct threshold, DICE mean, KNN bank); the ID val split
+             stands in when a benchmark has none
+``ood``      OOD test sets, each in a :class:`Group` (``near`` or ``far``)
+``ood_val``  OOD images for APS only, never a test set
+=========  ==========================================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oodbench.data.sources import ImageSource
+
+
+class Role(str, Enum):
+    """What a split is used for (the value is the string stored in results and cache metadata)."""
+
+    ID_TEST = "id_test"
+    ID_VAL = "id_val"
+    ID_FIT = "id_fit"
+    OOD = "ood"
+    OOD_VAL = "ood_val"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_id(self) -> bool:
+        return self in (Role.ID_TEST, Role.ID_VAL, Role.ID_FIT)
+
+
+class Group(str, Enum):
+    """``id`` for ID splits; OOD splits are ``near`` or ``far``."""
+
+    ID = "id"
+    NEAR = "near"
+    FAR = "far"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Split formats: ImageFolder trees, OpenOOD imglists, SeTAR JSON lists, in-memory arrays.
+FORMATS = ("imagefolder", "imglist", "jsonlist", "array")
+#: Prefix of a ``list_file`` that ships with the benchmark's package (``BenchmarkSpec.lists_dir``).
+PKG_PREFIX = "pkg:"
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """One split of a benchmark.
+
+    Attributes:
+        name: display name (``"iNaturalist"``, ``"ImageNet-1K test"``).
+        path: folder under the data root (``"OOD_iNaturalist/test"``).
+        format: one of :data:`FORMATS`.
+        list_file: for ``imglist`` / ``jsonlist``: the list, relative to the data root, or ``pkg:<file>`` for a
+            list shipped in the benchmark's ``lists_dir``.
+        expected: number of images the split must have (None: not checked).
+        group: :class:`Group` (``"id"``, ``"near"`` or ``"far"``).
+        source: where the images come from (shown by ``oodbench data layout``).
+        classes: explicit class-folder order of an ID split (label ``i`` = folder ``classes[i]``); None = sorted
+            folder names (ImageFolder).
+    """
+
+    name: str
+    path: str
+    format: str = "imagefolder"
+    list_file: str | None = None
+    expected: int | None = None
+    group: str = "far"
+    source: str = ""
+    classes: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group", Group(self.group).value)
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """A benchmark: its splits by role, class names, prompt, and what it runs by default.
+
+    Attributes:
+        family: the ID-set family the SeTAR hyperparameter table is keyed by (``"imagenet"``, ``"voc"``,
+            ``"digits"``; ``""`` = no published setting).
+        default_backbone: the backbone ``oodbench run`` uses when ``--backbone`` is not given (None: required).
+        default_postprocessors: scores run when ``--post`` is not given (None: each score's own
+            ``default_for`` declaration for the backbone kind).
+        lists_dir: folder of the file lists that ship with the benchmark (``pkg:`` list files).
+        lists_source: where the shipped lists come from (shown by ``oodbench data layout``).
+        identity: extra data identifying the benchmark in results (ad-hoc benchmarks: folders, class names).
+    """
+
+    name: str
+    description: str
+    id_test: SplitSpec
+    id_val: SplitSpec | None
+    ood: tuple[SplitSpec, ...]
+    class_names: tuple[str, ...]
+    prompt: str = "a photo of a {}"
+    id_fit: SplitSpec | None = None
+    ood_val: tuple[SplitSpec, ...] = ()
+    family: str = ""
+    default_backbone: str | None = None
+    default_postprocessors: tuple[str, ...] | None = None
+    lists_dir: str | None = None
+    lists_source: str = ""
+    identity: dict[str, Any] = field(default_factory=dict)
+
+    def split_specs(self) -> list[tuple[Role, SplitSpec]]:
+        """Every split with its role, in the fixed order ID test, ID val, ID fit, OOD, OOD val."""
+        out: list[tuple[Role, SplitSpec]] = [(Role.ID_TEST, self.id_test)]
+        out += [(r, s) for r, s in ((Role.ID_VAL, self.id_val), (Role.ID_FIT, self.id_fit)) if s is not None]
+        out += [(Role.OOD, s) for s in self.ood] + [(Role.OOD_VAL, s) for s in self.ood_val]
+        return out
+
+    @property
+    def needs_data_root(self) -> bool:
+        """False when every split is built in memory (``format == "array"``), e.g. the embedded digits benchmark."""
+        return any(s.format != "array" for _, s in self.split_specs())
+
+    def list_path(self, list_file: str, data_root: str | Path | None) -> Path:
+        """Where a split's ``list_file`` is: in ``lists_dir`` for ``pkg:`` names, else under the data root."""
+        if list_file.startswith(PKG_PREFIX):
+            if self.lists_dir is None:
+                raise ValueError(f"benchmark {self.name}: '{list_file}' needs lists_dir")
+            return Path(self.lists_dir) / list_file[len(PKG_PREFIX):]
+        p = Path(list_file)
+        return p if p.is_absolute() or data_root is None else Path(data_root) / p
+
+    def resolve(self, data_root: str | Path | None = None, on_bad: str = "skip") -> "ResolvedBenchmark":
+        """Image sources of every split (file-based specs; in-memory specs override this)."""
+        from oodbench.data.resolve import resolve_files
+
+        return resolve_files(self, data_root, on_bad=on_bad)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One resolved split: its role, name, group and images."""
+
+    role: Role
+    name: str
+    group: str
+    source: "ImageSource"
+
+
+@dataclass
+class ResolvedBenchmark:
+    """Image sources of every split of one benchmark on one data root.
+
+    ``id_test``, ``id_val``, ``id_fit`` are sources (None when absent); ``ood`` and ``ood_val`` map split names to
+    sources. :meth:`splits` is the one place that pairs each with its role and group.
+    """
+
+    spec: BenchmarkSpec
+    id_test: "ImageSource"
+    id_val: "ImageSource | None"
+    ood: dict[str, "ImageSource"]
+    id_fit: "ImageSource | None" = None
+    ood_val: dict[str, "ImageSource"] = field(default_factory=dict)
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # split -> unreadable files left out
+    counts: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> {"expected", "found", ...}
+
+    def splits(self, *roles: Role | str) -> list[Split]:
+        """Resolved splits with these roles (all when none given), in :meth:`BenchmarkSpec.split_specs` order."""
+        wanted = {Role(r) for r in roles} if roles else set(Role)
+        groups = {s.name: s.group for _, s in self.spec.split_specs()}
+        out: list[Split] = []
+
+        def add(role: Role, name: str, source) -> None:
+            if source is not None and role in wanted:
+                out.append(Split(role, name, groups.get(name, Group.ID.value if role.is_id else Group.FAR.value),
+                                 source))
+
+        spec = self.spec
+        add(Role.ID_TEST, spec.id_test.name, self.id_test)
+        add(Role.ID_VAL, spec.id_val.name if spec.id_val else "ID val", self.id_val)
+        add(Role.ID_FIT, spec.id_fit.name if spec.id_fit else "ID fit", self.id_fit)
+        for name, src in self.ood.items():
+            add(Role.OOD, name, src)
+        for name, src in self.ood_val.items():
+            add(Role.OOD_VAL, name, src)
+        return out
+
+    def __iter__(self) -> Iterator[Split]:
+        return iter(self.splits())
+
+    @property
+    def groups(self) -> dict[str, str]:
+        """OOD test split name -> group."""
+        return {s.name: s.group for s in self.splits(Role.OOD)}
+
+    def fit_split(self) -> Split | None:
+        """The split postprocessors fit on: ID fit, else ID val (None when the benchmark has neither)."""
+        for role in (Role.ID_FIT, Role.ID_VAL):
+            found = self.splits(role)
+            if found:
+                return found[0]
+        return None
+
+
+def get_benchmark(name: str) -> BenchmarkSpec:
+    """The spec registered as ``name`` (factories are called); unknown names list the known ones."""
+    from oodbench.registry import get
+
+    obj = get("benchmarks", name)
+    spec = obj if isinstance(obj, BenchmarkSpec) else obj()
+    if not isinstance(spec, BenchmarkSpec):
+        raise TypeError(f"benchmark '{name}' is registered as {obj!r}, which gives no BenchmarkSpec")
+    return spec
