@@ -19,7 +19,8 @@ from oodbench.cli.common import common_options, user_errors
 from oodbench.console import err, setup_logging
 
 # Subcommand modules, in the order `oodbench --help` lists them. Each exposes `add_parser(sub, parents)`.
-COMMANDS = ("run_cmd", "search_cmd", "list_cmd", "metrics_cmd", "data_cmd", "digits_cmd")
+COMMANDS = ("run_cmd", "search_cmd", "list_cmd", "metrics_cmd", "data_cmd", "digits_cmd", "runs_cmd", "plot_cmd",
+            "leaderboard_cmd")
 
 log = logging.getLogger("oodbench")
 

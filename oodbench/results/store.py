@@ -115,6 +115,13 @@ class ResultsStore:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
+    def run_ids(self) -> list[str]:
+        """Names of the complete run folders (those holding a ``result.json``), sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(d.name for d in self.root.iterdir()
+                      if not d.name.startswith(".") and (d / "result.json").is_file())
+
     def runs(self, **filters: str) -> list[RunRecord]:
         """Stored runs, oldest first, filtered by equality or shell wildcard on
         ``benchmark``, ``backbone`` (name), ``postprocessor`` (name), ``method`` (plan name), ``id_set``."""

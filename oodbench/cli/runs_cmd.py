@@ -1,0 +1,249 @@
+"""``oodbench runs list|show|compare|import``: the stored runs of the results store."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich_argparse import RichHelpFormatter
+
+from oodbench.cli.common import add_command, parse_named, results_root
+from oodbench.console import out
+from oodbench.errors import UserError
+from oodbench.metrics import CONVENTIONS, METRICS
+from oodbench.scorefiles import ORIENTATIONS
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("runs", help="list, show, compare and import stored runs",
+                       description="The runs of the results store (--results-root): list them, show one, compare "
+                                   "several side by side, or import per-image score files written by other code.",
+                       formatter_class=RichHelpFormatter)
+    p.set_defaults(handler=lambda args: p.print_help() or 0, verbose=0, quiet=0, plugin=None)
+    runs = p.add_subparsers(dest="runs_command", metavar="ACTION", title="actions")
+
+    ls = add_command(runs, "list", parents, help="a table of the stored runs, newest first")
+    ls.add_argument("--benchmark", default=None, help="only this benchmark (shell wildcards allowed)")
+    ls.add_argument("--backbone", default=None, help="only this backbone (wildcards allowed)")
+    ls.add_argument("--method", default=None, help="only this method: none, setar, ... (wildcards allowed)")
+    ls.add_argument("--post", default=None, help="only this postprocessor (wildcards allowed)")
+    ls.add_argument("--limit", type=int, default=None, metavar="N", help="at most the N newest runs")
+    ls.set_defaults(handler=run_list)
+
+    show = add_command(runs, "show", parents, help="every metric per OOD set, the settings and hashes of one run")
+    show.add_argument("run", metavar="RUN", help="run id, a unique prefix of one, or a run folder")
+    show.set_defaults(handler=run_show)
+
+    cmp_ = add_command(runs, "compare", parents, help="runs side by side per OOD set, differences to the first")
+    cmp_.add_argument("runs", nargs="+", metavar="RUN", help="two or more runs (id, unique prefix or folder)")
+    cmp_.add_argument("--metrics", default="fpr95,auroc", metavar="M[,M...]",
+                      help=f"metrics to show (default fpr95,auroc; any of {','.join(METRICS)})")
+    cmp_.set_defaults(handler=run_compare)
+
+    imp = add_command(
+        runs, "import", parents, help="store per-image score files written by other code as a run",
+        description="Read per-image score files (.npy, .npz, .csv/.tsv with a header), compute every metric with "
+                    "oodbench's metric code and store a run. Official SeTAR score CSVs are negated (higher = OOD): "
+                    "oodbench runs import --id scores_ImageNet.csv --ood iNaturalist=scores_iNaturalist.csv "
+                    "--higher-is ood --backbone clip_vit_b16 --benchmark imagenet1k --method setar --post mcm",
+    )
+    imp.add_argument("--id", required=True, metavar="FILE", help="scores of the ID test set")
+    imp.add_argument("--ood", required=True, action="append", metavar="NAME=FILE", help="an OOD set (repeatable)")
+    imp.add_argument("--column", default=None, help="column (CSV header) or key (npz) to read in every file")
+    imp.add_argument("--higher-is", choices=ORIENTATIONS, default="id",
+                     help="what larger values in the files mean (default id; official SeTAR score CSVs: ood)")
+    imp.add_argument("--backbone", required=True, help="the backbone that produced the scores")
+    imp.add_argument("--benchmark", required=True, help="the benchmark the scores are of")
+    imp.add_argument("--method", required=True, help="the method: none, setar, ...")
+    imp.add_argument("--post", required=True, help="the postprocessor (score) that produced them")
+    imp.add_argument("--group", action="append", default=[], metavar="NAME=near|far",
+                     help="the group of an OOD set (repeatable; default far)")
+    imp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a postprocessor hyperparameter that produced the scores (repeatable), e.g. temperature=1")
+    imp.add_argument("--id-set", default=None, metavar="NAME", help="name of the ID set (default: the ID file's stem)")
+    imp.add_argument("--pretrained", default=None, metavar="TAG|PATH", help="the backbone's weights, if known")
+    imp.add_argument("--plan", default=None, metavar="FILE", help="the SeTAR plan JSON the scores were made with")
+    imp.add_argument("--precision", default="unknown", help="the precision the other code ran at, if known")
+    imp.add_argument("--note", default="", help="free text kept in the record")
+    imp.set_defaults(handler=run_import)
+
+
+def _store(args):
+    from oodbench.results import ResultsStore
+
+    return ResultsStore(results_root(args))
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.2f}"
+
+
+def run_list(args) -> int:
+    from oodbench.results.runs import average, list_runs
+
+    store = _store(args)
+    runs = list_runs(store, limit=args.limit, benchmark=args.benchmark, backbone=args.backbone, method=args.method,
+                     post=args.post)
+    table = Table(title=f"Stored runs under {escape(str(store.root))} (newest first)", title_justify="left",
+                  caption=f"{len(runs)} run(s); FPR95, AUROC: averages x100 over each run's OOD sets; FPR95: {CONVENTIONS['fpr95']}",
+                  caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
+    table.add_column("id", overflow="fold", min_width=12)
+    table.add_column("time (UTC)", min_width=10)
+    for name in ("benchmark", "backbone", "method", "post"):
+        table.add_column(name, overflow="fold")
+    for name in ("FPR95↓", "AUROC↑"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in runs:
+        rec = r.record
+        table.add_row(r.run_id, rec.time[:16].replace("T", " "), rec.benchmark,
+                      rec.backbone.get("name", "?"), rec.method, rec.postprocessor.get("name", "?"),
+                      _pct(average(rec, "fpr95")), _pct(average(rec, "auroc")))
+    # piped output is not cut to 80 columns: ids stay whole and copyable
+    console = out if out.is_terminal else Console(width=max(out.width, 130), soft_wrap=False)
+    console.print(table)
+    return 0
+
+
+def run_show(args) -> int:
+    from oodbench.results.importer import is_imported
+    from oodbench.results.render import metrics_table
+    from oodbench.results.runs import find_run, params_text
+
+    run = find_run(_store(args), args.run)
+    rec = run.record
+    info = Table(title=f"Run {escape(run.run_id)}", title_justify="left", show_header=False, box=None)
+    info.add_column(style="bold")
+    info.add_column()
+    plan = rec.plan
+    rows = [
+        ("folder", str(run.path)),
+        ("time", rec.time),
+        ("benchmark", f"{rec.benchmark} (ID {rec.id_set}: {rec.counts.get('id', '?')} images)"),
+        ("OOD sets", ", ".join(f"{n} ({g}, {rec.counts.get('ood', {}).get(n, '?')})" for n, g in rec.ood_sets.items())),
+        ("backbone", rec.backbone.get("name", "?")),
+        ("weights", f"{rec.backbone.get('pretrained') or '-'}  hash {rec.backbone.get('weights_hash') or '-'}"),
+        ("method", f"{rec.method}  plan hash {plan.get('hash') or '-'}"),
+    ]
+    active = [e for e in plan.get("entries", []) or [] if isinstance(e, dict) and e.get("ratio")]
+    if active:
+        rows.append(("plan", " ".join(f"{e['tower'][0]}{e['weight_type']}{e.get('layer', '')}:{e['ratio']:g}"
+                                      for e in active) + f"  (prune {plan.get('prune', 'minor')})"))
+    post = rec.postprocessor
+    rows.append(("postprocessor", f"{post.get('name', '?')}  {params_text(post.get('params'))}".rstrip()))
+    if post.get("aps"):
+        rows.append(("APS", json.dumps(post["aps"].get("chosen"), sort_keys=True)))
+    if post.get("fit_split"):
+        rows.append(("fit on", f"{post['fit_split']} ({post.get('fit_count')})"))
+    if rec.id_accuracy is not None:
+        rows.append(("ID accuracy", f"{100 * rec.id_accuracy:.2f}"))
+    skipped = {k: v for k, v in (rec.counts.get("skipped") or {}).items() if v}
+    if skipped:
+        rows.append(("skipped images", ", ".join(f"{k}: {v}" for k, v in skipped.items())))
+    rows += [("precision", rec.precision), ("seed", str(rec.seed)), ("device", rec.device or "-"),
+             ("code", rec.code_version or "-")]
+    if is_imported(rec):
+        imp = rec.extra["import"]
+        files = imp.get("files", {})
+        rows.append(("imported", f"higher = {imp.get('higher_is')} in the files; {imp.get('orientation', '')}"
+                                 + (f"; column {imp['column']}" if imp.get("column") else "")))
+        id_file = files.get("id", {})
+        rows.append(("  ID file", f"{id_file.get('path')}  sha256 {id_file.get('sha256')}"))
+        for name, f in files.get("ood", {}).items():
+            rows.append((f"  {name} file", f"{f.get('path')}  sha256 {f.get('sha256')}"))
+        if imp.get("note"):
+            rows.append(("  note", imp["note"]))
+    for k, v in rows:
+        info.add_row(k, escape(str(v)))
+    out.print(info)
+    out.print(metrics_table(rec.metrics, title="Metrics (x100)", groups=rec.ood_sets,
+                            caption=f"FPR95: {rec.conventions.get('fpr95', CONVENTIONS['fpr95'])}"))
+    return 0
+
+
+def run_compare(args) -> int:
+    from oodbench.results.render import HEADERS
+    from oodbench.results.runs import compare, describe, find_run
+
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    bad = [m for m in metrics if m not in METRICS]
+    if bad or not metrics:
+        raise UserError(f"--metrics: unknown metric(s) {', '.join(bad) or '(none given)'}; use {', '.join(METRICS)}")
+    store = _store(args)
+    runs = [find_run(store, ref) for ref in args.runs]
+    if len(runs) < 2:
+        raise UserError("compare needs at least two runs")
+    records = [r.record for r in runs]
+    data = compare(records, metrics)
+    labels = [chr(ord("A") + i) if i < 26 else f"R{i}" for i in range(len(runs))]
+    table = Table(title="Runs compared (x100; in brackets: difference to A)", title_justify="left")
+    table.add_column("OOD set", style="bold", no_wrap=True)
+    table.add_column("group", no_wrap=True)
+    for label in labels:
+        for m in metrics:
+            table.add_column(f"{label}\n{HEADERS.get(m, m)}", justify="right", no_wrap=True)
+    groups = {}
+    for rec in records:
+        for k, v in rec.ood_sets.items():
+            groups.setdefault(k, v)
+    for name, per_run in data.items():
+        if name == "average":
+            table.add_section()
+        cells = [name, groups.get(name, "")]
+        for i, row in enumerate(per_run):
+            for m in metrics:
+                c = row[m]
+                text = _pct(c.value)
+                if c.diff is not None:
+                    text += f" ({100 * c.diff:+.2f})"
+                cells.append(text)
+        table.add_row(*cells)
+    legend = [f"{label}: {r.run_id} — {describe(r.record)} on {r.record.benchmark}" for label, r in zip(labels, runs)]
+    sets = {tuple(sorted(k for k in rec.metrics if k != "average")) for rec in records}
+    if len(sets) > 1:
+        legend.append("note: the runs have different OOD sets; each average is over the run's own sets")
+    table.caption = escape("\n".join(legend))
+    table.caption_justify = "left"
+    out.print(table)
+    return 0
+
+
+def _parse_params(items: list[str]) -> dict:
+    params = {}
+    for name, value in parse_named(items, "--param", "VALUE").items():
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value
+    return params
+
+
+def run_import(args) -> int:
+    from oodbench.results.importer import import_run
+
+    ood_files = parse_named(args.ood, "--ood")
+    groups = parse_named(args.group, "--group", "near|far")
+    params = _parse_params(args.param)
+    plan = None
+    if args.plan:
+        from oodbench.methods.setar.plan import Plan
+
+        plan = Plan.load(args.plan).to_dict()
+        plan["file"] = str(Path(args.plan).resolve())
+    path = import_run(_store(args), args.id, ood_files, benchmark=args.benchmark, backbone=args.backbone,
+                      method=args.method, postprocessor=args.post, column=args.column, higher_is=args.higher_is,
+                      groups=groups, id_set=args.id_set, params=params, pretrained=args.pretrained, plan=plan,
+                      precision=args.precision, note=args.note)
+    from oodbench.results import ResultsStore
+    from oodbench.results.render import metrics_table
+
+    rec = ResultsStore(path.parent).load(path.name)
+    out.print(metrics_table(rec.metrics, title=f"Imported as run {escape(path.name)} (x100)", groups=rec.ood_sets,
+                            caption=f"file orientation: higher = {args.higher_is}; stored higher = ID; "
+                                    f"FPR95 = {CONVENTIONS['fpr95']}"))
+    return 0
+

@@ -1,0 +1,299 @@
+"""Figures of stored runs: ROC curves and ID/OOD score histograms per run, and the rank-ratio map of a SeTAR plan.
+
+Every figure is written as PNG and SVG (matplotlib, Agg backend, atomic writes). Scores are oriented
+**higher = more in-distribution**; ROC curves take ID as the positive class, as the ``auroc`` and ``fpr95``
+metrics do. The data functions (:func:`roc_data`, :func:`histogram_data`, :func:`plan_grid`) are separate from
+the drawing so that they can be checked against references.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oodbench.atomic import write_bytes
+from oodbench.errors import UserError
+from oodbench.metrics import auroc, check_scores, fpr95_threshold
+
+CONVENTION = "score: higher = more in-distribution; ROC with ID as the positive class"
+FORMATS = ("png", "svg")
+TOWERS = ("vision", "text")
+WEIGHT_ORDER = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down", "W_p")
+_TOWER_ALIASES = {"vision": "vision", "visual": "vision", "image": "vision", "text": "text"}
+# drawing resolution of a ROC curve: a point closer than this (in both FPR and TPR) to the last drawn one is skipped
+_ROC_DRAW_STEP = 1.0 / 2000
+
+
+# ------------------------------------------------------------------------------------------------ data
+def roc_data(id_scores, ood_scores, drop_intermediate: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROC curve with ID as the positive class: ``(fpr, tpr, thresholds)``.
+
+    The same points as ``sklearn.metrics.roc_curve(is_id, scores, drop_intermediate=...)``: one point per
+    distinct score (accept everything scored ``>= threshold``), led by ``(0, 0)`` at threshold ``+inf``; with
+    ``drop_intermediate`` the points inside horizontal or vertical runs are left out.
+
+    Args:
+        id_scores: ``[N_id]`` scores of ID samples.
+        ood_scores: ``[N_ood]`` scores of OOD samples.
+    """
+    id_arr, ood_arr = check_scores(id_scores, "ID"), check_scores(ood_scores, "OOD")
+    scores = np.concatenate([id_arr, ood_arr])
+    is_id = np.r_[np.ones(id_arr.size), np.zeros(ood_arr.size)]
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], is_id[order]
+    last_of_value = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1]
+    tps = np.cumsum(y)[last_of_value]
+    fps = (last_of_value + 1) - tps
+    thresholds = s[last_of_value]
+    if drop_intermediate and tps.size > 2:
+        keep = np.r_[True, (np.diff(fps, 2) != 0) | (np.diff(tps, 2) != 0), True]
+        tps, fps, thresholds = tps[keep], fps[keep], thresholds[keep]
+    tpr = np.r_[0.0, tps / id_arr.size]
+    fpr = np.r_[0.0, fps / ood_arr.size]
+    return fpr, tpr, np.r_[np.inf, thresholds]
+
+
+def thin_curve(fpr: np.ndarray, tpr: np.ndarray, step: float = _ROC_DRAW_STEP) -> tuple[np.ndarray, np.ndarray]:
+    """Points of a monotone curve for drawing: a point is kept when it is at least ``step`` away (in FPR or
+    TPR) from the last kept one; the first and last points are always kept. Curves of a few thousand points
+    are returned whole."""
+    if fpr.size <= 4000:
+        return fpr, tpr
+    keep = [0]
+    lf, lt = fpr[0], tpr[0]
+    for i in range(1, fpr.size - 1):
+        if fpr[i] - lf >= step or tpr[i] - lt >= step:
+            keep.append(i)
+            lf, lt = fpr[i], tpr[i]
+    keep.append(fpr.size - 1)
+    return fpr[keep], tpr[keep]
+
+
+def histogram_data(scores: dict[str, np.ndarray], bins: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Shared bin edges over every score, and each set's density (``np.histogram(..., density=True)``).
+
+    ``bins`` defaults to numpy's ``"auto"`` rule on the pooled scores, clamped to 10..100 bins.
+    """
+    pooled = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in scores.values()])
+    if bins is None:
+        n = len(np.histogram_bin_edges(pooled, bins="auto")) - 1
+        bins = int(min(100, max(10, n)))
+    edges = np.histogram_bin_edges(pooled, bins=bins)
+    return edges, {k: np.histogram(v, bins=edges, density=True)[0] for k, v in scores.items()}
+
+
+@dataclass(frozen=True)
+class PlanGrid:
+    """The rank-ratio map of a plan: ``ratios[row, col]`` (NaN where the plan has no entry)."""
+
+    layers: list[str]  # row labels, bottom block first ("0", "1", ..., "proj")
+    columns: list[tuple[str, str]]  # (tower, weight type)
+    ratios: np.ndarray  # [len(layers), len(columns)]
+    prune: str
+
+
+def plan_grid(plan: Any) -> PlanGrid:
+    """Parse a plan (a :mod:`oodbench.methods.setar.plan` JSON object, a run record's ``plan``, or the official
+    ``[[tower, weight_type, layer, ratio], ...]`` list) into a layer x (tower, weight type) grid.
+
+    Raises:
+        UserError: not a plan, or a malformed entry.
+    """
+    if isinstance(plan, list):
+        plan = {"entries": plan}
+    if not isinstance(plan, dict) or not isinstance(plan.get("entries"), list):
+        raise UserError("not a SeTAR plan: expected a JSON object with an 'entries' list")
+    entries = [_entry(e, i) for i, e in enumerate(plan["entries"])]
+    if not entries:
+        raise UserError("the plan has no entries: nothing to draw")
+    layers_n = sorted({e[2] for e in entries if e[2] >= 0})
+    rows = [str(n) for n in range(0, (layers_n[-1] + 1) if layers_n else 0)]
+    if any(e[2] < 0 for e in entries):
+        rows.append("proj")
+    cols = sorted({(e[0], e[1]) for e in entries},
+                  key=lambda c: (TOWERS.index(c[0]), WEIGHT_ORDER.index(c[1]) if c[1] in WEIGHT_ORDER else 99, c[1]))
+    grid = np.full((len(rows), len(cols)), np.nan)
+    for tower, wtype, layer, ratio in entries:
+        r = rows.index("proj") if layer < 0 else layer
+        grid[r, cols.index((tower, wtype))] = ratio
+    return PlanGrid(rows, cols, grid, str(plan.get("prune", "minor")))
+
+
+def _entry(item: Any, i: int) -> tuple[str, str, int, float]:
+    if isinstance(item, (list, tuple)) and len(item) == 4:
+        item = dict(zip(("tower", "weight_type", "layer", "ratio"), item))
+    if not isinstance(item, dict) or not {"tower", "weight_type", "ratio"} <= set(item):
+        raise UserError(f"plan entry {i}: expected {{tower, weight_type, layer, ratio}}, got {item!r}")
+    tower = _TOWER_ALIASES.get(str(item["tower"]).lower())
+    layer = item.get("layer", -1)
+    layer = -1 if layer is None else layer
+    ratio = item["ratio"]
+    if tower is None:
+        raise UserError(f"plan entry {i}: unknown tower {item['tower']!r}; use vision or text")
+    if not isinstance(layer, int) or isinstance(layer, bool) or layer < -1:
+        raise UserError(f"plan entry {i}: layer must be an integer >= -1, got {layer!r}")
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not (0 <= ratio < math.inf):
+        raise UserError(f"plan entry {i}: ratio must be a number >= 0, got {ratio!r}")
+    return tower, str(item["weight_type"]), layer, float(ratio)
+
+
+# ------------------------------------------------------------------------------------------- drawing
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    """Write ``fig`` as ``<stem>.png`` and ``<stem>.svg`` (atomically) and close it."""
+    plt = _pyplot()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    try:
+        for fmt in FORMATS:
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+            path = stem.with_suffix(f".{fmt}")
+            write_bytes(path, lambda f, data=buf.getvalue(): f.write(data))
+            written.append(path)
+    finally:
+        plt.close(fig)
+    return written
+
+
+def _split_scores(scores: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    if "id" not in scores or not any(k.startswith("ood/") for k in scores):
+        raise UserError("no per-image scores stored with this run (scores.npz with 'id' and 'ood/<set>'): "
+                        "nothing to plot")
+    return scores["id"], {k.removeprefix("ood/"): v for k, v in scores.items() if k.startswith("ood/")}
+
+
+def plot_roc(scores: dict[str, np.ndarray], stem: Path, title: str = "") -> list[Path]:
+    """One ROC curve per OOD set (AUROC in the legend) on one axes; writes ``<stem>.png/.svg``."""
+    plt = _pyplot()
+    id_scores, ood = _split_scores(scores)
+    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    for name, s in ood.items():
+        fpr, tpr, _ = roc_data(id_scores, s)
+        fx, ty = thin_curve(fpr, tpr)
+        ax.plot(100 * fx, 100 * ty, lw=1.6, label=f"{name} (AUROC {100 * auroc(id_scores, s):.2f})")
+    ax.plot([0, 100], [0, 100], ls=":", color="grey", lw=1, label="chance")
+    ax.axhline(95, ls="--", color="grey", lw=0.8)
+    ax.set_xlabel("OOD accepted (false positive rate, %)")
+    ax.set_ylabel("ID accepted (true positive rate, %)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100.5)
+    ax.legend(loc="lower right", fontsize=8, title="OOD set", title_fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title((title + "\n" if title else "") + "ROC, ID positive (dashed: 95% ID recall)", fontsize=9)
+    fig.text(0.01, -0.02, CONVENTION, fontsize=7, color="dimgrey")
+    return _save(fig, stem)
+
+
+def plot_histograms(scores: dict[str, np.ndarray], stem: Path, title: str = "") -> list[Path]:
+    """ID vs OOD score densities, one panel per OOD set, the FPR95 threshold marked; ``<stem>.png/.svg``."""
+    plt = _pyplot()
+    id_scores, ood = _split_scores(scores)
+    edges, dens = histogram_data({"id": id_scores, **{f"ood/{k}": v for k, v in ood.items()}})
+    n = len(ood)
+    cols = min(n, 2)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.2 * rows), squeeze=False, sharex=True)
+    for ax, (name, s) in zip(axes.ravel(), ood.items()):
+        ax.stairs(dens["id"], edges, fill=True, alpha=0.45, color="tab:blue", label=f"ID ({id_scores.size})")
+        ax.stairs(dens[f"ood/{name}"], edges, fill=True, alpha=0.45, color="tab:red", label=f"{name} ({s.size})")
+        thr = fpr95_threshold(id_scores, s)
+        ax.axvline(thr, color="black", ls="--", lw=0.9, label="95% ID recall threshold")
+        ax.set_title(f"ID vs {name}", fontsize=9)
+        ax.set_xlabel("score (higher = more in-distribution)")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.suptitle((title + "\n" if title else "") + "Score histograms (densities, shared bins)", fontsize=10)
+    fig.tight_layout()
+    fig.text(0.01, -0.01, "score: higher = more in-distribution; dashed line: the FPR95 operating point "
+             "(95% of ID scored above it)", fontsize=7, color="dimgrey")
+    return _save(fig, stem)
+
+
+def plot_run(run, out_dir: str | Path | None = None) -> list[Path]:
+    """ROC curves (``roc``), score histograms (``hist``) and, for a run with a plan, its rank-ratio map
+    (``plan``) of a stored run (:class:`oodbench.results.runs.StoredRun`), as PNG and SVG in ``out_dir``
+    (default ``<run folder>/figures``)."""
+    rec = run.record
+    out = Path(out_dir) if out_dir is not None else run.path / "figures"
+    scores = run.scores()
+    _split_scores(scores)
+    title = f"{rec.benchmark}: {rec.backbone.get('name', '?')} / {rec.method} / {rec.postprocessor.get('name', '?')}"
+    written = plot_roc(scores, out / "roc", title) + plot_histograms(scores, out / "hist", title)
+    if isinstance(rec.plan.get("entries"), list) and rec.plan["entries"]:
+        written += plot_plan(rec.plan, out / "plan", title=title)
+    return written
+
+
+def plot_plan(plan_json: Any, out: str | Path, title: str = "") -> list[Path]:
+    """The rank-ratio map of a SeTAR plan (paper Fig. 7): a heat map of layer x (tower, weight type) with each
+    ratio written in its cell; blank cells are weights the plan leaves out. Ratios >= 1 are absolute ranks
+    (written ``rN``, not coloured).
+
+    Args:
+        plan_json: the plan as data (dict or official list), or the path of a plan JSON file.
+        out: output path; ``.png`` / ``.svg`` suffixes are replaced, and both files are written.
+
+    Returns:
+        The written paths.
+    """
+    if isinstance(plan_json, (str, Path)):
+        plan_json = _read_plan_file(Path(plan_json))
+    grid = plan_grid(plan_json)
+    plt = _pyplot()
+    stem = Path(out)
+    if stem.suffix.lower() in (".png", ".svg"):
+        stem = stem.with_suffix("")
+    ratios = np.where(grid.ratios >= 1, np.nan, grid.ratios)
+    vmax = max(0.05, float(np.nanmax(ratios)) if np.isfinite(ratios).any() else 0.05)
+    fig, ax = plt.subplots(figsize=(1.4 + 1.25 * len(grid.columns), 1.2 + 0.36 * len(grid.layers)))
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("#f0f0f0")
+    im = ax.imshow(np.ma.masked_invalid(ratios), cmap=cmap, vmin=0, vmax=vmax, aspect="auto", origin="lower")
+    for r in range(len(grid.layers)):
+        for c in range(len(grid.columns)):
+            v = grid.ratios[r, c]
+            if np.isnan(v):
+                continue
+            text = f"r{int(v)}" if v >= 1 else f"{v:.2f}".rstrip("0").rstrip(".") if v else "0"
+            light = v < 1 and v > 0.6 * vmax
+            ax.text(c, r, text, ha="center", va="center", fontsize=7, color="black" if light or v >= 1 else "white")
+    ax.set_xticks(range(len(grid.columns)), [f"{t}\n{w}" for t, w in grid.columns], fontsize=8)
+    ax.set_yticks(range(len(grid.layers)), grid.layers, fontsize=7)
+    ax.set_xlabel("tower / weight type")
+    ax.set_ylabel("layer (block index; proj = W_p)")
+    fig.colorbar(im, ax=ax, label="rank-reduction ratio (fraction of singular values removed)")
+    ax.set_title((title + "\n" if title else "") + f"SeTAR plan: rank-reduction ratio per layer (prune: {grid.prune})",
+                 fontsize=9)
+    return _save(fig, stem)
+
+
+def _read_plan_file(path: Path) -> Any:
+    import json
+
+    if not path.is_file():
+        raise UserError(f"plan file not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"plan file {path} is not readable JSON ({exc})") from None
+
+
+def figure_paths(run_dir: Path) -> dict[str, Path]:
+    """The figures ``oodbench plot`` left in a run folder (``roc``, ``hist``, ``plan``; PNG), where present."""
+    return {k: p for k in ("roc", "hist", "plan") if (p := run_dir / "figures" / f"{k}.png").is_file()}

@@ -1,0 +1,142 @@
+"""Find, list, describe and compare stored runs (the data behind ``oodbench runs list|show|compare``).
+
+A run is named by its folder name (the run id), by a unique prefix of it, or by the path of its folder (or of
+the folder's ``result.json``). Listing sorts by the time each run was stored, newest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oodbench.errors import UserError
+from oodbench.results.store import ResultsStore, RunRecord
+
+# `runs list` filter options -> the store's filter fields
+FILTERS = {"benchmark": "benchmark", "backbone": "backbone", "method": "method", "post": "postprocessor"}
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One run folder: its record and where it lies."""
+
+    record: RunRecord
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def scores(self) -> dict[str, np.ndarray]:
+        """Per-image scores, higher = ID: ``"id"`` and ``"ood/<name>"`` (empty when none were stored)."""
+        return ResultsStore(self.path.parent).scores(self.path.name)
+
+
+def find_run(store: ResultsStore, ref: str) -> StoredRun:
+    """The run ``ref`` names: a run id, a unique prefix of one, or a run folder / ``result.json`` path.
+
+    Raises:
+        UserError: no such run, or a prefix shared by several runs.
+    """
+    ref = str(ref).strip()
+    if not ref:
+        raise UserError("empty run name; give a run id, a unique prefix of one, or a run folder")
+    ids = store.run_ids()
+    if ref in ids:
+        return _load(store, ref)
+    path = Path(ref).expanduser()
+    if path.name == "result.json" and path.is_file():
+        path = path.parent
+    if (path / "result.json").is_file():
+        return _load(ResultsStore(path.resolve().parent), path.resolve().name)
+    matches = [i for i in ids if i.startswith(ref)]
+    if len(matches) == 1:
+        return _load(store, matches[0])
+    if not matches:
+        raise UserError(f"unknown run '{ref}': no run id under {store.root} starts with it "
+                        "(see `oodbench runs list`, or give a run folder path)")
+    shown = ", ".join(matches[:4]) + (f", ... ({len(matches)} in all)" if len(matches) > 4 else "")
+    raise UserError(f"run prefix '{ref}' is ambiguous: it matches {shown}; give more characters")
+
+
+def _load(store: ResultsStore, run_id: str) -> StoredRun:
+    try:
+        record = store.load(run_id)
+    except (OSError, ValueError, TypeError) as exc:
+        raise UserError(f"run {store.root / run_id}: cannot read result.json ({type(exc).__name__}: {exc})") from None
+    return StoredRun(record, store.root / run_id)
+
+
+def list_runs(store: ResultsStore, limit: int | None = None, **filters: str | None) -> list[StoredRun]:
+    """Stored runs matching ``filters`` (``benchmark``, ``backbone``, ``method``, ``post``; equality or shell
+    wildcards), newest first (by stored time, then id), at most ``limit`` of them."""
+    unknown = set(filters) - set(FILTERS)
+    if unknown:
+        raise UserError(f"cannot filter runs by {', '.join(sorted(unknown))}; use {', '.join(FILTERS)}")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
+    wanted = {FILTERS[k]: v for k, v in filters.items() if v is not None}
+    runs = [StoredRun(r, store.root / (r.run_id or "")) for r in store.runs(**wanted)]
+    runs = [r for r in runs if r.record.run_id and r.path.is_dir()]
+    runs.sort(key=lambda r: (r.record.time, r.run_id), reverse=True)
+    return runs[:limit] if limit else runs
+
+
+def average(record: RunRecord, metric: str) -> float | None:
+    """The record's ``average`` row value of ``metric`` (a fraction), or None when it has none."""
+    return record.metrics.get("average", {}).get(metric)
+
+
+def params_text(params: dict[str, Any] | None) -> str:
+    """``{"temperature": 1.0}`` -> ``"temperature=1.0"`` (sorted by name)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
+
+
+def describe(record: RunRecord) -> str:
+    """``backbone / method / postprocessor (params)`` in one line."""
+    params = params_text(record.postprocessor.get("params"))
+    return (f"{record.backbone.get('name', '?')} / {record.method} / {record.postprocessor.get('name', '?')}"
+            + (f" ({params})" if params else ""))
+
+
+def ood_set_names(records: list[RunRecord]) -> list[str]:
+    """OOD set names in first-seen order over ``records`` (``average`` left out)."""
+    names: list[str] = []
+    for r in records:
+        for name in r.metrics:
+            if name != "average" and name not in names:
+                names.append(name)
+    return names
+
+
+@dataclass(frozen=True)
+class CompareCell:
+    value: float | None  # fraction, None when the run lacks the set
+    diff: float | None  # value minus the first run's value (None for the first run or a missing value)
+
+
+def compare(records: list[RunRecord], metrics: tuple[str, ...]) -> dict[str, list[dict[str, CompareCell]]]:
+    """Side-by-side values per OOD set (and ``average``): ``{set: [ {metric: CompareCell} per run ]}``.
+
+    Differences are to the first run, in the same units (fractions). Each run's ``average`` is its own stored
+    average over its own OOD sets.
+    """
+    if len(records) < 2:
+        raise UserError("compare needs at least two runs")
+    out: dict[str, list[dict[str, CompareCell]]] = {}
+    for name in ood_set_names(records) + ["average"]:
+        base = records[0].metrics.get(name, {})
+        row = []
+        for i, r in enumerate(records):
+            vals = r.metrics.get(name, {})
+            cells = {}
+            for m in metrics:
+                v = vals.get(m)
+                b = base.get(m)
+                cells[m] = CompareCell(v, None if i == 0 or v is None or b is None else v - b)
+            row.append(cells)
+        out[name] = row
+    return out
