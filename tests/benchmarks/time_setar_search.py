@@ -6,7 +6,7 @@ accepted weight, full forward of both towers, LoCoOp loss).
 
 Usage::
 
-    python -m oodbench.methods.setar.bench --device cuda --n-images 1000 --n-classes 1000
+    python tests/benchmarks/time_setar_search.py --device cuda --n-images 1000 --n-classes 1000
 
 The weights are a seeded random init (no download) and the images seeded random pixels: timing only, the
 selected plan is meaningless. The official algorithm is not run in full; ``--reference-candidates N`` times N
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from .loss import locoop_loss_clip
-from .modifier import SetarModifier, find_target
-from .plan import Plan, PlanEntry
-from .presets import DEFAULT_RATIOS
-from .search import SearchConfig, search
+from oodbench.methods.setar.loss import locoop_loss_clip
+from oodbench.methods.setar.modifier import SetarModifier, find_target
+from oodbench.methods.setar.plan import Plan, PlanEntry
+from oodbench.methods.setar.presets import DEFAULT_RATIOS
+from oodbench.methods.setar.search import SearchConfig, search
 
 logger = logging.getLogger("oodbench")
 
@@ -53,7 +53,7 @@ def _official_eval(backbone, pristine, plan, images, labels, prompts, cfg) -> fl
         else:
             backbone.model.load_state_dict(pristine)
         mod = SetarModifier(cache_svd=False).apply(backbone, plan)
-        parts = [backbone.forward_features(images[i:i + cfg.forward_batch_size].to(dev), {"image", "local"})
+        parts = [backbone.compute_features(images[i:i + cfg.forward_batch_size].to(dev), {"image", "local"})
                  for i in range(0, images.shape[0], cfg.forward_batch_size)]
         text = backbone.encode_text(prompts, batch_size=cfg.text_batch_size)
         locoop_loss_clip(torch.cat([p["image"] for p in parts]), torch.cat([p["local"] for p in parts]), text,
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m oodbench.methods.setar.bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python tests/benchmarks/time_setar_search.py", description=__doc__.splitlines()[0])
     ap.add_argument("--backbone", default="clip_vit_b16", help="registered CLIP backbone, built with random weights")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--n-images", type=int, default=1000)
