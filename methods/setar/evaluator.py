@@ -147,7 +147,7 @@ class FastEvaluator:
     def _mlp_stage(self, target: Target | None) -> bool:
         """Whether candidates of ``target`` can start after the attention half of their block."""
         return (target is not None and target[1] in ("W_up", "W_down") and target[2] >= 0
-                and hasattr(self.bb, "hidden_mlp") and target[2] < self.num_layers[target[0]])
+                and "mlp_stage" in self.bb.capabilities and target[2] < self.num_layers[target[0]])
 
     def _hidden_states(self, tower: str, layer: int, cache: bool = True, mlp: bool = False) -> list[torch.Tensor]:
         hs = self._hidden.get((tower, layer, mlp))

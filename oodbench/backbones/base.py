@@ -13,6 +13,12 @@ a tower is a sequence of blocks ``0 .. num_layers(tower)-1`` (bottom to top);
 ``forward_from(tower, hidden, layer, inputs)`` runs blocks ``layer ..`` and the heads, returning what the
 LoCoOp loss needs (:class:`TowerOutput`). ``forward_from(t, hidden(t, x, l), l, x)`` equals the full forward.
 
+What a backbone can do beyond features is **declared**, not probed: :attr:`Backbone.capabilities` holds names of
+:data:`CAPABILITIES`, and callers test ``"mlp_stage" in backbone.capabilities`` (or call :meth:`Backbone.require`).
+The base class declares every optional method and raises :class:`~oodbench.errors.IncompatibleError` from it.
+:attr:`Backbone.family` names the architecture family that per-backbone tables (the SeTAR hyperparameters) are
+keyed by; it is set by whoever builds the backbone from an exact architecture lookup, never from a name substring.
+
 Backbones never import scores, results or the CLI.
 """
 
@@ -26,7 +32,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from oodbench.errors import IncompatibleError
+
 WEIGHT_TYPES = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down", "W_p")
+
+#: What a backbone may declare in :attr:`Backbone.capabilities`:
+#:
+#: * ``layerwise``: :meth:`Backbone.towers` / :meth:`~Backbone.hidden` / :meth:`~Backbone.forward_from` (the SeTAR
+#:   search, the LoCoOp loss);
+#: * ``mlp_stage``: :meth:`Backbone.hidden_mlp` / :meth:`~Backbone.forward_from_mlp`, entering a block after its
+#:   attention half (the search of ``W_up`` / ``W_down`` starts there);
+#: * ``text_encoder``: :meth:`Backbone.text_encoder`, the encoder object NegLabel mining is given;
+#: * ``local_features``: per-position outputs (CLIP ``local``, classifier ``local_logits``; ``TowerOutput.local``
+#:   of the vision tower), which the LoCoOp OOD term and GL-MCM need.
+CAPABILITIES = ("layerwise", "mlp_stage", "text_encoder", "local_features")
+
+#: Architecture families (:attr:`Backbone.family`) of the paper's backbones and the embedded benchmark's model.
+FAMILIES = ("clip-b16", "clip-l14", "swinv2-b", "resnet50", "digits")
 
 
 @dataclass
@@ -101,19 +123,41 @@ class TowerOutput:
 class Backbone:
     """Base class of every registered backbone.
 
-    Subclasses set ``kind`` and implement the methods below. ``model`` is the wrapped ``nn.Module``; it is
-    kept in eval mode. Construction is ``Backbone(name, pretrained=None, **options)`` through the registry's
-    factory (see :func:`oodbench.backbones.create_backbone`).
+    Subclasses set ``kind`` and ``capabilities`` and implement the methods below. ``model`` is the wrapped
+    ``nn.Module``; it is kept in eval mode. Construction is ``Backbone(name, pretrained=None, **options)`` through
+    the registry's factory (see :func:`oodbench.backbones.create_backbone`).
+
+    Attributes:
+        capabilities: names of :data:`CAPABILITIES` this class supports (class-level; an instance may narrow it
+            when its wrapped architecture lacks one, e.g. a timm model without a block-wise adapter).
+        family: one of :data:`FAMILIES`, or None for an architecture outside them (recorded by :meth:`describe`).
     """
 
     kind: ClassVar[str] = ""  # "clip" or "classifier"
+    capabilities: frozenset[str] = frozenset()
 
-    def __init__(self, model: nn.Module, name: str, pretrained: str | None = None):
+    def __init__(self, model: nn.Module, name: str, pretrained: str | None = None, *, family: str | None = None):
+        if family is not None and family not in FAMILIES:
+            raise ValueError(f"unknown backbone family '{family}'; known: {', '.join(FAMILIES)}")
         self.model = model.eval()
         self.name = name
         self.pretrained = pretrained
+        self.family = family
         self.device = torch.device("cpu")
         self._weights_hash: str | None = None
+
+    def require(self, capability: str, needed_by: str) -> None:
+        """Raise :class:`~oodbench.errors.IncompatibleError` unless ``capability`` is declared."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability '{capability}'; known: {', '.join(CAPABILITIES)}")
+        if capability not in self.capabilities:
+            have = ", ".join(sorted(self.capabilities)) or "none"
+            raise IncompatibleError(f"{needed_by} needs a backbone with '{capability}'; {self.name} has: {have}")
+
+    def _missing(self, capability: str, method: str) -> IncompatibleError:
+        return IncompatibleError(
+            f"{self.name} ({type(self).__name__}) does not implement {method}: it lacks the '{capability}' capability"
+        )
 
     # --------------------------------------------------------------------------------- description
     @property
@@ -130,8 +174,9 @@ class Backbone:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        """``{"name", "kind", "pretrained", "weights_hash", ...}`` recorded in every result."""
-        return {"name": self.name, "kind": self.kind, "pretrained": self.pretrained, "weights_hash": self.weights_hash()}
+        """``{"name", "kind", "family", "pretrained", "weights_hash", ...}`` recorded in every result."""
+        return {"name": self.name, "kind": self.kind, "family": self.family, "pretrained": self.pretrained,
+                "weights_hash": self.weights_hash()}
 
     def weights_hash(self) -> str:
         """SHA-256 (first 16 hex digits) of the weights as loaded, computed once and remembered.
@@ -167,20 +212,37 @@ class Backbone:
 
     # --------------------------------------------------------------------------- layer-wise API
     def towers(self) -> dict[str, int]:
-        """``{tower: number of blocks}``, e.g. ``{"vision": 12, "text": 12}``."""
-        raise NotImplementedError
+        """``{tower: number of blocks}``, e.g. ``{"vision": 12, "text": 12}`` (capability ``layerwise``)."""
+        raise self._missing("layerwise", "towers()")
 
     def hidden(self, tower: str, inputs: torch.Tensor, layer: int) -> torch.Tensor:
         """Hidden state entering block ``layer`` of ``tower`` (``layer == num_layers`` gives the last block's output).
 
-        ``inputs``: images ``[B, 3, H, W]`` for ``"vision"``, token ids ``[N, L]`` for ``"text"``.
+        ``inputs``: images ``[B, 3, H, W]`` for ``"vision"``, token ids ``[N, L]`` for ``"text"``. Capability
+        ``layerwise``.
         """
-        raise NotImplementedError
+        raise self._missing("layerwise", "hidden()")
 
     def forward_from(self, tower: str, hidden: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> TowerOutput:
         """Run blocks ``layer ..`` of ``tower`` on ``hidden`` and the heads. ``inputs`` as in :meth:`hidden`
-        (the text tower needs the token ids to find the EOT position)."""
-        raise NotImplementedError
+        (the text tower needs the token ids to find the EOT position). Capability ``layerwise``."""
+        raise self._missing("layerwise", "forward_from()")
+
+    def hidden_mlp(self, tower: str, hidden: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """The state of block ``layer`` after its attention half, from the state ``hidden`` entering the block
+        (capability ``mlp_stage``). Nothing a ``W_up`` / ``W_down`` candidate of block ``layer`` changes is in it."""
+        raise self._missing("mlp_stage", "hidden_mlp()")
+
+    def forward_from_mlp(self, tower: str, state: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> TowerOutput:
+        """Finish block ``layer`` from :meth:`hidden_mlp`'s ``state``, then as :meth:`forward_from` (capability
+        ``mlp_stage``): ``forward_from_mlp(t, hidden_mlp(t, h, l, x), l, x) == forward_from(t, h, l, x)``."""
+        raise self._missing("mlp_stage", "forward_from_mlp()")
+
+    # ------------------------------------------------------------------------------------- text
+    def text_encoder(self, batch_size: int = 256) -> Any:
+        """An object with ``encode_text(list[str]) -> np.ndarray [N, D]`` and ``cache_key`` (capability
+        ``text_encoder``); postprocessors that mine text (NegLabel) are given it."""
+        raise self._missing("text_encoder", "text_encoder()")
 
 
 def state_dict_hash(state: dict[str, torch.Tensor]) -> str:

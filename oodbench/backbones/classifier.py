@@ -50,15 +50,27 @@ class ClassifierBackbone(Backbone):
         name: name recorded in results.
         pretrained: where the weights came from, ``None`` for a seeded random init.
         data_config: overrides of timm's ``resolve_data_config`` (e.g. ``{"input_size": (3, 64, 64)}``).
+        family: architecture family (:data:`oodbench.backbones.base.FAMILIES`), None when outside them.
+
+    ``capabilities`` is narrowed per instance: ``layerwise`` only with a block-wise adapter (Swin-V2, ViT, ResNet),
+    ``local_features`` only where the adapter forms per-position logits.
     """
 
     kind = "classifier"
+    capabilities = frozenset({"layerwise", "local_features"})
 
-    def __init__(self, model: nn.Module, name: str, pretrained: str | None = None, *, data_config: dict | None = None):
-        super().__init__(model, name, pretrained)
+    def __init__(self, model: nn.Module, name: str, pretrained: str | None = None, *, data_config: dict | None = None,
+                 family: str | None = None):
+        super().__init__(model, name, pretrained, family=family)
         import timm.data
 
         self.arch = arch_for(model)
+        caps = set(type(self).capabilities)
+        if not self.arch.blocks():
+            caps.discard("layerwise")
+        if not self.arch.has_local:
+            caps.discard("local_features")
+        self.capabilities = frozenset(caps)
         cfg = timm.data.resolve_data_config({}, model=model)
         cfg.update(data_config or {})
         self.data_config = cfg
@@ -93,7 +105,7 @@ class ClassifierBackbone(Backbone):
         }
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "architecture": self.arch.family}
+        return {**super().describe(), "architecture": self.arch.arch_name}
 
     # ----------------------------------------------------------------------------------- features
     @torch.no_grad()
@@ -161,12 +173,14 @@ class ClassifierBackbone(Backbone):
             raise UserError(f"{self.name}: unknown tower '{tower}'; a classifier has only 'vision'")
         if weight_type not in self.arch.weight_types:
             supported = ", ".join(self.arch.weight_types) or "none"
-            raise IncompatibleError(f"{self.name} ({self.arch.family}) has no {weight_type} weights; supported: {supported}")
+            raise IncompatibleError(f"{self.name} ({self.arch.arch_name}) has no {weight_type} weights; supported: {supported}")
         names = {id(p): n for n, p in self.model.named_parameters()}
         return [self.arch.target(weight_type, i, blk, names) for i, blk in enumerate(self.arch.blocks())]
 
     # --------------------------------------------------------------------------- layer-wise API
     def towers(self) -> dict[str, int]:
+        if "layerwise" not in self.capabilities:
+            raise self.arch._no_layers()
         return {"vision": len(self.arch.blocks())}
 
     def num_layers(self, tower: str = "vision") -> int:

@@ -25,7 +25,7 @@ class ClassifierArch:
         weight_types: the weight types :meth:`target` supports.
     """
 
-    family = "generic"
+    arch_name = "generic"
     has_local = False
     local_from_input = False
     weight_types: tuple[str, ...] = ()

@@ -20,6 +20,7 @@ from torch import nn
 
 from oodbench.backbones.checkpoints import first_line, is_random_init, load_strict, looks_like_path, read_state_dict
 from oodbench.backbones.classifier import ClassifierBackbone
+from oodbench.backbones.families import timm_family
 from oodbench.errors import UserError
 
 log = logging.getLogger("oodbench")
@@ -33,6 +34,7 @@ def load_timm(
     default_tag: str | None = None,
     seed: int = 0,
     data_config: dict | None = None,
+    family: str | None = None,
     **model_kwargs: Any,
 ) -> ClassifierBackbone:
     """A timm classifier by name (``arch`` or ``arch.tag``) with weights from timm, a file, or a seeded random init.
@@ -44,6 +46,8 @@ def load_timm(
         default_tag: the tag used when ``pretrained`` is None or a file (its preprocessing config is used).
         seed: seed of the random init.
         data_config: overrides of the preprocessing config (``input_size``, ``crop_pct``, ...).
+        family: architecture family a registered backbone declares; default the exact lookup of ``model_name``
+            (:func:`~oodbench.backbones.families.timm_family`). None whenever ``model_kwargs`` change the architecture.
         **model_kwargs: passed to ``timm.create_model`` (``num_classes``, ``img_size``, ...).
     """
     name = name or f"timm:{model_name}"
@@ -53,6 +57,7 @@ def load_timm(
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise UserError(f"unknown timm model '{arch}'{hint}; see timm.list_models()")
     tag = tag or default_tag
+    family = timm_family(arch, model_kwargs, family)
     if is_random_init(pretrained) or (pretrained is not None and (Path(pretrained).expanduser().exists() or looks_like_path(pretrained))):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -61,7 +66,7 @@ def load_timm(
         if not is_random_init(pretrained):
             load_timm_weights(model, pretrained, arch=arch)
             source = str(pretrained)
-        return ClassifierBackbone(model, name, source, data_config=data_config)
+        return ClassifierBackbone(model, name, source, data_config=data_config, family=family)
     if pretrained is not None:
         tag = pretrained
     full = _full(arch, tag)
@@ -69,7 +74,7 @@ def load_timm(
     if tag and tag not in tags:
         raise UserError(f"'{tag}' is neither a file nor a pretrained tag of {arch}; tags: {', '.join(tags) or 'none'}")
     model = _create(full, True, model_kwargs)
-    return ClassifierBackbone(model, name, tag or "default", data_config=data_config)
+    return ClassifierBackbone(model, name, tag or "default", data_config=data_config, family=family)
 
 
 def load_timm_weights(model: nn.Module, source: str | Path, *, arch: str) -> None:

@@ -32,13 +32,14 @@ TEST_RESNET_TINY_KWARGS: dict[str, Any] = dict(layers=[1, 1, 1, 1], num_classes=
 @register("backbones", "swinv2_b")
 def swinv2_b(pretrained: str | None = None, **options: Any) -> ClassifierBackbone:
     """Swin-V2-B window 16, 256 px (timm swinv2_base_window16_256), ImageNet-1K weights tag 'ms_in1k' by default."""
-    return load_timm("swinv2_base_window16_256", pretrained, name="swinv2_b", default_tag="ms_in1k", **options)
+    return load_timm("swinv2_base_window16_256", pretrained, name="swinv2_b", default_tag="ms_in1k", family="swinv2-b",
+                     **options)
 
 
 @register("backbones", "resnet50")
 def resnet50(pretrained: str | None = None, **options: Any) -> ClassifierBackbone:
     """ResNet-50 (timm resnet50), torchvision ImageNet-1K weights tag 'tv_in1k' by default."""
-    return load_timm("resnet50", pretrained, name="resnet50", default_tag="tv_in1k", **options)
+    return load_timm("resnet50", pretrained, name="resnet50", default_tag="tv_in1k", family="resnet50", **options)
 
 
 def _tiny(arch: str, name: str, kwargs: dict[str, Any], size: int, pretrained: str | None, options: dict) -> ClassifierBackbone:

@@ -57,9 +57,11 @@ class ClipBackbone(Backbone):
         image_size: eval resize/crop size; default the image tower's input size.
         mean, std: normalisation (default OpenAI CLIP's).
         interpolation: ``"bicubic"`` (OpenAI, SeTAR) or ``"bilinear"`` (MCM, GL-MCM, NegLabel).
+        family: architecture family (:data:`oodbench.backbones.base.FAMILIES`), None when outside them.
     """
 
     kind = "clip"
+    capabilities = frozenset({"layerwise", "mlp_stage", "text_encoder", "local_features"})
 
     def __init__(
         self,
@@ -72,8 +74,9 @@ class ClipBackbone(Backbone):
         mean: Sequence[float] = OPENAI_CLIP_MEAN,
         std: Sequence[float] = OPENAI_CLIP_STD,
         interpolation: str = "bicubic",
+        family: str | None = None,
     ):
-        super().__init__(model, name, pretrained)
+        super().__init__(model, name, pretrained, family=family)
         self.visual = _check_vision_tower(model, name)
         self._text = _TextTower(model, name)
         if interpolation not in INTERPOLATIONS:

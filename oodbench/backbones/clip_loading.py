@@ -32,6 +32,7 @@ from oodbench.backbones.checkpoints import (
     read_state_dict,
 )
 from oodbench.backbones.clip import INTERPOLATIONS, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ClipBackbone
+from oodbench.backbones.families import clip_family, open_clip_family
 from oodbench.backbones.hf_clip import (
     ConversionError,
     hf_to_open_clip_state_dict,
@@ -52,6 +53,7 @@ def load_open_clip(
     name: str | None = None,
     force_quick_gelu: bool = False,
     seed: int = 0,
+    family: str | None = None,
     **options: Any,
 ) -> ClipBackbone:
     """An open_clip architecture by name with weights from a tag, a file, a folder, or a seeded random init.
@@ -63,13 +65,15 @@ def load_open_clip(
             ``"random"`` / ``None`` for a random init seeded with ``seed``.
         name: name recorded in results (default ``open_clip:<model_name>``).
         force_quick_gelu: use QuickGELU (as OpenAI's weights were trained) whatever the config says.
+        family: architecture family; default the exact lookup of ``model_name``
+            (:func:`~oodbench.backbones.families.open_clip_family`), for a folder of its dimensions.
         **options: :class:`ClipBackbone` keyword options (``interpolation``, ``mean``, ``std``, ``tokenizer``).
     """
     _check_options(options)
     if model_name.startswith("local-dir:"):
         if pretrained and not is_random_init(pretrained):
             raise UserError(f"'{model_name}' carries its own weights; do not also pass pretrained='{pretrained}'")
-        return load_clip_dir(model_name[len("local-dir:") :], name=name, **options)
+        return load_clip_dir(model_name[len("local-dir:") :], name=name, family=family, **options)
     name = name or f"open_clip:{model_name}"
     known = open_clip.list_models()
     if model_name not in known:
@@ -100,13 +104,16 @@ def load_open_clip(
         tag = pretrained
     if tokenizer is None:
         tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
-    return _wrap(model, name, tag, tokenizer, options)
+    return _wrap(model, name, tag, tokenizer, options, family or open_clip_family(model_name))
 
 
 def clip_from_config(
-    cfg: dict[str, Any], pretrained: str | None, *, name: str, seed: int = 0, **options: Any
+    cfg: dict[str, Any], pretrained: str | None, *, name: str, seed: int = 0, family: str | None = None, **options: Any
 ) -> ClipBackbone:
-    """An open_clip ``CLIP(**cfg)``: seeded random weights, or weights from a file / model folder."""
+    """An open_clip ``CLIP(**cfg)``: seeded random weights, or weights from a file / model folder.
+
+    ``family`` defaults to the one whose dimensions ``cfg`` has (:func:`~oodbench.backbones.families.clip_family`).
+    """
     _check_options(options)
     tokenizer = options.pop("tokenizer", None)
     with torch.random.fork_rng(devices=[]):
@@ -116,7 +123,7 @@ def clip_from_config(
     if pretrained is not None and not is_random_init(pretrained):
         load_clip_weights(model, pretrained, arch=name)
         tag = str(pretrained)
-    return _wrap(model.eval(), name, tag, tokenizer, options)
+    return _wrap(model.eval(), name, tag, tokenizer, options, family or clip_family(model))
 
 
 def load_clip_weights(model: nn.Module, source: str | Path, *, arch: str) -> None:
@@ -137,8 +144,11 @@ def load_clip_weights(model: nn.Module, source: str | Path, *, arch: str) -> Non
     load_strict(model, _to_open_clip_keys(model, state, str(path)), str(path), arch)
 
 
-def load_clip_dir(folder: str | Path, *, name: str | None = None, **options: Any) -> ClipBackbone:
-    """A CLIP model folder: open_clip ``local-dir`` layout or a Hugging Face ``CLIPModel`` folder."""
+def load_clip_dir(folder: str | Path, *, name: str | None = None, family: str | None = None, **options: Any) -> ClipBackbone:
+    """A CLIP model folder: open_clip ``local-dir`` layout or a Hugging Face ``CLIPModel`` folder.
+
+    ``family`` defaults to the one whose dimensions the folder's model has (:func:`~oodbench.backbones.families.clip_family`).
+    """
     _check_options(options)
     path = Path(folder).expanduser()
     name = name or f"local-dir:{folder}"
@@ -154,13 +164,13 @@ def load_clip_dir(folder: str | Path, *, name: str | None = None, **options: Any
         load_clip_weights(model, path, arch=name)
         if tokenizer is None:
             tokenizer = open_clip.get_tokenizer(spec, context_length=model.context_length)
-        return _wrap(model, name, str(path), tokenizer, options)
+        return _wrap(model, name, str(path), tokenizer, options, family or clip_family(model))
     if (path / "config.json").is_file():
         model, pre = _hf_clip_model(path)
         load_strict(model, _to_open_clip_keys(model, read_hf_weights(path), str(path)), str(path), name)
         for key, value in pre.items():
             options.setdefault(key, value)
-        return _wrap(model, name, str(path), tokenizer, options)
+        return _wrap(model, name, str(path), tokenizer, options, family or clip_family(model))
     raise UserError(f"{path}: neither open_clip_config.json (open_clip) nor config.json (Hugging Face) found")
 
 
@@ -210,7 +220,8 @@ def _hf_clip_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     return model, pre
 
 
-def _wrap(model: nn.Module, name: str, pretrained: str | None, tokenizer, options: dict[str, Any]) -> ClipBackbone:
+def _wrap(model: nn.Module, name: str, pretrained: str | None, tokenizer, options: dict[str, Any],
+          family: str | None) -> ClipBackbone:
     cfg = getattr(model.visual, "preprocess_cfg", None) or {}
     mean = options.pop("mean", None) or tuple(cfg.get("mean", OPENAI_CLIP_MEAN))
     std = options.pop("std", None) or tuple(cfg.get("std", OPENAI_CLIP_STD))
@@ -220,7 +231,7 @@ def _wrap(model: nn.Module, name: str, pretrained: str | None, tokenizer, option
         interpolation = interpolation if interpolation in INTERPOLATIONS else "bicubic"
     return ClipBackbone(
         model.eval(), name, pretrained, tokenizer=tokenizer,
-        mean=mean, std=std, interpolation=interpolation,
+        mean=mean, std=std, interpolation=interpolation, family=family,
     )
 
 

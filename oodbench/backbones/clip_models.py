@@ -29,13 +29,15 @@ TEST_CLIP_TINY_CFG: dict[str, Any] = {
 @register("backbones", "clip_vit_b16")
 def clip_vit_b16(pretrained: str | None = None, **options: Any) -> ClipBackbone:
     """OpenAI CLIP ViT-B/16 (open_clip ViT-B-16-quickgelu), weights tag 'openai' by default."""
-    return load_open_clip("ViT-B-16-quickgelu", "openai" if pretrained is None else pretrained, name="clip_vit_b16", **options)
+    return load_open_clip("ViT-B-16-quickgelu", "openai" if pretrained is None else pretrained, name="clip_vit_b16",
+                          family="clip-b16", **options)
 
 
 @register("backbones", "clip_vit_l14")
 def clip_vit_l14(pretrained: str | None = None, **options: Any) -> ClipBackbone:
     """OpenAI CLIP ViT-L/14 (open_clip ViT-L-14-quickgelu), weights tag 'openai' by default."""
-    return load_open_clip("ViT-L-14-quickgelu", "openai" if pretrained is None else pretrained, name="clip_vit_l14", **options)
+    return load_open_clip("ViT-L-14-quickgelu", "openai" if pretrained is None else pretrained, name="clip_vit_l14",
+                          family="clip-l14", **options)
 
 
 @register("backbones", "test_clip_tiny")

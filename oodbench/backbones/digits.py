@@ -204,4 +204,5 @@ def digits_clip(pretrained: str | None = None, *, seed: int = 0, interpolation: 
         mean=tuple(pre["mean"]),
         std=tuple(pre["std"]),
         interpolation=interpolation or pre["interpolation"],
+        family="digits",
     )

@@ -24,7 +24,7 @@ from oodbench.backbones.classifier_arch import ClassifierArch
 
 
 class ResNetArch(ClassifierArch):
-    family = "resnet"
+    arch_name = "resnet"
     has_local = True
     local_from_input = False
     weight_types = ("W_up", "W_down")

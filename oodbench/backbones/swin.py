@@ -25,7 +25,7 @@ from oodbench.backbones.classifier_arch import ClassifierArch, timm_block_target
 
 
 class SwinV2Arch(ClassifierArch):
-    family = "swinv2"
+    arch_name = "swinv2"
     has_local = True
     local_from_input = True
     weight_types = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down")

@@ -23,7 +23,7 @@ from oodbench.backbones.classifier_arch import ClassifierArch, timm_block_target
 
 
 class ViTArch(ClassifierArch):
-    family = "vit"
+    arch_name = "vit"
     has_local = True
     local_from_input = True
     weight_types = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down")

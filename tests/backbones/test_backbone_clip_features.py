@@ -178,5 +178,6 @@ def test_weights_hash_is_seeded(tiny_clip):
     assert tiny_clip.weights_hash() == create_backbone("test_clip_tiny").weights_hash()
     assert tiny_clip.weights_hash() != create_backbone("test_clip_tiny", seed=1).weights_hash()
     assert tiny_clip.describe() == {
-        "name": "test_clip_tiny", "kind": "clip", "pretrained": None, "weights_hash": tiny_clip.weights_hash()
+        "name": "test_clip_tiny", "kind": "clip", "family": None, "pretrained": None,
+        "weights_hash": tiny_clip.weights_hash(),
     }

@@ -14,7 +14,8 @@ from PIL import Image
 
 from oodbench import registry
 from oodbench.backbones import Backbone, create_backbone
-from oodbench.backbones.base import WEIGHT_TYPES, state_dict_hash
+from oodbench.backbones.base import CAPABILITIES, FAMILIES, WEIGHT_TYPES, state_dict_hash
+from oodbench.errors import IncompatibleError
 from oodbench.features.featureset import PER_SAMPLE, SHARED
 
 FULL_SIZE = {"clip_vit_b16", "clip_vit_l14", "swinv2_b", "resnet50"}
@@ -139,3 +140,63 @@ def test_layerwise_api(backbone):
                 torch.testing.assert_close(out.global_, ref.global_, atol=1e-4, rtol=1e-4)
                 if ref.local is not None:
                     torch.testing.assert_close(out.local, ref.local, atol=1e-4, rtol=1e-4)
+
+
+#: The family each built-in registered backbone declares (plugins: any of FAMILIES or None).
+EXPECTED_FAMILY = {
+    "clip_vit_b16": "clip-b16", "clip_vit_l14": "clip-l14", "swinv2_b": "swinv2-b", "resnet50": "resnet50",
+    "digits_clip": "digits", "test_clip_tiny": None, "test_swin_tiny": None, "test_vit_tiny": None,
+    "test_resnet_tiny": None,
+}
+
+
+def test_declared_family(backbone):
+    name, b = backbone
+    assert b.family is None or b.family in FAMILIES
+    if name in EXPECTED_FAMILY:
+        assert b.family == EXPECTED_FAMILY[name]
+    assert b.describe()["family"] == b.family
+
+
+def test_declared_capabilities_work_and_the_others_refuse(backbone):
+    name, b = backbone
+    caps = b.capabilities
+    assert isinstance(caps, frozenset) and caps <= set(CAPABILITIES)
+    x = _batch(b, 2)
+    with torch.no_grad():
+        if "layerwise" in caps:
+            assert b.towers() and all(n > 0 for n in b.towers().values())
+        else:
+            with pytest.raises(IncompatibleError):
+                b.towers()
+        if "local_features" in caps:
+            n = b.towers()["vision"]
+            assert b.forward_from("vision", b.hidden("vision", x, n), n, x).local.shape[0] == 2
+        if "mlp_stage" in caps:
+            for tower, n in b.towers().items():
+                inputs = x if tower == "vision" else b.tokenize(["a photo of a cat", "a dog"])
+                for layer in sorted({0, n - 1}):
+                    h = b.hidden(tower, inputs, layer)
+                    full = b.forward_from(tower, h, layer, inputs)
+                    split = b.forward_from_mlp(tower, b.hidden_mlp(tower, h, layer, inputs), layer, inputs)
+                    torch.testing.assert_close(split.global_, full.global_, atol=1e-5, rtol=1e-5)
+        else:
+            with pytest.raises(IncompatibleError, match="mlp_stage"):
+                b.hidden_mlp("vision", x, 0)
+            with pytest.raises(IncompatibleError, match="mlp_stage"):
+                b.forward_from_mlp("vision", x, 0)
+        if "text_encoder" in caps:
+            enc = b.text_encoder()
+            emb = enc.encode_text(CLASSES)
+            ref = b.shared_features({"text"}, CLASSES, "{}")["text"]
+            np.testing.assert_allclose(emb, ref, atol=1e-5, rtol=1e-5)
+            assert isinstance(enc.cache_key, str) and enc.cache_key
+        else:
+            with pytest.raises(IncompatibleError, match="text_encoder"):
+                b.text_encoder()
+    for cap in CAPABILITIES:
+        if cap in caps:
+            b.require(cap, "a test")
+        else:
+            with pytest.raises(IncompatibleError, match=f"a test needs a backbone with '{cap}'"):
+                b.require(cap, "a test")
