@@ -262,8 +262,7 @@ def plot_plan(plan_json: Any, out: str | Path, title: str = "") -> list[Path]:
     ratios = np.where(grid.ratios >= 1, np.nan, grid.ratios)
     vmax = max(0.05, float(np.nanmax(ratios)) if np.isfinite(ratios).any() else 0.05)
     fig, ax = plt.subplots(figsize=(1.4 + 1.25 * len(grid.columns), 1.2 + 0.36 * len(grid.layers)))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#f0f0f0")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#f0f0f0")
     im = ax.imshow(np.ma.masked_invalid(ratios), cmap=cmap, vmin=0, vmax=vmax, aspect="auto", origin="lower")
     for r in range(len(grid.layers)):
         for c in range(len(grid.columns)):
