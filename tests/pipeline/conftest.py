@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from oodbench.backbones import create_backbone
 from oodbench.data.sources import ArraySource
@@ -33,3 +34,22 @@ def small_digits():
 @pytest.fixture()
 def tiny_clip():
     return create_backbone("test_clip_tiny")
+
+
+@pytest.fixture()
+def folders(tmp_path, small_digits):
+    """An ad-hoc benchmark as image folders: ID test and val by class (6 classes), one OOD folder, classes.txt."""
+    def dump(src, folder, n, by_class):
+        for i in range(n):
+            sub = folder / (f"c{src.labels[i]}" if by_class else "images")
+            sub.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(src.images[i]).save(sub / f"{i:03d}.png")
+
+    dump(small_digits.id_test, tmp_path / "id_test", 48, True)
+    dump(small_digits.id_val, tmp_path / "id_val", 24, True)
+    name, ood = next(iter(small_digits.ood.items()))
+    dump(ood, tmp_path / "ood", 16, False)
+    labels = sorted({int(x) for x in small_digits.id_test.labels} | {int(x) for x in small_digits.id_val.labels})
+    assert len(labels) == 6
+    (tmp_path / "classes.txt").write_text("\n".join(f"digit {k}" for k in labels) + "\n")
+    return tmp_path

@@ -9,24 +9,6 @@ from oodbench.cli import main
 from oodbench.results import ResultsStore
 
 
-@pytest.fixture()
-def folders(tmp_path, small_digits):
-    def dump(src, folder, n, by_class):
-        for i in range(n):
-            sub = folder / (f"c{src.labels[i]}" if by_class else "images")
-            sub.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(src.images[i]).save(sub / f"{i:03d}.png")
-
-    dump(small_digits.id_test, tmp_path / "id_test", 48, True)
-    dump(small_digits.id_val, tmp_path / "id_val", 24, True)
-    name, ood = next(iter(small_digits.ood.items()))
-    dump(ood, tmp_path / "ood", 16, False)
-    labels = sorted({int(x) for x in small_digits.id_test.labels} | {int(x) for x in small_digits.id_val.labels})
-    assert len(labels) == 6
-    (tmp_path / "classes.txt").write_text("\n".join(f"digit {k}" for k in labels) + "\n")
-    return tmp_path
-
-
 def _bench_args(d):
     return ["--backbone", "test_clip_tiny", "--id-test", str(d / "id_test"), "--id-val", str(d / "id_val"),
             "--ood", f"blobs={d / 'ood'}", "--classes", str(d / "classes.txt"),
