@@ -17,32 +17,46 @@ the open_clip transformer's ``batch_first`` flag. The vision state entering bloc
 needs the last block's value path, so the vision state at that index is ``[x_out, x_value]`` concatenated along
 the token axis (``[B, 2T, W]``). Text states are trimmed to the longest prompt of the batch (causal mask, so
 tokens after the last end-of-text token never influence it).
+
+The block arithmetic (value path, class-token-only last block, attention and MLP halves) lives in
+:mod:`oodbench.backbones.clip_blocks`, the text tower (trimmed encoding, tokenizer identity, NegLabel's encoder) in
+:mod:`oodbench.backbones.clip_text`; this module is the backbone class.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from open_clip.transformer import ResidualAttentionBlock, Transformer, text_global_pool
+from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
-from oodbench.backbones.base import WEIGHT_TYPES, Backbone, TargetWeight, TowerOutput, state_dict_hash, to_numpy
+from oodbench.backbones.base import WEIGHT_TYPES, Backbone, TargetWeight, TowerOutput, to_numpy
+from oodbench.backbones.clip_blocks import (
+    attention_half,
+    block_target,
+    check_blocks,
+    class_token_attention,
+    class_token_output,
+    mlp_half,
+    run_blocks,
+    value_attention,
+    value_path,
+)
+from oodbench.backbones.clip_text import ClipTextEncoder, TextTower
 from oodbench.errors import IncompatibleError, UserError
 
 log = logging.getLogger("oodbench")
 
-OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+#: OpenAI CLIP's normalisation, as open_clip defines it (the default of every open_clip model config).
+OPENAI_CLIP_MEAN: tuple[float, float, float] = tuple(OPENAI_DATASET_MEAN)
+OPENAI_CLIP_STD: tuple[float, float, float] = tuple(OPENAI_DATASET_STD)
 INTERPOLATIONS = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}
 _PER_BATCH = frozenset({"image", "local"})
-_TOKENIZER_PROBE = "a photo of a tokenizer probe, with punctuation!"
 
 
 class ClipBackbone(Backbone):
@@ -55,7 +69,7 @@ class ClipBackbone(Backbone):
         tokenizer: callable ``list[str] -> LongTensor [N, context_length]``; default open_clip's bundled BPE
             tokenizer at the model's context length.
         image_size: eval resize/crop size; default the image tower's input size.
-        mean, std: normalisation (default OpenAI CLIP's).
+        mean, std: normalisation (default OpenAI CLIP's, ``open_clip.OPENAI_DATASET_MEAN`` / ``_STD``).
         interpolation: ``"bicubic"`` (OpenAI, SeTAR) or ``"bilinear"`` (MCM, GL-MCM, NegLabel).
         family: architecture family (:data:`oodbench.backbones.base.FAMILIES`), None when outside them.
     """
@@ -78,7 +92,7 @@ class ClipBackbone(Backbone):
     ):
         super().__init__(model, name, pretrained, family=family)
         self.visual = _check_vision_tower(model, name)
-        self._text = _TextTower(model, name)
+        self._text = TextTower(model, name)
         if interpolation not in INTERPOLATIONS:
             raise UserError(f"{name}: interpolation must be one of {', '.join(INTERPOLATIONS)}, got '{interpolation}'")
         self.interpolation = interpolation
@@ -199,15 +213,7 @@ class ClipBackbone(Backbone):
 
     def text_cache_key(self) -> str:
         """Hash of the *current* text-tower weights and the tokenizer (changes when a modifier edits the text tower)."""
-        prefix = self._text.prefix
-        state = {
-            k: v
-            for k, v in self.model.state_dict().items()
-            if (k.startswith(prefix) if prefix else not (k.startswith("visual.") or k.startswith("logit_")))
-        }
-        h = hashlib.sha256(state_dict_hash(state).encode())
-        h.update(_tokenizer_id(self.tokenizer).encode())
-        return h.hexdigest()[:16]
+        return self._text.cache_key(self.model, self.tokenizer)
 
     # ------------------------------------------------------------------------------------ weights
     def target_modules(self, weight_type: str, tower: str | None = None) -> list[TargetWeight]:
@@ -223,7 +229,7 @@ class ClipBackbone(Backbone):
                 out.extend(self._projection_target(t, names))
                 continue
             for i, blk in enumerate(self._blocks(t)):
-                out.append(_block_target(t, weight_type, i, blk, names))
+                out.append(block_target(t, weight_type, i, blk, names))
         return out
 
     def _projection_target(self, tower: str, names: dict[int, str]) -> list[TargetWeight]:
@@ -249,15 +255,12 @@ class ClipBackbone(Backbone):
         if tower == "vision":
             x = self.visual._embeds(inputs.to(self._dtype()))
             if layer < n:
-                return _run_blocks(self.visual.transformer, x, 0, layer)
-            x_in = _run_blocks(self.visual.transformer, x, 0, n - 1)
+                return run_blocks(self.visual.transformer, x, 0, layer)
+            x_in = run_blocks(self.visual.transformer, x, 0, n - 1)
             last = self.visual.transformer.resblocks[n - 1]
-            x_out = _run_blocks(self.visual.transformer, x_in, n - 1, n)
+            x_out = run_blocks(self.visual.transformer, x_in, n - 1, n)
             return torch.cat([x_out, value_path(last, x_in)], dim=1)
-        t = self._text
-        ids = inputs[:, : t.trimmed_length(inputs)]
-        x = t.token_embedding(ids).to(self._dtype()) + t.positional_embedding[: ids.shape[1]].to(self._dtype())
-        return _run_blocks(t.transformer, x, 0, layer, t.mask(ids.shape[1]))
+        return self._text.hidden(inputs, layer, self._dtype())
 
     def forward_from(self, tower: str, hidden: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> TowerOutput:
         """Vision: image ``[B, D]`` and value-path local ``[B, P, D]``. Text: embeddings ``[N, D]`` (needs ``inputs``)."""
@@ -267,19 +270,11 @@ class ClipBackbone(Backbone):
             if layer == n:
                 t = hidden.shape[1] // 2
                 return self._vision_heads(hidden[:, :t], hidden[:, t:])
-            x_in = _run_blocks(self.visual.transformer, hidden, layer, n - 1)
+            x_in = run_blocks(self.visual.transformer, hidden, layer, n - 1)
             return self._vision_top(x_in, need_local=True)
         if inputs is None:
             raise ValueError("forward_from('text', ...) needs the token ids to find the end-of-text positions")
-        t = self._text
-        length = hidden.shape[1]
-        x = _run_blocks(t.transformer, hidden, layer, n, t.mask(length))
-        x = t.ln_final(x)
-        x = text_global_pool(x, inputs[:, :length], t.pool_type, eos_token_id=t.eos_id)
-        proj = t.text_projection
-        if proj is not None:
-            x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
-        return TowerOutput(global_=x)
+        return self._text.forward_from(hidden, layer, inputs)
 
     def hidden_mlp(self, tower: str, hidden: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> torch.Tensor:
         """The state of block ``layer`` after its attention half, before its MLP half, from the state ``hidden``
@@ -293,9 +288,9 @@ class ClipBackbone(Backbone):
         blk = self._blocks(tower)[layer]
         if tower == "vision":
             if layer == n - 1 and self._class_token_pooling():
-                return torch.cat([_class_token_attention(blk, hidden), _value_attention(blk, hidden)], dim=1)
-            return hidden + blk.ls_1(_self_attention(blk, blk.ln_1(hidden), None))
-        return hidden + blk.ls_1(_self_attention(blk, blk.ln_1(hidden), self._text.mask(hidden.shape[1])))
+                return torch.cat([class_token_attention(blk, hidden), value_attention(blk, hidden)], dim=1)
+            return attention_half(blk, hidden, None)
+        return attention_half(blk, hidden, self._text.mask(hidden.shape[1]))
 
     def forward_from_mlp(self, tower: str, state: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> TowerOutput:
         """Finish block ``layer`` from :meth:`hidden_mlp`'s ``state`` (its MLP half), then as :meth:`forward_from`."""
@@ -303,9 +298,9 @@ class ClipBackbone(Backbone):
         _check_layer(layer, n - 1)
         blk = self._blocks(tower)[layer]
         if tower == "vision" and layer == n - 1 and self._class_token_pooling():
-            x_cls, x_val = _mlp_half(blk, state[:, :1]), _mlp_half(blk, state[:, 1:])
+            x_cls, x_val = mlp_half(blk, state[:, :1]), mlp_half(blk, state[:, 1:])
             return self._vision_heads(x_cls, x_val)
-        return self.forward_from(tower, _mlp_half(blk, state), layer + 1, inputs)
+        return self.forward_from(tower, mlp_half(blk, state), layer + 1, inputs)
 
     # ---------------------------------------------------------------------------------- internals
     def _vision_top(self, x_in: torch.Tensor, need_local: bool) -> TowerOutput:
@@ -316,7 +311,7 @@ class ClipBackbone(Backbone):
         if self._class_token_pooling():
             # only the class token of the last block feeds the pooled output: one query instead of T
             return self._vision_heads(class_token_output(tr.resblocks[n - 1], x_in), x_val)
-        return self._vision_heads(_run_blocks(tr, x_in, n - 1, n), x_val)
+        return self._vision_heads(run_blocks(tr, x_in, n - 1, n), x_val)
 
     def _class_token_pooling(self) -> bool:
         v = self.visual
@@ -346,95 +341,7 @@ class ClipBackbone(Backbone):
         return self.visual.conv1.weight.dtype
 
 
-class ClipTextEncoder:
-    """What NegLabel mining needs: ``encode_text(list[str]) -> np.ndarray [N, D]`` float32 (not normalised) and a
-    ``cache_key`` that hashes the current text-tower weights and the tokenizer."""
-
-    def __init__(self, backbone: ClipBackbone, batch_size: int = 256):
-        self.backbone = backbone
-        self.batch_size = batch_size
-
-    @property
-    def cache_key(self) -> str:
-        return self.backbone.text_cache_key()
-
-    @torch.no_grad()
-    def encode_text(self, texts: list[str]) -> np.ndarray:
-        return to_numpy(self.backbone.encode_text(list(texts), self.batch_size)).astype(np.float32)
-
-
 # ------------------------------------------------------------------------------------------- helpers
-def value_path(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
-    """The value path of one open_clip residual block on batch-first tokens ``[B, T, W]`` -> ``[B, T, W]``.
-
-    ``v = out_proj(v_proj(ln_1(x_in))); v = x_in + ls_1(v); v = v + ls_2(mlp(ln_2(v)))`` (no token mixing).
-    """
-    return _mlp_half(block, _value_attention(block, x_in))
-
-
-def _value_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
-    """First half of the value path: ``x_in + ls_1(out_proj(v_proj(ln_1(x_in))))``."""
-    attn = block.attn
-    d = attn.embed_dim
-    w_v = attn.in_proj_weight[2 * d :]
-    b_v = attn.in_proj_bias[2 * d :] if attn.in_proj_bias is not None else None
-    return x_in + block.ls_1(attn.out_proj(F.linear(block.ln_1(x_in), w_v, b_v)))
-
-
-def _mlp_half(block: ResidualAttentionBlock, x: torch.Tensor) -> torch.Tensor:
-    """Second half of a residual block: ``x + ls_2(mlp(ln_2(x)))``."""
-    return x + block.ls_2(block.mlp(block.ln_2(x)))
-
-
-def _self_attention(block: ResidualAttentionBlock, q: torch.Tensor, attn_mask: torch.Tensor | None,
-                    kv: torch.Tensor | None = None) -> torch.Tensor:
-    """``block.attn`` on batch-first tokens (queries ``q``, keys and values ``kv``, default ``q``)."""
-    kv = q if kv is None else kv
-    mask = attn_mask.to(q.dtype) if attn_mask is not None else None
-    if block.attn.batch_first:
-        return block.attn(q, kv, kv, need_weights=False, attn_mask=mask)[0]
-    q, kv = q.transpose(0, 1), kv.transpose(0, 1)
-    return block.attn(q, kv, kv, need_weights=False, attn_mask=mask)[0].transpose(0, 1)
-
-
-def class_token_output(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
-    """``block(x_in)[:, :1]`` computed for the class token alone: ``[B, T, W]`` -> ``[B, 1, W]``.
-
-    Keys and values come from every token, the query only from the class token; the MLP runs on one token.
-    Used for the last vision block when the pooled output is the class token (OpenAI CLIP), where the other
-    tokens' outputs are never read (the local features come from the value path instead).
-    """
-    return _mlp_half(block, _class_token_attention(block, x_in))
-
-
-def _class_token_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
-    """Post-attention state of the class token: ``x_in[:, :1] + ls_1(attn(q = ln_1(x_in)[:, :1], kv = ln_1(x_in)))``."""
-    ln = block.ln_1(x_in)
-    return x_in[:, :1] + block.ls_1(_self_attention(block, ln[:, :1], None, kv=ln))
-
-
-def _block_target(tower: str, weight_type: str, layer: int, blk: nn.Module, names: dict[int, str]) -> TargetWeight:
-    attn = blk.attn
-    if weight_type in ("W_q", "W_k", "W_v"):
-        d = attn.embed_dim
-        i = ("W_q", "W_k", "W_v").index(weight_type)
-        p = attn.in_proj_weight
-        return TargetWeight(tower, weight_type, layer, names[id(p)], p, rows=slice(i * d, (i + 1) * d))
-    module = {"W_o": attn.out_proj, "W_up": blk.mlp.c_fc, "W_down": blk.mlp.c_proj}[weight_type]
-    return TargetWeight(tower, weight_type, layer, names[id(module.weight)], module.weight)
-
-
-def _run_blocks(tr: Transformer, x: torch.Tensor, start: int, stop: int, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Blocks ``start .. stop-1`` of an open_clip ``Transformer`` on batch-first ``x`` ``[B, T, W]``."""
-    if start >= stop:
-        return x
-    if not tr.batch_first:
-        x = x.transpose(0, 1)
-    for blk in tr.resblocks[start:stop]:
-        x = blk(x, attn_mask=attn_mask)
-    return x if tr.batch_first else x.transpose(0, 1)
-
-
 def _check_layer(layer: int, n: int) -> None:
     if not 0 <= layer <= n:
         raise ValueError(f"layer must be in 0..{n}, got {layer}")
@@ -453,12 +360,6 @@ def _to_rgb(img):
     return img.convert("RGB") if hasattr(img, "convert") else img
 
 
-def _tokenizer_id(tokenizer: Callable) -> str:
-    ids = tokenizer([_TOKENIZER_PROBE])
-    probe = hashlib.sha256(np.asarray(ids).astype(np.int64).tobytes()).hexdigest()[:12]
-    return f"{type(tokenizer).__module__}.{type(tokenizer).__name__}:ctx={getattr(tokenizer, 'context_length', '?')}:{probe}"
-
-
 def _check_vision_tower(model: nn.Module, name: str):
     from open_clip.transformer import VisionTransformer
 
@@ -467,82 +368,5 @@ def _check_vision_tower(model: nn.Module, name: str):
         raise IncompatibleError(f"{name}: only open_clip ViT image towers are supported (got {type(v).__name__})")
     if v.attn_pool is not None:
         raise IncompatibleError(f"{name}: image towers with attentional pooling are not supported")
-    _check_blocks(v.transformer, name, "image")
+    check_blocks(v.transformer, name, "image")
     return v
-
-
-def _check_blocks(tr: nn.Module, name: str, which: str) -> None:
-    if not isinstance(tr, Transformer):
-        raise IncompatibleError(f"{name}: the {which} tower is not an open_clip Transformer")
-    for blk in tr.resblocks:
-        if not isinstance(blk, ResidualAttentionBlock) or not blk.attn._qkv_same_embed_dim or hasattr(blk, "ln_1_kv"):
-            raise IncompatibleError(
-                f"{name}: the {which} tower uses {type(blk).__name__} blocks; only standard residual attention "
-                "blocks with packed q/k/v are supported"
-            )
-
-
-class _TextTower:
-    """Uniform access to the text tower of ``CLIP`` (parts on the model) or ``CustomTextCLIP`` (``model.text``)."""
-
-    def __init__(self, model: nn.Module, name: str):
-        src = getattr(model, "text", None)
-        if src is not None and isinstance(src, nn.Module):
-            self.prefix = "text."
-            if getattr(src, "cls_emb", None) is not None:
-                raise IncompatibleError(f"{name}: text towers with a class token are not supported")
-            self.pool_type = src.pool_type
-            self.eos_id = getattr(src, "eos_id", None)
-        else:
-            src = model
-            self.prefix = ""
-            self.pool_type = model.text_pool_type
-            self.eos_id = getattr(model, "text_eos_id", None)
-        for part in ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection"):
-            if not hasattr(src, part):
-                raise IncompatibleError(f"{name}: the text tower has no '{part}' (Hugging Face text towers are not supported)")
-        _check_blocks(src.transformer, name, "text")
-        self.src = src
-
-    @property
-    def token_embedding(self) -> nn.Embedding:
-        return self.src.token_embedding
-
-    @property
-    def positional_embedding(self) -> torch.Tensor:
-        return self.src.positional_embedding
-
-    @property
-    def transformer(self) -> Transformer:
-        return self.src.transformer
-
-    @property
-    def ln_final(self) -> nn.Module:
-        return self.src.ln_final
-
-    @property
-    def text_projection(self):
-        return self.src.text_projection
-
-    @property
-    def context_length(self) -> int:
-        return int(self.src.positional_embedding.shape[0])
-
-    def mask(self, length: int) -> torch.Tensor | None:
-        m = self.src.attn_mask
-        return None if m is None else m[:length, :length]
-
-    def trimmed_length(self, ids: torch.Tensor) -> int:
-        """Shortest prefix that gives the same pooled embedding: up to the last pooled position (causal mask only)."""
-        full = ids.shape[1]
-        if self.src.attn_mask is None or ids.shape[0] == 0:
-            return full
-        if self.pool_type == "argmax":
-            pos = ids.argmax(dim=-1)
-        elif self.pool_type == "eos" and self.eos_id is not None:
-            pos = (ids == self.eos_id).int().argmax(dim=-1)
-        elif self.pool_type == "first":
-            return 1
-        else:
-            return full
-        return int(pos.max()) + 1

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from oodbench.errors import DataError, UserError
 from oodbench.registry import register
@@ -37,8 +38,8 @@ WEIGHTS_FILE = "digits_clip.safetensors"
 METADATA_FILE = "training.json"
 TOKEN_EMBEDDING_KEY = "token_embedding.weight"
 
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+OPENAI_MEAN = tuple(OPENAI_DATASET_MEAN)  # open_clip's OpenAI CLIP normalisation
+OPENAI_STD = tuple(OPENAI_DATASET_STD)
 
 MODEL_CFG: dict[str, Any] = {
     "embed_dim": 64,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from oodbench.backbones import create_backbone
-from oodbench.backbones.clip import class_token_output
+from oodbench.backbones.clip_blocks import class_token_output
 
 
 @pytest.fixture(scope="module")

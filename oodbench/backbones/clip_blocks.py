@@ -1,0 +1,116 @@
+"""Block arithmetic of open_clip residual attention blocks, on batch-first tokens ``[B, T, W]``.
+
+A block is ``x1 = x + ls_1(attn(ln_1(x)))`` (the attention half) then ``x2 = x1 + ls_2(mlp(ln_2(x1)))`` (the MLP
+half). Besides running whole blocks (:func:`run_blocks`) the CLIP backbone needs three variants of it:
+
+* the **value path** of the last vision block (:func:`value_path`), the local features of GL-MCM / SeTAR: each token
+  through the value and output projections with no token mixing (Li et al., NeurIPS 2024, github.com/X1AOX1A/SeTAR
+  ``src/svd_ood/svd_ood/models/clip/modeling_clip.py``; Miyai et al. 2023, github.com/AtsuyaMiyai/GL-MCM);
+* the **class-token-only** last block (:func:`class_token_output`): with class-token pooling only that token's output
+  is read, so one query attends to every key instead of T queries;
+* the two **halves** separately (:func:`self_attention` + the residual, :func:`mlp_half`), so that a search of a
+  block's MLP weights can start after the block's attention half.
+
+Also :func:`block_target`, the named weights of one block (W_q/W_k/W_v as row slices of the packed
+``attn.in_proj_weight``), and :func:`check_blocks`, the block types these functions support.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import ResidualAttentionBlock, Transformer
+from torch import nn
+
+from oodbench.backbones.base import TargetWeight
+from oodbench.errors import IncompatibleError
+
+
+def run_blocks(tr: Transformer, x: torch.Tensor, start: int, stop: int, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Blocks ``start .. stop-1`` of an open_clip ``Transformer`` on batch-first ``x`` ``[B, T, W]``."""
+    if start >= stop:
+        return x
+    if not tr.batch_first:
+        x = x.transpose(0, 1)
+    for blk in tr.resblocks[start:stop]:
+        x = blk(x, attn_mask=attn_mask)
+    return x if tr.batch_first else x.transpose(0, 1)
+
+
+def value_path(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
+    """The value path of one open_clip residual block on batch-first tokens ``[B, T, W]`` -> ``[B, T, W]``.
+
+    ``v = out_proj(v_proj(ln_1(x_in))); v = x_in + ls_1(v); v = v + ls_2(mlp(ln_2(v)))`` (no token mixing).
+    """
+    return mlp_half(block, value_attention(block, x_in))
+
+
+def value_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
+    """First half of the value path: ``x_in + ls_1(out_proj(v_proj(ln_1(x_in))))``."""
+    attn = block.attn
+    d = attn.embed_dim
+    w_v = attn.in_proj_weight[2 * d :]
+    b_v = attn.in_proj_bias[2 * d :] if attn.in_proj_bias is not None else None
+    return x_in + block.ls_1(attn.out_proj(F.linear(block.ln_1(x_in), w_v, b_v)))
+
+
+def mlp_half(block: ResidualAttentionBlock, x: torch.Tensor) -> torch.Tensor:
+    """Second half of a residual block: ``x + ls_2(mlp(ln_2(x)))``."""
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def self_attention(block: ResidualAttentionBlock, q: torch.Tensor, attn_mask: torch.Tensor | None,
+                   kv: torch.Tensor | None = None) -> torch.Tensor:
+    """``block.attn`` on batch-first tokens (queries ``q``, keys and values ``kv``, default ``q``)."""
+    kv = q if kv is None else kv
+    mask = attn_mask.to(q.dtype) if attn_mask is not None else None
+    if block.attn.batch_first:
+        return block.attn(q, kv, kv, need_weights=False, attn_mask=mask)[0]
+    q, kv = q.transpose(0, 1), kv.transpose(0, 1)
+    return block.attn(q, kv, kv, need_weights=False, attn_mask=mask)[0].transpose(0, 1)
+
+
+def attention_half(block: ResidualAttentionBlock, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    """First half of a residual block: ``x + ls_1(attn(ln_1(x)))``."""
+    return x + block.ls_1(self_attention(block, block.ln_1(x), attn_mask))
+
+
+def class_token_output(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
+    """``block(x_in)[:, :1]`` computed for the class token alone: ``[B, T, W]`` -> ``[B, 1, W]``.
+
+    Keys and values come from every token, the query only from the class token; the MLP runs on one token.
+    Used for the last vision block when the pooled output is the class token (OpenAI CLIP), where the other
+    tokens' outputs are never read (the local features come from the value path instead).
+    """
+    return mlp_half(block, class_token_attention(block, x_in))
+
+
+def class_token_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
+    """Post-attention state of the class token: ``x_in[:, :1] + ls_1(attn(q = ln_1(x_in)[:, :1], kv = ln_1(x_in)))``."""
+    ln = block.ln_1(x_in)
+    return x_in[:, :1] + block.ls_1(self_attention(block, ln[:, :1], None, kv=ln))
+
+
+def block_target(tower: str, weight_type: str, layer: int, blk: nn.Module, names: dict[int, str]) -> TargetWeight:
+    """W_q/W_k/W_v (row slices of ``attn.in_proj_weight``), W_o (``attn.out_proj``), W_up (``mlp.c_fc``) or W_down
+    (``mlp.c_proj``) of one block; ``names`` maps ``id(parameter)`` to its dotted name."""
+    attn = blk.attn
+    if weight_type in ("W_q", "W_k", "W_v"):
+        d = attn.embed_dim
+        i = ("W_q", "W_k", "W_v").index(weight_type)
+        p = attn.in_proj_weight
+        return TargetWeight(tower, weight_type, layer, names[id(p)], p, rows=slice(i * d, (i + 1) * d))
+    module = {"W_o": attn.out_proj, "W_up": blk.mlp.c_fc, "W_down": blk.mlp.c_proj}[weight_type]
+    return TargetWeight(tower, weight_type, layer, names[id(module.weight)], module.weight)
+
+
+def check_blocks(tr: nn.Module, name: str, which: str) -> None:
+    """:class:`IncompatibleError` unless ``tr`` is an open_clip ``Transformer`` of standard packed-q/k/v blocks."""
+    if not isinstance(tr, Transformer):
+        raise IncompatibleError(f"{name}: the {which} tower is not an open_clip Transformer")
+    for blk in tr.resblocks:
+        if not isinstance(blk, ResidualAttentionBlock) or not blk.attn._qkv_same_embed_dim or hasattr(blk, "ln_1_kv"):
+            raise IncompatibleError(
+                f"{name}: the {which} tower uses {type(blk).__name__} blocks; only standard residual attention "
+                "blocks with packed q/k/v are supported"
+            )
