@@ -1,7 +1,8 @@
 """Full check of image files: every file is opened and decoded, problems are reported by path.
 
 Used by ``oodbench data verify``. Feature extraction does not need it: it detects unreadable images while
-loading them.
+loading them. A file counts as fine when it decodes *and* converts to 8-bit RGB the way the loader converts
+it (:func:`oodbench.data.images.to_rgb`): 16-bit and float images are fine because they are scaled, not clipped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Callable, Iterable
 
 from PIL import Image
 
+from oodbench.data.images import to_rgb
 from oodbench.data.loader import UNREADABLE, unreadable_reason
 
 
@@ -24,6 +26,7 @@ def check_image_file(path: str | Path) -> str | None:
             return "zero-byte file"
         with Image.open(path) as im:
             im.load()  # full decode: a truncated or corrupt file fails here, not at open()
+            to_rgb(im)  # what the loader does with it
     except UNREADABLE as exc:
         return unreadable_reason(exc)
     return None

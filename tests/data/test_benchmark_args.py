@@ -46,12 +46,122 @@ def test_adhoc_folders_with_class_names_as_folder_names(folders):
     assert r.groups == {"o": "far", "n": "near"} and len(r.ood["n"]) == 3 and (r.ood["o"].labels == -1).all()
 
 
-def test_adhoc_folders_named_by_position_when_names_differ(folders):
+def _adhoc(folders, *extra, classes="classes.txt"):
+    argv = ["--id-test", str(folders / "test"), "--ood", f"o={folders / 'ood'}"]
+    if classes is not None:
+        argv += ["--classes", str(folders / classes)]
+    return benchmark_from_args(parse(*argv, *extra))
+
+
+def test_names_that_match_no_folder_are_an_error_naming_the_folders(folders):
     (folders / "classes.txt").write_text("a feline\na canine\n")  # sorted folders: cat, dog
-    r = benchmark_from_args(parse("--id-test", str(folders / "test"), "--ood", f"o={folders / 'ood'}",
-                                  "--classes", str(folders / "classes.txt")))
+    with pytest.raises(DataError, match=r"class name\(s\) 'a feline', 'a canine' have no folder; folder\(s\) 'cat', "
+                                        r"'dog' have no class name .*--class-map FILE.*--classes-by-position") as e:
+        _adhoc(folders)
+    assert "\n" not in str(e.value)
+    (folders / "classes.txt").write_text("dog\nkitten\n")  # one class renamed
+    with pytest.raises(DataError, match=r"'kitten' have no folder; folder\(s\) 'cat' have no class name"):
+        _adhoc(folders)
+    (folders / "classes.txt").write_text("dog\ndog\n")  # a duplicated name
+    with pytest.raises(DataError, match=r"class name\(s\) 'dog' given more than once; folder\(s\) 'cat' have no class"):
+        _adhoc(folders)
+
+
+def test_position_naming_only_when_asked(folders):
+    (folders / "classes.txt").write_text("a feline\na canine\n")
+    r = _adhoc(folders, "--classes-by-position")
     assert r.spec.class_names == ("a feline", "a canine") and r.id_val is None
     assert r.id_test.labels.tolist() == [0, 0, 0, 1, 1] and r.id_test.relpaths[0].startswith("cat/")
+    assert r.spec.identity["classes"] == [["cat", "a feline"], ["dog", "a canine"]]
+    assert r.spec.identity["class_rule"] == "sorted-folder position"
+    (folders / "classes.txt").write_text("a\nb\nc\n")
+    with pytest.raises(DataError, match="2 class folders but 3 class names"):
+        _adhoc(folders, "--classes-by-position")
+
+
+def test_class_map_file(folders):
+    (folders / "classes.txt").write_text("feline\ncanine\n")
+    (folders / "map.tsv").write_text("# folder -> name\ndog\tcanine\ncat\tfeline\n")
+    r = _adhoc(folders, "--class-map", str(folders / "map.tsv"))
+    assert r.id_test.labels.tolist() == [0, 0, 0, 1, 1] and r.id_test.relpaths[0].startswith("cat/")
+    assert r.spec.identity["classes"] == [["cat", "feline"], ["dog", "canine"]]
+    assert r.spec.identity["class_rule"] == f"class map {(folders / 'map.tsv').resolve()}"
+    # without --classes the map's line order is the label order
+    r = _adhoc(folders, "--class-map", str(folders / "map.tsv"), classes=None)
+    assert r.spec.class_names == ("canine", "feline") and r.id_test.labels.tolist() == [0, 0, 1, 1, 1]
+    bad = {
+        "dog\tcanine\n": r"folder\(s\) 'cat' have no class name in --class-map",
+        "dog\tcanine\ncat\tcanine\n": r"folders 'dog', 'cat' are all mapped to class 'canine'",
+        "dog\tcanine\ncat\tfeline\nbird\tbirdy\n": r"folder\(s\) 'bird' do not exist",
+        "dog\tcanine\ncat\tkitty\n": r"'cat' are mapped to class name\(s\) 'kitty' that are not in --classes",
+        "dog canine\n": r"map.tsv:1: expected 'folder<TAB>class name'",
+        "dog\tcanine\ndog\tfeline\n": r"folder\(s\) 'dog' listed more than once",
+    }
+    for text, message in bad.items():
+        (folders / "map.tsv").write_text(text)
+        with pytest.raises((DataError, UserError), match=message):
+            _adhoc(folders, "--class-map", str(folders / "map.tsv"))
+    (folders / "map.tsv").write_text("dog\tcanine\ncat\tfeline\n")
+    (folders / "classes.txt").write_text("feline\ncanine\nbird\n")
+    with pytest.raises(DataError, match=r"class name\(s\) 'bird' of --classes have no folder"):
+        _adhoc(folders, "--class-map", str(folders / "map.tsv"))
+    with pytest.raises(UserError, match="exclude each other"):
+        _adhoc(folders, "--class-map", str(folders / "map.tsv"), "--classes-by-position")
+
+
+def test_imagenet_wnid_folders_with_the_registered_class_names(tmp_path, write_image):
+    """The case position naming exists for: wnid folders (sorted = label order) and --classes imagenet1k."""
+    import json
+
+    from oodbench.benchmark import get_benchmark
+    from oodbench.datasets.resources import LISTS_DIR
+
+    wnids = sorted(json.loads((LISTS_DIR / "imagenet1k_val_data.json").read_text()))  # the 1,000 wnid folders
+    for w in wnids:
+        (tmp_path / "test" / w).mkdir(parents=True)
+    write_image(tmp_path / "test" / wnids[0] / "a.jpg")
+    write_image(tmp_path / "test" / wnids[657] / "b.jpg", seed=1)
+    write_image(tmp_path / "ood" / "c.jpg", seed=2)
+    argv = ["--id-test", str(tmp_path / "test"), "--ood", f"o={tmp_path / 'ood'}", "--classes", "imagenet1k"]
+    with pytest.raises(DataError, match=r"'n01440764', 'n01443537'.* have no class name .*--classes-by-position"):
+        benchmark_from_args(parse(*argv))
+    r = benchmark_from_args(parse(*argv, "--classes-by-position"))
+    names = get_benchmark("imagenet1k").class_names
+    assert r.spec.class_names == names and r.id_test.labels.tolist() == [0, 657]
+    assert r.spec.identity["classes"][0] == ["n01440764", "tench"] and r.spec.identity["classes"][657][1] == "missile"
+    assert r.spec.identity["class_names_from"] == "benchmark imagenet1k"
+
+
+def test_one_class_and_mismatched_val_folders_are_errors(folders, write_image):
+    (folders / "one.txt").write_text("dog\n")
+    with pytest.raises(UserError, match="1 class name; an ID set needs at least 2 classes"):
+        _adhoc(folders, classes="one.txt")
+    write_image(folders / "val" / "bird" / "0.jpg")
+    with pytest.raises(DataError, match=r"--id-val .*has folder\(s\) 'bird' that are not classes"):
+        _adhoc(folders, "--id-val", str(folders / "val"))
+
+
+def test_adhoc_results_identify_their_data(folders):
+    from oodbench.pipeline import benchmark_identity
+
+    r = _adhoc(folders, "--id-val", str(folders / "val"))
+    ident = benchmark_identity(r)
+    assert ident["folders"] == {"ID test": str((folders / "test").resolve()), "ID val": str((folders / "val").resolve()),
+                                "o": str((folders / "ood").resolve())}
+    assert ident["classes"] == [["dog", "dog"], ["cat", "cat"]] and ident["class_rule"] == "folder names"
+    assert ident["class_names_from"] == str((folders / "classes.txt").resolve())
+    # the file-list digest: sha256 over "relpath<TAB>label" lines, independent of where the folder lies
+    import hashlib
+
+    h = hashlib.sha256(b"oodbench relpaths+labels v1\n")
+    for rel, lab in zip(r.id_test.relpaths, r.id_test.labels.tolist()):
+        h.update(f"{rel}\t{lab}\n".encode())
+    assert ident["file_lists"]["ID test"] == {"n": 5, "list_digest": h.hexdigest()[:20]}
+    assert ident["file_lists"]["o"]["n"] == 3
+    assert ident["splits"]["ID test"]["fingerprint"] == r.id_test.fingerprint()
+    # one more image: another digest
+    (folders / "test" / "cat" / "3.jpg").write_bytes((folders / "test" / "cat" / "0.jpg").read_bytes())
+    assert benchmark_identity(_adhoc(folders))["file_lists"]["ID test"]["list_digest"] != h.hexdigest()[:20]
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -70,7 +180,7 @@ def test_flag_errors_are_one_line(argv, match, monkeypatch):
 def test_adhoc_data_errors(folders):
     (folders / "classes.txt").write_text("dog\ncat\nbird\n")
     base = ["--id-test", str(folders / "test"), "--ood", f"o={folders / 'ood'}", "--classes", str(folders / "classes.txt")]
-    with pytest.raises(DataError, match="2 class folders but 3 class names"):
+    with pytest.raises(DataError, match="'bird' have no folder"):
         benchmark_from_args(parse(*base))
     with pytest.raises(DataError, match="--ood o: .* is not a folder"):
         benchmark_from_args(parse("--id-test", str(folders / "test"), "--ood", f"o={folders / 'missing'}",

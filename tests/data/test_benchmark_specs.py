@@ -70,15 +70,36 @@ def test_imagenet_classnames_equal_open_clip_list():
 
 
 def test_read_classnames_file_comments_and_errors(tmp_path):
+    from oodbench.data.classnames import read_classnames as read_file, resolve_classnames
+
     f = tmp_path / "c.txt"
     f.write_text("# my classes\ncat\n\n dog \n")
-    assert read_classnames(f) == ("cat", "dog")
-    assert list(read_classnames("voc")) == VOC_ORDER
-    with pytest.raises(UserError, match="one of: imagenet1k, voc"):
-        read_classnames(tmp_path / "missing.txt")
+    assert read_file(f) == ("cat", "dog")
+    assert resolve_classnames(str(f)) == (("cat", "dog"), str(f.resolve()))
+    # a registered benchmark's name gives that benchmark's class names, found through the registry
+    names, where = resolve_classnames("voc")
+    assert list(names) == VOC_ORDER and where == "benchmark voc"
+    assert resolve_classnames("imagenet")[0] == get_benchmark("imagenet1k").class_names  # aliases too
+    with pytest.raises(UserError, match=r"no such file, and no registered benchmark .* one of: .*imagenet1k.*voc"):
+        resolve_classnames(str(tmp_path / "missing.txt"))
     (tmp_path / "e.txt").write_text("\n# nothing\n")
     with pytest.raises(UserError, match="holds no class name"):
-        read_classnames(tmp_path / "e.txt")
+        read_file(tmp_path / "e.txt")
+
+
+def test_engine_never_imports_the_datasets_plugin():
+    """`oodbench/data` reaches benchmarks (and their class names) only through the registry."""
+    import ast
+    from pathlib import Path
+
+    import oodbench.data
+
+    for path in Path(oodbench.data.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(m == "oodbench.datasets" or m.startswith("oodbench.datasets.") for m in mods), path.name
 
 
 def test_shipped_imagenet_val_list_one_train_image_per_class():
