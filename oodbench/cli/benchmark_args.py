@@ -16,7 +16,7 @@ from oodbench.errors import UserError
 
 DEFAULT_BENCHMARK = "digits"
 DATA_ROOT_ENV = "OODBENCH_DATA_ROOT"
-_ADHOC = ("id_test", "id_val", "ood", "near_ood", "classes", "prompt")
+_ADHOC = ("id_test", "id_val", "ood", "near_ood", "classes", "class_map", "classes_by_position", "prompt")
 
 
 def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,11 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--ood", action="append", metavar="NAME=DIR", help="a far-OOD image folder (repeatable)")
     a.add_argument("--near-ood", action="append", metavar="NAME=DIR", help="a near-OOD image folder (repeatable)")
     a.add_argument("--classes", metavar="FILE",
-                   help="class names in label order, one per line (or a shipped list: imagenet1k, voc)")
+                   help="class names in label order, one per line (or a benchmark's: imagenet1k, voc); folders are "
+                        "matched to them by name")
+    a.add_argument("--class-map", metavar="FILE", help="folder<TAB>class name per line, when folder names differ")
+    a.add_argument("--classes-by-position", action="store_true",
+                   help="name the sorted class folders by position (e.g. ImageNet wnid folders, --classes imagenet1k)")
     a.add_argument("--prompt", metavar="TEMPLATE", help="text prompt with {} for the class name "
                                                         "(default 'a photo of a {}')")
 
@@ -62,22 +66,22 @@ def spec_from_args(args: argparse.Namespace, val_only: bool = False):
             raise UserError(f"--benchmark {args.benchmark} cannot be combined with the ad-hoc flags "
                             f"({', '.join('--' + k.replace('_', '-') for k in adhoc)}); use one or the other")
         if val_only:
-            missing = [f for f, v in (("--id-val", args.id_val), ("--classes", args.classes)) if not v]
+            missing = [f for f, v in (("--id-val", args.id_val), ("--classes", args.classes or args.class_map)) if not v]
             if missing:
                 raise UserError(f"ad-hoc benchmark: missing {', '.join(missing)} (this command reads the ID val "
                                 "images and the class names)")
             spec = adhoc_benchmark(args.id_test or args.id_val, args.classes, parse_named(args.ood, "--ood", "DIR"),
                                    near_ood=parse_named(args.near_ood, "--near-ood", "DIR"), id_val=args.id_val,
-                                   prompt=args.prompt, require_ood=False)
+                                   prompt=args.prompt, require_ood=False, **_class_rule(args))
             return spec, None
-        missing = [f for f, v in (("--id-test", args.id_test), ("--classes", args.classes)) if not v]
+        missing = [f for f, v in (("--id-test", args.id_test), ("--classes", args.classes or args.class_map)) if not v]
         if missing or not (args.ood or args.near_ood):
             missing += [] if (args.ood or args.near_ood) else ["--ood NAME=DIR"]
             raise UserError(f"ad-hoc benchmark: missing {', '.join(missing)} (needs --id-test DIR, --classes FILE "
                             f"and at least one --ood NAME=DIR)")
         spec = adhoc_benchmark(args.id_test, args.classes, parse_named(args.ood, "--ood", "DIR"),
                                near_ood=parse_named(args.near_ood, "--near-ood", "DIR"), id_val=args.id_val,
-                               prompt=args.prompt)
+                               prompt=args.prompt, **_class_rule(args))
         return spec, None
     name = args.benchmark or DEFAULT_BENCHMARK
     if not args.benchmark and data_root is not None and getattr(args, "data_root", None):
@@ -91,13 +95,20 @@ def benchmark_from_args(args: argparse.Namespace, roles: tuple[str, ...] | None 
     Raises:
         UserError / DataError: one-line, actionable (conflicting flags, no data root, missing or short splits).
     """
+    from oodbench.data.digests import use_digest_dir
     from oodbench.data.resolve import resolve
+    from oodbench.runtime import default_cache_dir
 
     val_only = roles is not None and set(roles) == {"id_val"}
     spec, data_root = spec_from_args(args, val_only=val_only)
     if not spec.needs_data_root:
         data_root = None
-    return resolve(spec, data_root, on_bad=getattr(args, "on_bad", "skip"), roles=roles)
+    resolved = resolve(spec, data_root, on_bad=getattr(args, "on_bad", "skip"), roles=roles)
+    return use_digest_dir(resolved, Path(getattr(args, "cache_dir", None) or default_cache_dir()) / "digests")
+
+
+def _class_rule(args: argparse.Namespace) -> dict:
+    return {"class_map": args.class_map, "classes_by_position": args.classes_by_position}
 
 
 def add_extraction_args(parser: argparse.ArgumentParser) -> None:
