@@ -1,8 +1,7 @@
 """Registered methods and modifiers (installed as ``oodbench.methods``).
 
-Importing this package registers the built-in methods (``none``, ``setar``) and modifiers (``none``, ``setar``).
-A method is a :class:`oodbench.method.Method` subclass registered in the ``methods`` kind.
+The built-in methods (``none``, ``setar``, ``setar-ft``, ``lora``, ``locoop``) and modifiers (``none``, ``setar``)
+are listed in :mod:`oodbench.manifest` and their modules imported when first requested from the registry, so
+importing this package imports none of them. A method is a :class:`oodbench.method.Method` subclass registered
+in the ``methods`` kind.
 """
-
-from . import none, setar  # noqa: F401  (registers the methods and modifiers)
-from . import locoop, lora, setar_ft  # noqa: F401,E402  (register the fine-tuning methods)

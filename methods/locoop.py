@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from oodbench.errors import UserError
 from oodbench.hashing import hash_file
@@ -28,11 +25,13 @@ from oodbench.method import MethodContext, Modification
 from oodbench.registry import register
 
 from .finetune.augment import LOCOOP_AUGMENT, train_transform
-from .finetune.checkpoint import load_prompts, save_prompts
 from .finetune.method import TRAIN_OPTIONS, FinetuneMethod, add_flag
 from .finetune.presets import prompt_preset
-from .finetune.prompts import PromptLearner
-from .finetune.trainer import TrainConfig, train
+
+if TYPE_CHECKING:  # pragma: no cover  (torch is imported when training or evaluating, not for --help)
+    import torch
+
+    from .finetune.trainer import TrainConfig
 
 PROMPTS_FILE = "prompts.safetensors"
 
@@ -66,6 +65,8 @@ class LocoopMethod(FinetuneMethod):
 
     # ---------------------------------------------------------------------------------- settings
     def train_config(self, ctx: MethodContext) -> TrainConfig:
+        from .finetune.trainer import TrainConfig
+
         p = prompt_preset(ctx.backbone, len(ctx.benchmark.spec.class_names))
         o = self.options
         return TrainConfig(epochs=o.get("epochs", p.epochs), lr=o.get("lr", p.lr),
@@ -85,6 +86,9 @@ class LocoopMethod(FinetuneMethod):
 
     # -------------------------------------------------------------------------------------- contract
     def check(self, ctx: MethodContext) -> None:
+        from .finetune.checkpoint import load_prompts
+        from .finetune.prompts import PromptLearner
+
         file = self.options.get("prompts_file")
         if file:
             if ctx.backbone.kind not in self.backbone_kinds:
@@ -101,6 +105,8 @@ class LocoopMethod(FinetuneMethod):
         file = self.options.get("prompts_file")
         if not file:
             return super().prepare(ctx)
+        from .finetune.checkpoint import load_prompts
+
         _, meta = load_prompts(file)
         _check_classes(meta, ctx.benchmark.spec.class_names, file)
         key = f"prompts-{hash_file(file, 20)}"
@@ -109,7 +115,13 @@ class LocoopMethod(FinetuneMethod):
         return Modification(method=self.name, key=key, record=record, apply_fn=prompts_apply_fn(Path(file)))
 
     def train_into(self, ctx: MethodContext, cfg: TrainConfig, folder: Path) -> dict[str, Any]:
+        import torch
+
         from oodbench.methods.setar.loss import clip_logits, l2_normalize
+
+        from .finetune.checkpoint import save_prompts
+        from .finetune.prompts import PromptLearner
+        from .finetune.trainer import train
 
         bb, spec = ctx.backbone, ctx.benchmark.spec
         s = self.prompt_settings(ctx)
@@ -156,7 +168,13 @@ def prompts_apply_fn(path: Path):
     """``apply_fn`` making ``backbone.shared_features`` return text features of the learned prompts; undo restores."""
 
     def apply(backbone):
+        import numpy as np
+        import torch
+
         from oodbench.backbones.base import to_numpy
+
+        from .finetune.checkpoint import load_prompts
+        from .finetune.prompts import PromptLearner
 
         ctx_t, meta = load_prompts(path)
         learner = PromptLearner(backbone, meta["class_names"], meta["n_ctx"], meta["class_specific"], ctx=ctx_t)

@@ -12,16 +12,18 @@ is what ran (scaling 8 / r); ``--lora-alpha-official`` reproduces that.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oodbench.errors import UserError
 from oodbench.method import MethodContext
 from oodbench.registry import register
 
-from .finetune.adapters import AdapterSet, lora_adapters
 from .finetune.method import TRAIN_OPTIONS, add_flag
 from .finetune.presets import OFFICIAL_CODE_LORA_ALPHA, weight_preset
 from .finetune.weights import WeightMethod
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .finetune.adapters import AdapterSet
 
 ALPHA_MODES = ("paper", "official-code")
 
@@ -85,6 +87,8 @@ class LoraMethod(WeightMethod):
 
     def attach(self, ctx: MethodContext) -> AdapterSet:
         s = self.settings(ctx)
+        from .finetune.adapters import lora_adapters
+
         return lora_adapters(ctx.backbone, s["weight_type"], s["rank"], s["alpha"], seed=self.train_config(ctx).seed)
 
     def train_into(self, ctx, cfg, folder):

@@ -12,14 +12,16 @@ The plan comes from ``--plan FILE`` or the ``setar`` method (a cached search on 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oodbench.method import MethodContext
 from oodbench.registry import register
 
-from .finetune.adapters import AdapterSet, setar_ft_adapters
 from .finetune.method import TRAIN_OPTIONS, add_flag
 from .finetune.weights import WeightMethod
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .finetune.adapters import AdapterSet
 
 
 @register("methods", "setar-ft", aliases=("setar_ft",))
@@ -72,6 +74,8 @@ class SetarFTMethod(WeightMethod):
         return {"plan": plan.hash(), "prune": plan.prune}
 
     def attach(self, ctx: MethodContext) -> AdapterSet:
+        from .finetune.adapters import setar_ft_adapters
+
         return setar_ft_adapters(ctx.backbone, self.plan(ctx))
 
     def train_into(self, ctx, cfg, folder):

@@ -18,6 +18,12 @@ distribution that declares an entry point in the group ``oodbench.<kind>``::
 Entry points are loaded lazily: only when that name is requested (or when everything is listed), so a
 broken plugin cannot break ``oodbench --help``. A name that is already taken is an error, never a silent
 overwrite. This module is the ground floor of the project and imports nothing from it.
+
+The built-ins are known before their modules are imported: :mod:`oodbench.manifest` lists each one with
+:func:`register_lazy` (name, ``"module:attribute"``, summary, aliases), so listing names and summaries
+(``oodbench list``, ``--help``) imports no model library; the module is imported when the object is first
+requested, and its ``@register`` decorator then fills in the entry. A test checks that the manifest says
+exactly what importing the modules registers.
 """
 
 from __future__ import annotations
@@ -34,15 +40,9 @@ from typing import Any, Callable, Iterable
 
 KINDS = ("backbones", "modifiers", "postprocessors", "benchmarks", "methods")
 
-# The modules whose import registers the built-ins of each kind. Imported on first lookup so that
+# The module that lists the built-ins with `register_lazy`, imported on the first lookup so that
 # `import oodbench.registry` stays free of heavy dependencies.
-_BUILTIN_MODULES = {
-    "backbones": ("oodbench.backbones",),
-    "modifiers": ("oodbench.methods",),
-    "postprocessors": ("oodbench.postprocessors",),
-    "benchmarks": ("oodbench.datasets",),
-    "methods": ("oodbench.methods",),
-}
+MANIFEST = "oodbench.manifest"
 
 
 class RegistryError(KeyError):
@@ -54,21 +54,42 @@ class RegistryError(KeyError):
 
 @dataclass
 class Entry:
-    """One registered object and where it came from."""
+    """One registered object and where it came from.
+
+    ``obj`` is None until a lazily registered entry (``target`` = ``"module:attribute"``, or an entry point) is
+    loaded; ``summary`` is then the one given at registration, afterwards the first line of the docstring.
+    """
 
     name: str
     obj: Any = None
     source: str = "builtin"  # "builtin", "plugin:<file>" or "entry-point:<distribution>"
     aliases: tuple[str, ...] = ()
     _entry_point: EntryPoint | None = field(default=None, repr=False)
+    target: str | None = None
+    lazy_summary: str = field(default="", repr=False)
+
+    @property
+    def loaded(self) -> bool:
+        return self.obj is not None
 
     def load(self) -> Any:
         if self.obj is None and self._entry_point is not None:
             self.obj = self._entry_point.load()
+        elif self.obj is None and self.target is not None:
+            module, _, attr = self.target.partition(":")
+            obj = importlib.import_module(module)  # its @register fills self.obj
+            if self.obj is None:
+                for part in attr.split("."):
+                    obj = getattr(obj, part)
+                self.obj = obj
+                if isinstance(obj, type):
+                    obj.registry_name = self.name
         return self.obj
 
     @property
     def summary(self) -> str:
+        if self.obj is None:
+            return self.lazy_summary
         doc = getattr(self.obj, "__doc__", None) or ""
         return doc.strip().splitlines()[0] if doc.strip() else ""
 
@@ -87,19 +108,58 @@ class Registry:
     def add(self, name: str, obj: Any, *, aliases: Iterable[str] = (), source: str = "builtin") -> Any:
         key = _norm(name)
         aliases = tuple(aliases)
+        lazy = self._entries.get(key)
+        if lazy is not None and lazy.obj is None and lazy.target == _target_of(obj):
+            # the module of a lazily registered entry is being imported: fill the entry in
+            lazy.obj = obj
+            self._add_aliases(key, aliases)
+        else:
+            self._check_free(key, aliases)
+            self._entries[key] = Entry(key, obj, source, aliases)
+            for a in aliases:
+                self._aliases[_norm(a)] = key
+        if isinstance(obj, type):
+            obj.registry_name = key  # the canonical name, recorded in every result
+        return obj
+
+    def add_lazy(self, name: str, target: str, *, summary: str = "", aliases: Iterable[str] = (),
+                 source: str = "builtin") -> None:
+        """Register ``target`` (``"package.module:attribute"``) under ``name`` without importing it."""
+        key = _norm(name)
+        aliases = tuple(aliases)
+        if ":" not in target:
+            raise RegistryError(f"{self.kind}: lazy target of '{name}' must read 'module:attribute', got '{target}'")
+        existing = self._entries.get(key)
+        if existing is not None and existing.target == target or (
+                existing is not None and _target_of(existing.obj) == target):
+            existing.target, existing.lazy_summary = target, summary
+            self._add_aliases(key, aliases)  # the module was imported before the manifest
+            return
+        self._check_free(key, aliases)
+        self._entries[key] = Entry(key, None, source, aliases, target=target, lazy_summary=summary)
+        for a in aliases:
+            self._aliases[_norm(a)] = key
+
+    def _check_free(self, key: str, aliases: tuple[str, ...]) -> None:
         for n in (key, *map(_norm, aliases)):
             if n in self._entries or n in self._aliases:
                 owner = self._entries.get(n) or self._entries[self._aliases[n]]
                 raise RegistryError(
                     f"{self.kind}: name '{n}' is already registered by {owner.source} "
-                    f"({_qualname(owner.obj)}); choose another name"
+                    f"({_qualname(owner.obj) if owner.obj is not None else owner.target}); choose another name"
                 )
-        self._entries[key] = Entry(key, obj, source, aliases)
+
+    def _add_aliases(self, key: str, aliases: tuple[str, ...]) -> None:
+        entry = self._entries[key]
         for a in aliases:
-            self._aliases[_norm(a)] = key
-        if isinstance(obj, type):
-            obj.registry_name = key  # the canonical name, recorded in every result
-        return obj
+            n = _norm(a)
+            if self._aliases.get(n) == key:
+                continue
+            if n in self._entries or n in self._aliases:
+                self._check_free(n, ())
+            self._aliases[n] = key
+            if a not in entry.aliases:
+                entry.aliases = (*entry.aliases, a)
 
     def register(self, name: str | None = None, *, aliases: Iterable[str] = ()) -> Callable[[Any], Any]:
         def deco(obj: Any) -> Any:
@@ -130,14 +190,18 @@ class Registry:
         self._ensure_loaded(entry_points_too=True)
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, _norm(pattern)))
 
-    def entries(self, pattern: str = "*") -> list[Entry]:
+    def entries(self, pattern: str = "*", load: bool = False) -> list[Entry]:
+        """The entries matching ``pattern``. Entry points are loaded (a broken one is listed with the error);
+        lazily registered built-ins only with ``load=True``: their summary is known without importing them."""
         out = []
         for n in self.names(pattern):
             entry = self._entries[n]
-            try:
-                entry.load()
-            except Exception as exc:  # a broken plugin is listed, not fatal
-                entry.source += f" (failed to load: {exc})"
+            if load or entry._entry_point is not None:
+                try:
+                    entry.load()
+                except Exception as exc:  # a broken plugin is listed, not fatal
+                    if "failed to load" not in entry.source:
+                        entry.source += f" (failed to load: {exc})"
             out.append(entry)
         return out
 
@@ -151,8 +215,7 @@ class Registry:
     def _ensure_loaded(self, *, entry_points_too: bool) -> None:
         if not self._builtins_loaded:
             self._builtins_loaded = True
-            for mod in _BUILTIN_MODULES.get(self.kind, ()):
-                importlib.import_module(mod)
+            importlib.import_module(MANIFEST)
         if entry_points_too and not self._entry_points_scanned:
             self._entry_points_scanned = True
             for ep in entry_points(group=f"oodbench.{self.kind}"):
@@ -162,7 +225,8 @@ class Registry:
                     owner = self._entries.get(key) or self._entries[self._aliases[key]]
                     raise RegistryError(
                         f"{self.kind}: entry point '{ep.name}' of distribution {dist} collides with "
-                        f"{owner.source} ({_qualname(owner.obj)}); rename one of them"
+                        f"{owner.source} ({_qualname(owner.obj) if owner.obj is not None else owner.target}); "
+                        "rename one of them"
                     )
                 self._entries[key] = Entry(key, None, f"entry-point:{dist}", (), ep)
 
@@ -181,6 +245,15 @@ def registry(kind: str) -> Registry:
 def register(kind: str, name: str | None = None, *, aliases: Iterable[str] = ()) -> Callable[[Any], Any]:
     """Class/function decorator: ``@register("postprocessors", "mcm")``."""
     return registry(kind).register(name, aliases=aliases)
+
+
+def register_lazy(kind: str, name: str, target: str, *, summary: str = "", aliases: Iterable[str] = ()) -> None:
+    """Register ``target`` (``"package.module:attribute"``) as ``name`` of ``kind`` without importing it.
+
+    ``oodbench list`` shows ``summary``; the module is imported when ``name`` is first requested. Used by
+    :mod:`oodbench.manifest` for the built-ins.
+    """
+    registry(kind).add_lazy(name, target, summary=summary, aliases=aliases)
 
 
 def get(kind: str, name: str) -> Any:
@@ -236,6 +309,12 @@ def _kind(kind: str) -> str:
 
 def _singular(kind: str) -> str:
     return kind[:-1]
+
+
+def _target_of(obj: Any) -> str | None:
+    """``"module:qualname"`` of a class or function (what a lazy registration names), else None."""
+    module, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return f"{module}:{qual}" if module and qual else None
 
 
 def _qualname(obj: Any) -> str:

@@ -15,9 +15,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from torchvision import transforms
-from torchvision.transforms import InterpolationMode
-
 
 @dataclass(frozen=True)
 class Augment:
@@ -46,6 +43,9 @@ def image_size(backbone) -> int:
 
 def train_transform(backbone, augment: Augment) -> Callable:
     """PIL image -> augmented, normalised float tensor ``[3, S, S]`` for ``backbone``."""
+    from torchvision import transforms
+    from torchvision.transforms import InterpolationMode
+
     cfg = backbone.preprocess_config()
     size = image_size(backbone)
     steps: list = [_to_rgb,

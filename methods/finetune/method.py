@@ -22,17 +22,19 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from oodbench import atomic
 from oodbench.errors import UserError
 from oodbench.hashing import hash_json
 from oodbench.method import Method, MethodContext, Modification
 
-from .checkpoint import load_tensors, save_tensors
-from .trainer import PRECISIONS, TrainConfig, TrainLog
+from .presets import PRECISIONS
+
+if TYPE_CHECKING:  # pragma: no cover  (torch is imported when training, not for --help)
+    import torch
+
+    from .trainer import TrainConfig, TrainLog
 
 log = logging.getLogger("oodbench")
 
@@ -167,6 +169,8 @@ class FinetuneMethod(Method):
         """``on_epoch_end`` callback writing ``checkpoint.safetensors`` atomically after each epoch."""
 
         def save(epoch: int, step: int) -> None:
+            from .checkpoint import save_tensors
+
             save_tensors(folder / CHECKPOINT_FILE, tensors_fn(), {**meta, "epoch": epoch + 1, "step": step})
 
         return save
@@ -174,6 +178,8 @@ class FinetuneMethod(Method):
 
 def read_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The last epoch checkpoint of a training folder."""
+    from .checkpoint import load_tensors
+
     return load_tensors(Path(folder) / CHECKPOINT_FILE)
 
 

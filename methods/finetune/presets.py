@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass
 
 from .augment import Augment
 
+#: Training precisions (autocast of the forward pass).
+PRECISIONS = ("fp32", "bf16")
+
 #: The LoRA alpha the official code actually applies: ``finetune.py`` never passes ``lora_alpha`` to the peft
 #: config, so peft's default 8 is used (spec §10.4).
 OFFICIAL_CODE_LORA_ALPHA = 8.0

@@ -27,11 +27,11 @@ import torch
 from oodbench.errors import DataError, UserError
 
 from .augment import CLIP_AUGMENT, Augment
+from .presets import PRECISIONS
 
 log = logging.getLogger("oodbench")
 
 SCHEDULES = ("cosine", "cosine-epoch")
-PRECISIONS = ("fp32", "bf16")
 LOG_COLUMNS = ("step", "epoch", "lr", "locoop_loss", "loss_id", "loss_ood", "acc", "ood_patch_percent", "batch",
                "seconds")
 

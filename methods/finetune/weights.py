@@ -10,18 +10,17 @@ loads.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from oodbench.method import MethodContext
 
-from .adapters import AdapterSet
 from .augment import CLASSIFIER_AUGMENT, CLIP_AUGMENT, train_transform
-from .checkpoint import save_tensors, weights_modification_fn
 from .method import FinetuneMethod
 from .presets import loss_preset, weight_preset
-from .trainer import TrainConfig, train
+
+if TYPE_CHECKING:  # pragma: no cover  (torch is imported when training, not for --help)
+    from .adapters import AdapterSet
+    from .trainer import TrainConfig
 
 
 def weight_forward(backbone, adapters: AdapterSet, class_names: list[str], prompt: str):
@@ -30,6 +29,8 @@ def weight_forward(backbone, adapters: AdapterSet, class_names: list[str], promp
     CLIP: the text embeddings of ``prompt.format(c)`` are recomputed every step when the text tower has adapters
     (computed once otherwise); the image tower runs without autograd when it has none.
     """
+    import torch
+
     from oodbench.methods.setar.loss import clip_logits, l2_normalize
 
     towers = adapters.towers()
@@ -72,6 +73,8 @@ class WeightMethod(FinetuneMethod):
         raise NotImplementedError
 
     def train_config(self, ctx: MethodContext) -> TrainConfig:
+        from .trainer import TrainConfig
+
         preset = weight_preset(ctx.backbone)
         loss = loss_preset(ctx.backbone, ctx.benchmark.spec)
         o = self.options
@@ -82,6 +85,9 @@ class WeightMethod(FinetuneMethod):
                            augment=preset.augment or (CLIP_AUGMENT if ctx.backbone.kind == "clip" else CLASSIFIER_AUGMENT))
 
     def train_into(self, ctx: MethodContext, cfg: TrainConfig, folder: Path) -> dict[str, Any]:
+        from .checkpoint import save_tensors
+        from .trainer import train
+
         bb, spec = ctx.backbone, ctx.benchmark.spec
         adapters = self.attach(ctx)
         try:
@@ -102,4 +108,6 @@ class WeightMethod(FinetuneMethod):
         return {"trainable_params": n_trainable, "ranks": ranks, "modified": sorted(merged), **summary}
 
     def apply_fn(self, folder: Path):
+        from .checkpoint import weights_modification_fn
+
         return weights_modification_fn(folder / "weights.safetensors")

@@ -10,22 +10,26 @@ Public API:
 * :mod:`.modifier` — the registered modifier ``setar``;
 * :mod:`.method` — the registered method ``setar`` (plan from ``--plan`` or a cached search);
 * :mod:`.loss` — the LoCoOp loss as the official search computes it;
-* :mod:`.search` — :func:`search` (SeTAR-S, MIS, LES) with :class:`SearchConfig`;
+* :mod:`.search` — :func:`.search.search` (SeTAR-S, MIS, LES) with :class:`SearchConfig` (:mod:`.config`);
 * :mod:`.presets` — the published (lambda, K, batch size) per backbone and benchmark.
 """
 
-from .loss import LossResult, locoop_loss_clip, locoop_loss_logits
-from .lowrank import SVDFactors, kept_rank, removed_factors, removed_rank, truncated_weight
-from .method import SetarMethod
-from .modifier import SetarModifier, find_target
-from .plan import Plan, PlanEntry
-from .presets import DEFAULT_RATIOS, Preset, search_preset
-from .search import SearchConfig, SearchResult, search, search_order
-from .searchlog import SearchLog
+from importlib import import_module
 
-__all__ = [
-    "DEFAULT_RATIOS", "LossResult", "Plan", "PlanEntry", "Preset", "SVDFactors", "SearchConfig",
-    "SearchLog", "SearchResult", "SetarMethod", "SetarModifier", "find_target", "kept_rank", "locoop_loss_clip",
-    "locoop_loss_logits", "removed_factors", "removed_rank", "search", "search_order", "search_preset",
-    "truncated_weight",
-]
+# Name -> submodule. Imported on first use, so that importing the method (for `--help`) imports no torch.
+_EXPORTS = {
+    "LossResult": "loss", "locoop_loss_clip": "loss", "locoop_loss_logits": "loss",
+    "SVDFactors": "lowrank", "kept_rank": "lowrank", "removed_factors": "lowrank", "removed_rank": "lowrank",
+    "truncated_weight": "lowrank", "SetarMethod": "method", "SetarModifier": "modifier", "find_target": "modifier",
+    "Plan": "plan", "PlanEntry": "plan", "DEFAULT_RATIOS": "presets", "Preset": "presets",
+    "search_preset": "presets", "SearchConfig": "config", "SearchResult": "search", "search_order": "search",
+    "SearchLog": "searchlog",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

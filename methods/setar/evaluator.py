@@ -139,6 +139,18 @@ class FastEvaluator:
         for mlp in (False, True):
             self._hidden.pop((target[0], self._hidden_index(target), mlp), None)
 
+    def resume(self, accepted: list[tuple[Target, float]], current: LossResult) -> None:
+        """State of a search after the steps that accepted ``accepted``: those cuts applied, and ``current`` (the
+        global best so far, which is the accepted configuration's loss) known, as :meth:`accept` leaves it."""
+        for target, ratio in accepted:
+            if self.removed(target, ratio) > 0:
+                self.mod.set_ratio(self.target_weight(target), ratio, self.prune, self.seed)
+        self._hidden.clear()
+        self._tower_out.clear()
+        self._memo.clear()
+        self._best = self._last = None
+        self._current = current
+
     # ----------------------------------------------------------------------------------- internals
     def _hidden_index(self, target: Target) -> int:
         tower, _, layer = target

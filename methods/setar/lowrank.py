@@ -17,7 +17,7 @@ import torch
 
 from oodbench.errors import UserError
 
-PRUNE_STRATEGIES = ("minor", "principal", "random")
+from .config import PRUNE_STRATEGIES  # noqa: F401  (defined in the torch-free settings module)
 
 
 def removed_rank(full_rank: int, ratio: float) -> int:

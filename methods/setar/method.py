@@ -3,7 +3,12 @@ split) applied by :class:`~oodbench.methods.setar.modifier.SetarModifier` before
 
 A search result is cached under ``<cache-dir>/plans/<key>/`` (plan, per-step and per-candidate logs), keyed by
 everything that determines it: backbone weights, preprocessing, the val images, class names, prompt and the
-search settings. A second run with the same ingredients reuses the plan without searching again.
+search settings. A second run with the same ingredients reuses the plan without searching again. While a search
+runs, each finished step is saved to ``<cache-dir>/plans/<key>.partial/``: a search that was interrupted
+(killed, pre-empted) resumes after its last finished step when the same command is run again, with the same
+result as an uninterrupted one; ``oodbench search`` resumes the same way, whatever its ``--out``.
+
+This module imports no model library at import time (the registry imports it for ``--help``).
 
 Search settings: the published preset of (``Backbone.family``, ``BenchmarkSpec.family``) from
 :mod:`~oodbench.methods.setar.presets`, overridden by what the user passes. The random prune strategy draws
@@ -18,8 +23,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+import shutil
+from typing import TYPE_CHECKING
 
 from oodbench import atomic
 from oodbench.errors import DataError, UserError
@@ -27,11 +32,15 @@ from oodbench.hashing import hash_json
 from oodbench.method import Method, MethodContext, Modification
 from oodbench.registry import register
 
-from .modifier import SetarModifier, find_target
-from .plan import Plan
+from .config import MODALITIES, PRUNE_STRATEGIES, SEARCHERS, SearchConfig
 from .presets import search_preset
-from .search import MODALITIES, SEARCHERS, SearchConfig, SearchResult
-from .lowrank import PRUNE_STRATEGIES
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .modifier import SetarModifier
+    from .plan import Plan
+    from .search import SearchResult
 
 log = logging.getLogger("oodbench")
 
@@ -91,6 +100,9 @@ class SetarMethod(Method):
     # -------------------------------------------------------------------------------------- contract
     def check(self, ctx: MethodContext) -> None:
         """The plan file (exists, valid, fits the backbone) or the search settings; before any work."""
+        from .modifier import find_target
+        from .plan import Plan
+
         plan_file = self.options.get("plan_file")
         if plan_file:
             if ctx.backbone.kind not in self.backbone_kinds:
@@ -132,6 +144,9 @@ class SetarMethod(Method):
 
     def obtain_plan(self, ctx: MethodContext) -> tuple[Plan, SetarModifier]:
         """The plan of ``--plan``, or the (cached) result of a search; and a modifier holding its SVDs."""
+        from .modifier import SetarModifier
+        from .plan import Plan
+
         modifier = SetarModifier()
         plan_file = self.options.get("plan_file")
         if plan_file:
@@ -145,13 +160,17 @@ class SetarMethod(Method):
             log.info("SeTAR plan %s reused from the cache (%s): %s", plan.hash(), folder, plan.describe())
             return plan, modifier
         result = self.search(ctx, config, preset, modifier)
-        save_search(result, folder)
         log.info("SeTAR plan %s: %s (search log in %s)", result.plan.hash(), result.plan.describe(), folder)
         return result.plan, modifier
 
     def search(self, ctx: MethodContext, config: SearchConfig | None = None, preset=None,
                modifier: SetarModifier | None = None) -> SearchResult:
-        """Search a plan on the ID val split (no cache)."""
+        """Search a plan on the ID val split (a finished plan in the cache is not reused: the search runs).
+
+        Each finished step is saved to ``<cache>/plans/<key>.partial/``, and a search interrupted before resumes
+        from there. The result is stored in the plan cache (``<cache>/plans/<key>/``, reused by ``oodbench run
+        --method setar``) and the partial folder removed.
+        """
         from oodbench.runtime import set_float32_mode
 
         from .search import search
@@ -161,6 +180,8 @@ class SetarMethod(Method):
         source = ctx.benchmark.id_val
         spec = ctx.benchmark.spec
         tf32 = bool(self.options.get("tf32"))
+        key = self.plan_key(ctx, config)
+        partial = ctx.caches.plans / f"{key}.partial"
         images, labels = load_val_images(ctx.backbone, source, on_bad=ctx.on_bad)
         log.info("SeTAR search on %s (%d images), %s: lambda %g, K %d, batch %d (%s)", source.name, len(labels),
                  config.searcher, config.lam, config.top_k, config.batch_size, preset.source)
@@ -168,13 +189,14 @@ class SetarMethod(Method):
         try:
             dev = ctx.backbone.device
             result = search(ctx.backbone, images.to(dev), labels.to(dev), list(spec.class_names), spec.prompt, config,
-                            modifier=modifier)
+                            modifier=modifier, checkpoint=partial)
         finally:
             set_float32_mode(False)
         result.plan.search.update({"preset": preset.source, "benchmark": spec.name, "val_split": source.name,
                                    "val_fingerprint": source.fingerprint(), "tf32": tf32})
+        save_search(result, ctx.caches.plans / key)
+        shutil.rmtree(partial, ignore_errors=True)
         return result
-
 
     # ------------------------------------------------------------------------- `oodbench search` output
     @staticmethod
@@ -207,6 +229,8 @@ def steps_table(result: SearchResult):
 
 def plan_modification(method: str, plan: Plan, modifier: SetarModifier | None = None) -> Modification:
     """A :class:`Modification` applying ``plan`` with ``modifier`` (whose cached SVDs are reused)."""
+    from .modifier import SetarModifier
+
     modifier = modifier or SetarModifier()
 
     def apply(backbone):
@@ -222,6 +246,9 @@ def load_val_images(backbone, source, batch_size: int = 256, on_bad: str = "skip
 
     Unreadable files are left out with a warning (``on_bad="skip"``) or raise :class:`DataError` (``"fail"``).
     """
+    import numpy as np
+    import torch
+
     from oodbench.data.loader import SourceDataset, collate
 
     loader = torch.utils.data.DataLoader(SourceDataset(source, backbone.preprocess()), batch_size=batch_size,

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -33,86 +33,14 @@ from oodbench.backbones.base import Backbone
 from oodbench.console import progress
 from oodbench.errors import IncompatibleError, UserError
 
+from .config import METRICS, MODALITIES, PRUNE_STRATEGIES, SEARCHERS, SearchConfig  # noqa: F401  (re-exported)
 from .evaluator import FastEvaluator, Target
 from .loss import LOSS_KEYS, LossResult
-from .lowrank import PRUNE_STRATEGIES
 from .modifier import SetarModifier
 from .plan import Plan, PlanEntry
-from .presets import DEFAULT_RATIOS, DEFAULT_SEED, OFFICIAL_BATCH
-from .searchlog import SearchLog
+from .searchlog import SearchCheckpoint, SearchLog, SearchState
 
 logger = logging.getLogger("oodbench")
-
-SEARCHERS = ("setar-s", "mis", "les")
-MODALITIES = ("both", "vision", "text")
-METRICS = ("locoop_loss", "loss_id", "loss_ood")
-_SEARCHER_ALIASES = {"setar-s": "setar-s", "setar_s": "setar-s", "setars": "setar-s", "visual_text": "setar-s",
-                     "mis": "mis", "modality_interleaved": "mis", "les": "les", "layer_exhaustive": "les"}
-
-
-@dataclass
-class SearchConfig:
-    """Settings of one search.
-
-    Attributes:
-        searcher: ``"setar-s"`` (default), ``"mis"`` or ``"les"``.
-        weight_type: the weight searched in every block (``W_up`` in every reported run).
-        modality: ``"both"``, ``"vision"`` or ``"text"`` (classifiers: vision).
-        ratios: candidate rank reduction ratios, in evaluation order.
-        lam: LoCoOp lambda (the OOD term's weight).
-        top_k: K of the ground-truth top-K patch mask (0: every patch counts as OOD, as in the official code).
-        batch_size: batch size of the loss aggregation (512 officially; 384 for Swin).
-        prune: ``"minor"`` (SeTAR), ``"principal"`` or ``"random"``.
-        seed: seed of the random prune strategy.
-        include_projection: also search the projections ``W_p`` (before each tower's blocks); off in SeTAR.
-        metric: what is minimised: ``locoop_loss`` (default), ``loss_id`` or ``loss_ood``.
-        forward_batch_size: images per forward chunk (memory only; it does not change the loss).
-        text_batch_size: prompts per text forward chunk.
-    """
-
-    searcher: str = "setar-s"
-    weight_type: str = "W_up"
-    modality: str = "both"
-    ratios: tuple[float, ...] = DEFAULT_RATIOS
-    lam: float = 0.10
-    top_k: int = 300
-    batch_size: int = OFFICIAL_BATCH
-    prune: str = "minor"
-    seed: int = DEFAULT_SEED
-    include_projection: bool = False
-    metric: str = "locoop_loss"
-    forward_batch_size: int = 256
-    text_batch_size: int = 256
-
-    def __post_init__(self) -> None:
-        s = _SEARCHER_ALIASES.get(str(self.searcher).lower())
-        if s is None:
-            raise UserError(f"unknown searcher '{self.searcher}'; choose one of {', '.join(SEARCHERS)}")
-        self.searcher = s
-        if self.modality not in MODALITIES:
-            raise UserError(f"unknown modality '{self.modality}'; choose one of {', '.join(MODALITIES)}")
-        if self.prune not in PRUNE_STRATEGIES:
-            raise UserError(f"unknown prune strategy '{self.prune}'; choose one of {', '.join(PRUNE_STRATEGIES)}")
-        if self.metric not in METRICS:
-            raise UserError(f"unknown search metric '{self.metric}'; choose one of {', '.join(METRICS)}")
-        self.ratios = tuple(float(r) for r in self.ratios)
-        if not self.ratios:
-            raise UserError("the list of candidate ratios is empty")
-        if any(not 0 <= r < 1 for r in self.ratios):
-            raise UserError(f"candidate ratios must lie in [0, 1), got {list(self.ratios)}")
-        if self.lam < 0:
-            raise UserError(f"--lambda must be >= 0, got {self.lam}")
-        if self.top_k < 0:
-            raise UserError(f"--topk must be >= 0, got {self.top_k}")
-        for name in ("batch_size", "forward_batch_size", "text_batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ratios"] = list(self.ratios)
-        d["lambda"] = d.pop("lam")
-        return d
 
 
 @dataclass
@@ -166,7 +94,7 @@ def _searched_towers(towers: dict[str, int], config: SearchConfig) -> list[str]:
 # ----------------------------------------------------------------------------------------------- search
 def search(backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, class_names: list[str] | None = None,
            prompt: str = "a photo of a {}", config: SearchConfig | None = None,
-           modifier: SetarModifier | None = None) -> SearchResult:
+           modifier: SetarModifier | None = None, checkpoint: str | Path | None = None) -> SearchResult:
     """Run a SeTAR search on the ID validation images and return the selected plan and the log.
 
     Args:
@@ -178,6 +106,10 @@ def search(backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, class
         config: search settings (default :class:`SearchConfig`).
         modifier: a modifier to reuse (its cached SVDs); one is created otherwise. The backbone's weights are
             restored before returning.
+        checkpoint: a folder where each finished step is saved (:class:`~.searchlog.SearchCheckpoint`). A search
+            started with the same folder, inputs and settings resumes after the last finished step and gives the
+            same plan, steps and candidate losses as one that was never interrupted (only ``seconds`` differ).
+            The caller keys the folder by the inputs (the images are not checked) and removes it when done.
 
     Returns:
         :class:`SearchResult` with the plan (every searched weight, ratio 0 included) and the log.
@@ -195,40 +127,64 @@ def search(backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, class
     modifier.attach(backbone)
     settings = config.to_dict() | {"backbone": backbone.name, "n_images": int(images.shape[0]),
                                    "n_classes": len(class_names) if class_names else None, "prompt": prompt}
+    ckpt = SearchCheckpoint(checkpoint, settings, order) if checkpoint is not None else None
+    state = ckpt.load() if ckpt is not None else None
+    before = state.seconds if state is not None else 0.0
     start = time.perf_counter()
     try:
         with torch.no_grad():
             ev = FastEvaluator(backbone, images, labels, prompts, lam=config.lam, top_k=config.top_k,
                                batch_size=config.batch_size, prune=config.prune, seed=config.seed, modifier=modifier,
                                forward_batch_size=config.forward_batch_size, text_batch_size=config.text_batch_size)
-            log = SearchLog(settings=settings)
-            accepted, best = greedy(ev, order, config, log)
+            if state is not None:
+                logger.info("SeTAR search: resuming after step %d of %d (%s)", state.steps_done - 1, len(order),
+                            ckpt.path)
+                ev.resume(state.accepted, state.best)
+                ev.forward_passes = state.forward_passes
+            log = state.log if state is not None else SearchLog(settings=settings)
+
+            def save_step(accepted: list[tuple[Target, float]], best: LossResult) -> None:
+                ckpt.save(SearchState(list(accepted), best, log, ev.forward_passes,
+                                      before + time.perf_counter() - start))
+
+            accepted, best = greedy(ev, order, config, log, resume=state,
+                                    on_step=save_step if ckpt is not None else None)
     finally:
         modifier.restore()
-    log.seconds = time.perf_counter() - start
+    log.seconds = before + time.perf_counter() - start
     plan = Plan([PlanEntry(*t, r) for t, r in accepted], config.prune, config.seed, dict(settings))
     logger.info("SeTAR search (%s) done in %.1f s: %d candidates, %d forward passes; plan %s",
                 config.searcher, log.seconds, len(log.candidates), ev.forward_passes, plan.describe())
     return SearchResult(plan, log, best, {"forward_passes": ev.forward_passes, "candidates_computed": log.n_computed})
 
 
-def greedy(ev, order: list[Target], config: SearchConfig, log: SearchLog) -> tuple[list[tuple[Target, float]], LossResult | None]:
+def greedy(ev, order: list[Target], config: SearchConfig, log: SearchLog, resume: SearchState | None = None,
+           on_step: Callable[[list[tuple[Target, float]], LossResult], None] | None = None,
+           ) -> tuple[list[tuple[Target, float]], LossResult | None]:
     """The acceptance loop shared by the three searchers (spec §4.3).
 
     ``ev`` provides ``evaluate(target, ratio) -> (LossResult, removed, computed)``, ``mark_best()``,
-    ``accept(target, ratio, result)`` and ``forget(target)``.
+    ``accept(target, ratio, result)`` and ``forget(target)`` (and ``resume(accepted, best)``, called by
+    :func:`search` before a resumed loop).
+
+    Args:
+        resume: the state after the last finished step of an interrupted search: its accepted settings and global
+            best are taken over and the loop goes on with the next step (``log`` must be the state's log).
+        on_step: called with the accepted settings and the global best after each finished step.
     """
     exhaustive = config.searcher == "les"
-    pool = list(order)
     n_ratios = len(config.ratios)
-    total = n_ratios * (len(pool) * (len(pool) + 1) // 2 if exhaustive else len(pool))
+    n = len(order)
+    total = n_ratios * (n * (n + 1) // 2 if exhaustive else n)
     metric = config.metric
-    best: LossResult | None = None
-    best_value = float("inf")
-    accepted: list[tuple[Target, float]] = []
+    best: LossResult | None = resume.best if resume is not None else None
+    best_value = getattr(best, metric) if best is not None else float("inf")
+    accepted: list[tuple[Target, float]] = list(resume.accepted) if resume is not None else []
+    done = {t for t, _ in accepted}
+    pool = [t for t in order if t not in done]
     with progress() as bar:
-        task = bar.add_task(f"SeTAR {config.searcher}", total=total)
-        step = 0
+        task = bar.add_task(f"SeTAR {config.searcher}", total=total, completed=len(log.candidates))
+        step = len(accepted)
         while pool:
             step_targets = pool if exhaustive else pool[:1]
             best_setting: tuple[Target, float] = (step_targets[0], 0.0)
@@ -254,6 +210,8 @@ def greedy(ev, order: list[Target], config: SearchConfig, log: SearchLog) -> tup
             accepted.append(best_setting)
             pool.remove(target)
             log.add_step(step, target, ratio, best)
+            if on_step is not None:
+                on_step(accepted, best)
             logger.info("step %d: %s %s layer %d -> ratio %.2f (%s %.6f, acc %.2f)", step, *target, ratio, metric,
                         best_value, best.acc)
             step += 1

@@ -1,4 +1,5 @@
-"""The record of a SeTAR search: one row per step (the running best, official columns) and one per candidate.
+"""The record of a SeTAR search: one row per step (the running best, official columns) and one per candidate;
+and the checkpoint of an unfinished search.
 
 Original code: X1AOX1A/SeTAR ``src/svd_ood/svd_ood/utils/search_utils.py`` (``search_best_results.csv`` with
 ``step, tower_type, weight_type, layer_num, best_ratio, locoop_loss*, loss_id, loss_ood, acc, ood_patch_percent``
@@ -9,11 +10,15 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .loss import LossResult
+if TYPE_CHECKING:  # pragma: no cover
+    from .loss import LossResult
+
+log = logging.getLogger("oodbench")
 
 STEP_COLUMNS = ("step", "tower", "weight_type", "layer", "best_ratio", "locoop_loss", "loss_id", "loss_ood", "acc", "ood_patch_percent")
 CANDIDATE_COLUMNS = ("step", "tower", "weight_type", "layer", "ratio", "removed_rank", "locoop_loss", "loss_id", "loss_ood",
@@ -115,6 +120,85 @@ class SearchLog:
             for s in self.steps
         ]
         return "\n".join(rows)
+
+
+Target = tuple[str, str, int]
+
+#: Version of the checkpoint format; a checkpoint of another version is ignored (the search starts over).
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class SearchState:
+    """A search after its last finished step: what :func:`~oodbench.methods.setar.search.greedy` needs to go on.
+
+    Attributes:
+        accepted: the (target, ratio) accepted by each finished step, in step order.
+        best: the global best loss so far (the acceptance rule compares every later candidate with it).
+        log: the steps and candidates so far.
+        forward_passes: forward passes run so far; seconds: search time so far.
+    """
+
+    accepted: list[tuple[Target, float]]
+    best: "LossResult"
+    log: SearchLog
+    forward_passes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.accepted)
+
+
+class SearchCheckpoint:
+    """The finished steps of a search, saved atomically to ``<folder>/state.json`` after each step.
+
+    A checkpoint is used only by a search with the same settings and the same order of searched weights (both
+    stored in it); any other one is ignored and overwritten. The caller keys the folder by every ingredient of
+    the search (``SetarMethod`` uses ``<cache>/plans/<key>.partial/``), so a changed setting never reaches it.
+    """
+
+    FILE = "state.json"
+
+    def __init__(self, folder: str | Path, settings: dict[str, Any], order: list[Target]):
+        self.folder = Path(folder)
+        self.identity = {"version": CHECKPOINT_VERSION, "settings": _jsonable(settings),
+                         "order": [list(t) for t in order]}
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.FILE
+
+    def load(self) -> SearchState | None:
+        """The saved state, or None when there is none or it belongs to another search (a warning says why)."""
+        from .loss import LossResult
+
+        if not self.path.is_file():
+            return None
+        try:
+            data = json.loads(self.path.read_text())
+            if {k: data.get(k) for k in self.identity} != self.identity:
+                log.warning("search checkpoint %s belongs to other settings; starting over", self.path)
+                return None
+            accepted = [((t[0], t[1], int(t[2])), float(r)) for t, r in data["accepted"]]
+            return SearchState(accepted, LossResult(**data["best"]), SearchLog.from_dict(data["log"]),
+                               int(data["forward_passes"]), float(data["seconds"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("search checkpoint %s is unreadable (%s); starting over", self.path, exc)
+            return None
+
+    def save(self, state: SearchState) -> None:
+        from oodbench import atomic
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(self.path, {**self.identity, "accepted": [[list(t), r] for t, r in state.accepted],
+                                      "best": state.best.to_dict(), "log": state.log.to_dict(),
+                                      "forward_passes": state.forward_passes, "seconds": state.seconds}, indent=None)
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists), so saved and current settings compare equal."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:

@@ -16,7 +16,6 @@ log = logging.getLogger("oodbench")
 
 
 def add_parser(sub, parents) -> None:
-    planners = method_names(produces="plan")
     p = add_command(
         sub, "search", parents,
         help="search a low-rank plan (SeTAR: greedy, LoCoOp loss on the ID val split)",
@@ -25,6 +24,7 @@ def add_parser(sub, parents) -> None:
                     "`oodbench run --method setar --plan FILE`), search_steps.csv, search_candidates.csv and "
                     "search_log.json.",
     )
+    planners = method_names(produces="plan")
     add_backbone_args(p)
     p.add_argument("--method", default=planners[0] if len(planners) == 1 else None, choices=planners or None,
                    help=f"the searching method ({', '.join(planners) or 'none registered'})")
