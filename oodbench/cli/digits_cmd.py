@@ -41,8 +41,9 @@ def add_parser(sub, parents) -> None:
 
 def run_info(args) -> int:
     from oodbench.backbones import digits as model
-    from oodbench.datasets.digits import DIGITS
+    from oodbench.benchmark import get_benchmark
 
+    DIGITS = get_benchmark("digits")
     table = Table(title="digits benchmark (embedded, offline)", title_justify="left")
     for col in ("role", "split", "group", "images", "source"):
         table.add_column(col, overflow="fold")
@@ -75,10 +76,44 @@ def run_info(args) -> int:
     return 0
 
 
-def run_train(args) -> int:
-    from oodbench.datasets.digits_train import TrainConfig, train_digits_clip
+def training_data(name: str = "digits"):
+    """The images ``digits_clip`` trains and is measured on, from the registered benchmark ``name``: its ID fit
+    split is the training set, ID val the held-out set, ID test and the OOD test splits the evaluation."""
+    from oodbench.backbones.digits_training import TrainingData
+    from oodbench.benchmark import Role, get_benchmark
 
-    cfg = TrainConfig(seed=args.seed, threads=args.threads)
+    spec = get_benchmark(name)
+    resolved = spec.resolve()
+    missing = [role for role, src in (("ID fit", resolved.id_fit), ("ID val", resolved.id_val)) if src is None]
+    if missing:
+        raise UserError(f"benchmark {name} has no {' and no '.join(missing)} split: "
+                        "digits_clip cannot be trained on it")
+
+    def arrays(source):
+        if not hasattr(source, "images"):
+            raise UserError(f"benchmark {name}: split {source.name} is not held in memory; digits_clip trains on "
+                            "embedded benchmarks only")
+        return source.images, source.labels
+
+    ood = resolved.splits(Role.OOD)
+    return TrainingData(
+        class_names=tuple(spec.class_names),
+        prompt=spec.prompt,
+        train=arrays(resolved.id_fit),
+        val=arrays(resolved.id_val),
+        test=arrays(resolved.id_test),
+        ood={s.name: arrays(s.source)[0] for s in ood},
+        groups={s.name: s.group for s in ood},
+        fingerprints={s.name: s.source.fingerprint() for s in resolved.splits()},
+        benchmark=spec.name,
+    )
+
+
+def run_train(args) -> int:
+    from oodbench.backbones.digits_training import TrainConfig, train_digits_clip
+
+    seed = 0 if args.seed is None else args.seed
+    cfg = TrainConfig(seed=seed, threads=args.threads)
     if args.epochs is not None:
         if args.epochs < 1:
             raise UserError(f"--epochs must be at least 1, got {args.epochs}")
@@ -88,7 +123,7 @@ def run_train(args) -> int:
     dest = Path(args.out)
     if dest.exists() and not dest.is_dir():
         raise UserError(f"--out {dest} exists and is not a folder")
-    meta = train_digits_clip(dest, cfg)
+    meta = train_digits_clip(dest, training_data(), cfg)
     out.print(f"wrote {dest}: ID test accuracy {100 * meta['accuracy_id_test']:.2f}, MCM AUROC "
               + ", ".join(f"{k} {100 * v:.2f}" for k, v in meta["mcm_auroc"].items())
               + f" ({meta['train_seconds']:.0f} s)")

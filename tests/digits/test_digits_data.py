@@ -1,5 +1,7 @@
 """The embedded digits benchmark: sizes, disjoint splits, determinism, and one pixel pipeline for every image."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,14 +18,15 @@ def _rows(images: np.ndarray) -> set[bytes]:
     return {im.tobytes() for im in images}
 
 
-def _reference_upsample(grid: np.ndarray) -> np.ndarray:
+def _reference_upsample(levels: np.ndarray) -> np.ndarray:
     """PIL's bilinear resize of a float image (an independent implementation of the same interpolation)."""
-    out = np.asarray(Image.fromarray(grid.astype(np.float32), mode="F").resize((32, 32), Image.BILINEAR))
+    grid = levels.astype(np.float32) / 16
+    out = np.asarray(Image.fromarray(grid, mode="F").resize((32, 32), Image.BILINEAR))
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
 def _recover_grid(image: np.ndarray) -> np.ndarray:
-    """The 17-level 8x8 grid an upsampled image was made from (least squares, then rounded to the levels)."""
+    """The 17-level 8x8 grid (integers 0..16) an upsampled image was made from (least squares, then rounded)."""
     a = np.zeros((32, 8))
     for i in range(32):  # straightforward bilinear weights, half-pixel centres, edges clamped
         p = min(max((i + 0.5) / 4 - 0.5, 0.0), 7.0)
@@ -33,7 +36,7 @@ def _recover_grid(image: np.ndarray) -> np.ndarray:
         a[i, hi] += p - lo
     pinv = np.linalg.pinv(a)
     g = pinv @ (image[..., 0].astype(np.float64) / 255.0) @ pinv.T
-    return np.rint(np.clip(g, 0, 1) * 16) / 16
+    return np.rint(np.clip(g, 0, 1) * 16).astype(np.int64)
 
 
 def test_split_sizes_labels_and_shapes(digits_data):
@@ -91,7 +94,7 @@ def test_two_builds_are_byte_identical_and_the_seed_matters():
 
 def test_upsample_matches_pil_bilinear():
     rng = np.random.default_rng(3)
-    grids = rng.integers(0, 17, size=(20, 8, 8)) / 16
+    grids = rng.integers(0, 17, size=(20, 8, 8))
     ours = dg.upsample(grids)[..., 0]
     ref = np.stack([_reference_upsample(g) for g in grids])
     assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
@@ -99,11 +102,13 @@ def test_upsample_matches_pil_bilinear():
 
 def test_to_digit_grid_is_block_mean_stretch_quantise():
     rng = np.random.default_rng(4)
-    patch = rng.random((64, 64)) ** 2
-    block = patch.reshape(8, 8, 8, 8).mean(axis=(1, 3))
-    ref = np.rint((block - block.min()) / (block.max() - block.min()) * 16) / 16
+    patch = rng.integers(0, 256, size=(64, 64)) ** 2
+    block = patch.reshape(8, 8, 8, 8).sum(axis=(1, 3))  # integer block sums: exact
+    num, den = 16 * (block - block.min()), block.max() - block.min()
+    ref = np.array([round(Fraction(int(n), int(den))) for n in num.ravel()]).reshape(8, 8)  # ties to even
     assert np.array_equal(dg.to_digit_grid(patch), ref)
-    assert np.array_equal(dg.to_digit_grid(np.full((25, 25), 0.3)), np.zeros((8, 8)))
+    assert dg.to_digit_grid(patch).dtype == np.uint8
+    assert np.array_equal(dg.to_digit_grid(np.full((25, 25), 77)), np.zeros((8, 8)))
 
 
 def test_every_image_is_an_upsampled_17_level_8x8_grid(digits_data):
@@ -117,11 +122,11 @@ def test_every_image_is_an_upsampled_17_level_8x8_grid(digits_data):
             assert np.array_equal(dg.upsample(g[None])[0], image), key
             assert np.abs(_reference_upsample(g).astype(int) - image[..., 0]).max() <= 1, key
             if not key.startswith("id_") and key != "digits 6-9" and g.max() > 0:
-                assert g.min() == 0 and g.max() == 1, key  # stretched to the digits' full range
+                assert g.min() == 0 and g.max() == 16, key  # stretched to the digits' full range
     for key in ("id_test", "digits 6-9"):
         images, _ = digits_data.arrays[key]
         src = digits_data.source_index[key]
-        assert all(np.array_equal(_recover_grid(im), raw[i] / 16) for im, i in zip(images, src))
+        assert all(np.array_equal(_recover_grid(im), raw[i]) for im, i in zip(images, src))
 
 
 def test_benchmark_spec_resolves_without_data_root():

@@ -93,7 +93,7 @@ def test_truncated_weights_are_rejected(tmp_path):
 
 
 def test_backbone_preprocessing_matches_training(digits_backbone, digits_data):
-    from oodbench.datasets.digits_train import to_tensor
+    from oodbench.backbones.digits_training import to_tensor
 
     images = digits_data.arrays["textures"][0][:8]
     pre = digits_backbone.preprocess()
@@ -132,15 +132,60 @@ def test_shipped_model_reaches_the_recorded_accuracy_and_auroc(digits_backbone, 
         assert far_auc == pytest.approx(meta["mcm_auroc"][key], abs=2e-3), key
 
 
-def test_training_metadata_matches_the_current_data(digits_data):
-    """The splits the shipped weights were trained and measured on are the ones built today."""
+def _explain_fingerprints(recorded: dict[str, str], built: dict[str, str], roles: dict[str, str]) -> str:
+    """Which splits differ from those recorded in training.json, and what may have changed."""
+    import numpy
+    import skimage
+    import sklearn
+
+    differ = sorted(set(recorded) | set(built), key=lambda k: (roles.get(k, "~"), k))
+    lines = [f"  {name} ({roles.get(name, 'not in the benchmark')}): recorded {recorded.get(name)}, built "
+             f"{built.get(name)}" for name in differ if recorded.get(name) != built.get(name)]
+    trained_on = [name for name in differ if recorded.get(name) != built.get(name) and roles.get(name) == "id_fit"]
+    return "\n".join([
+        "the digits splits built here differ from those the shipped digits_clip was measured on:", *lines,
+        "Every pixel is exact integer arithmetic (integer grey, integer area sums, integer stretch and quantisation, "
+        "integer bilinear weights, one round-half-to-even division each; datasets/digits.py), so no CPU, BLAS or "
+        "SIMD path can change it (test_digits_exact checks that). Check what goes in: the source data and their "
+        f"packages (numpy {numpy.__version__}: the seeded Generator draws; scikit-learn {sklearn.__version__}: "
+        f"load_digits; scikit-image {skimage.__version__}: the photos, textures and lfw_subset), and "
+        "datasets/digits.py itself.",
+        ("The training split differs: the shipped weights no longer match their data; retrain with "
+         "`oodbench digits train --out DIR` and replace oodbench/assets/digits_clip/." if trained_on else
+         "Training data unchanged: if the change is intended, re-measure the shipped weights on the new splits and "
+         "record their fingerprints and the construction version in training.json (data_construction)."),
+    ])
+
+
+def test_training_metadata_matches_the_current_data():
+    """The splits the shipped weights were trained and measured on are the ones built today, through the registry
+    as `oodbench digits train` reads them."""
+    from oodbench.benchmark import get_benchmark
+
     meta = dm.read_metadata()
-    assert meta["splits"] == {k: digits_data.source(k).fingerprint() for k in digits_data.arrays}
+    resolved = get_benchmark("digits").resolve()
+    built = {s.name: s.source.fingerprint() for s in resolved.splits()}
+    roles = {s.name: str(s.role) for s in resolved.splits()}
+    assert meta["splits"] == built, _explain_fingerprints(meta["splits"], built, roles)
+    assert meta["benchmark"] == "digits"
+    assert meta["data_construction"]["version"] == dg.CONSTRUCTION
+    assert meta["data_construction"]["trained_on_version"] <= dg.CONSTRUCTION
     assert meta["config"]["seed"] == dm.read_config()["token_embedding"]["seed"]
     assert "oodbench digits train" in meta["command"]
     weights = (dm.shipped_weights_dir() / dm.WEIGHTS_FILE).read_bytes()
     assert hashlib.sha256(weights).hexdigest() == meta["weights_sha256"]
     json.dumps(meta)
+
+
+def test_fingerprint_failure_names_the_split_and_the_cause():
+    recorded = {"digits 0-5 (train)": "a", "photos-val": "b", "noise": "c"}
+    built = {"digits 0-5 (train)": "a", "photos-val": "x", "noise": "c"}
+    roles = {"digits 0-5 (train)": "id_fit", "photos-val": "ood_val", "noise": "ood"}
+    text = _explain_fingerprints(recorded, built, roles)
+    assert "photos-val (ood_val): recorded b, built x" in text and "noise (" not in text
+    assert "integer" in text and "re-measure" in text and "retrain" not in text
+    text = _explain_fingerprints(recorded, {**built, "digits 0-5 (train)": "z"}, roles)
+    assert "digits 0-5 (train) (id_fit): recorded a, built z" in text and "retrain" in text
 
 
 def test_random_init_option_builds_the_architecture():
