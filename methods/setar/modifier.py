@@ -57,6 +57,8 @@ class SetarModifier:
         cache_svd: keep SVD factors between calls (default). ``False`` recomputes them each time.
     """
 
+    plan_from_dict = staticmethod(Plan.from_dict)  # JSON form -> plan (what oodbench.testing builds plans with)
+
     def __init__(self, cache_svd: bool = True):
         self.cache_svd = cache_svd
         self.backbone: Backbone | None = None
