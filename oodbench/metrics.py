@@ -179,11 +179,33 @@ def ood_metrics(id_scores, ood_scores, recall: float = 0.95) -> dict[str, float]
     }
 
 
+def _at_least_two(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.size < 2:
+        raise MetricInputError(f"{name} scores: {arr.size} value; OOD metrics need at least 2 ID and 2 OOD scores "
+                               "(with one, AUROC and FPR95 can only be 0, 50 or 100)")
+    return arr
+
+
+def nearest_recall(n_id: int, recall: float = 0.95) -> float:
+    """The ID recall of the ``fpr95`` operating point with ``n_id`` distinct ID scores: the ``k / n_id`` nearest
+    ``recall``, the higher one on a tie (as the official rule's reversed ``argmin``)."""
+    if n_id < 1:
+        return 0.0
+    levels = np.arange(n_id, -1, -1) / n_id
+    return float(levels[np.argmin(np.abs(levels - recall))])
+
+
 def evaluate(id_scores, ood_scores: dict[str, np.ndarray], recall: float = 0.95) -> dict[str, dict[str, float]]:
-    """Metrics for each OOD set against the same ID scores, plus an ``"average"`` row (plain mean)."""
+    """Metrics for each OOD set against the same ID scores, plus an ``"average"`` row (plain mean).
+
+    Raises:
+        MetricInputError: no OOD set, or fewer than 2 scores in the ID set or an OOD set (the metrics are then
+            0, 50 or 100 whatever the scores).
+    """
     if not ood_scores:
         raise MetricInputError("no OOD set given")
-    id_arr = check_scores(id_scores, "ID")
-    rows = {name: ood_metrics(id_arr, check_scores(s, f"OOD set '{name}'"), recall) for name, s in ood_scores.items()}
+    id_arr = _at_least_two(check_scores(id_scores, "ID"), "ID")
+    rows = {name: ood_metrics(id_arr, _at_least_two(check_scores(s, f"OOD set '{name}'"), f"OOD set '{name}'"), recall)
+            for name, s in ood_scores.items()}
     rows["average"] = {m: float(np.mean([r[m] for r in rows.values()])) for m in METRICS}
     return rows

@@ -20,6 +20,8 @@ ORIENTATIONS = ("id", "ood")
 def read_scores(path: str | Path, column: str | None = None, higher_is: str = "id") -> np.ndarray:
     """Load one score column and return it oriented higher = ID (float64, 1-D).
 
+    :func:`read_named_scores` also says which column was read.
+
     Args:
         path: ``.npy``, ``.npz``, ``.csv`` or ``.tsv`` file.
         column: key (npz) or header name (csv); may be omitted when the file holds a single score.
@@ -29,6 +31,13 @@ def read_scores(path: str | Path, column: str | None = None, higher_is: str = "i
     Raises:
         UserError: unreadable file, unknown format, missing column, empty or non-numeric values.
     """
+    return read_named_scores(path, column, higher_is)[0]
+
+
+def read_named_scores(path: str | Path, column: str | None = None,
+                      higher_is: str = "id") -> tuple[np.ndarray, str | None]:
+    """:func:`read_scores` and the name of the column (CSV header, npz key, structured-array field) it read;
+    None for a plain ``.npy`` array, which names nothing."""
     if higher_is not in ORIENTATIONS:
         raise UserError(f"--higher-is must be 'id' or 'ood', got '{higher_is}'")
     path = Path(path)
@@ -37,11 +46,11 @@ def read_scores(path: str | Path, column: str | None = None, higher_is: str = "i
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            values = _from_npy(path, column)
+            values, name = _from_npy(path, column)
         elif suffix == ".npz":
-            values = _from_npz(path, column)
+            values, name = _from_npz(path, column)
         elif suffix in (".csv", ".tsv", ".txt"):
-            values = _from_csv(path, column)
+            values, name = _from_csv(path, column)
         else:
             raise UserError(f"{path}: unknown score-file format '{suffix}' (use .npy, .npz or .csv with a header)")
     except UserError:
@@ -51,10 +60,10 @@ def read_scores(path: str | Path, column: str | None = None, higher_is: str = "i
     values = np.asarray(values, dtype=np.float64).ravel()
     if values.size == 0:
         raise UserError(f"{path}: no scores in the file")
-    return values if higher_is == "id" else -values
+    return (values if higher_is == "id" else -values), name
 
 
-def _from_npy(path: Path, column: str | None) -> np.ndarray:
+def _from_npy(path: Path, column: str | None) -> tuple[np.ndarray, str | None]:
     arr = np.load(path, allow_pickle=False)
     if arr.dtype.names:  # structured array: columns by name
         return _pick(path, {n: arr[n] for n in arr.dtype.names}, column)
@@ -62,15 +71,15 @@ def _from_npy(path: Path, column: str | None) -> np.ndarray:
         arr = arr.ravel()
     if arr.ndim != 1:
         raise UserError(f"{path}: expected a 1-D array of scores, got shape {arr.shape}")
-    return arr
+    return arr, None
 
 
-def _from_npz(path: Path, column: str | None) -> np.ndarray:
+def _from_npz(path: Path, column: str | None) -> tuple[np.ndarray, str | None]:
     with np.load(path, allow_pickle=False) as z:
         return _pick(path, {k: z[k] for k in z.files}, column)
 
 
-def _from_csv(path: Path, column: str | None) -> np.ndarray:
+def _from_csv(path: Path, column: str | None) -> tuple[np.ndarray, str | None]:
     with open(path, newline="") as fh:
         sample = fh.read(4096)
         fh.seek(0)
@@ -101,17 +110,17 @@ def _from_csv(path: Path, column: str | None) -> np.ndarray:
                 values.append(float(row[idx]))
             except ValueError:
                 raise UserError(f"{path}:{line_no}: '{row[idx]}' is not a number") from None
-    return np.asarray(values)
+    return np.asarray(values), header[idx]
 
 
-def _pick(path: Path, arrays: dict[str, np.ndarray], column: str | None) -> np.ndarray:
+def _pick(path: Path, arrays: dict[str, np.ndarray], column: str | None) -> tuple[np.ndarray, str]:
     if column is None:
         if len(arrays) != 1:
             raise UserError(f"{path}: several arrays ({', '.join(arrays)}); choose one with --column")
-        return next(iter(arrays.values()))
+        return next(iter(arrays.values())), next(iter(arrays))
     if column not in arrays:
         raise UserError(f"{path}: no array '{column}'; arrays: {', '.join(arrays) or 'none'}")
-    return arrays[column]
+    return arrays[column], column
 
 
 def _is_float(text: str) -> bool:

@@ -1,7 +1,16 @@
-"""``oodbench metrics``: OOD metrics from score files, without running any model."""
+"""``oodbench metrics``: OOD metrics from score files, without running any model.
+
+Checks before any number is computed (a careful user's expectations):
+
+* fewer than 2 scores in a file: an error (the metrics could only be 0, 50 or 100);
+* single-column files whose columns are named differently (``mcm_score`` against ``energy_score``): an error
+  unless ``--column`` names the column to read in every file — mixing two scores gives a meaningless number;
+* fewer than 20 ID scores: a warning, since FPR95 is then read at the nearest reachable ID recall, not at 95%.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +18,11 @@ import numpy as np
 from oodbench.cli.common import add_command, parse_named
 from oodbench.console import out
 from oodbench.errors import UserError
-from oodbench.metrics import CONVENTIONS, evaluate
+from oodbench.metrics import CONVENTIONS, evaluate, nearest_recall
 from oodbench.results.render import metrics_table, write_rows
-from oodbench.scorefiles import ORIENTATIONS, read_scores
+from oodbench.scorefiles import ORIENTATIONS, read_named_scores
+
+log = logging.getLogger("oodbench")
 
 
 def add_parser(sub, parents) -> None:
@@ -35,8 +46,18 @@ def run(args) -> int:
     if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--out {args.out}: use a .csv or .json file name")
     ood_files = parse_named(args.ood, "--ood")
-    id_scores = read_scores(args.id, args.column, args.higher_is)
-    ood_scores = {name: read_scores(path, args.column, args.higher_is) for name, path in ood_files.items()}
+    id_scores, id_col = read_named_scores(args.id, args.column, args.higher_is)
+    ood_read = {name: read_named_scores(path, args.column, args.higher_is) for name, path in ood_files.items()}
+    ood_scores = {name: values for name, (values, _col) in ood_read.items()}
+    columns = {args.id: id_col, **{ood_files[n]: col for n, (_v, col) in ood_read.items()}}
+    named = {f: c for f, c in columns.items() if c is not None}
+    if args.column is None and len(set(named.values())) > 1:
+        listing = ", ".join(f"{Path(f).name}: '{c}'" for f, c in named.items())
+        raise UserError(f"the score files name their column differently ({listing}), so they may hold different "
+                        "scores; rename the columns to agree, or pass --column NAME to read that column in every file")
+    if id_scores.size < 20 and id_scores.size >= 2:
+        log.warning("only %d ID scores: FPR95 is read at %.1f%% ID recall, the nearest reachable to 95%%",
+                    id_scores.size, 100 * nearest_recall(id_scores.size))
     rows = evaluate(id_scores, ood_scores)
     caption = (f"ID {Path(args.id).name}: {id_scores.size} scores; file orientation: higher = {args.higher_is}; "
                f"FPR95 = {CONVENTIONS['fpr95']}")

@@ -120,7 +120,11 @@ def _check_counts(spec: BenchmarkSpec, role: Role, check: SplitCheck) -> None:
         n_cls = len(spec.class_names)
         labels = check.source.labels
         classes = check.source.classes
-        if classes is not None and split.format != "imglist" and len(classes) != n_cls:
+        if n_cls < 2:
+            check.problem = (f"{split.name} split: benchmark '{spec.name}' has {n_cls} class name; an ID set needs "
+                             "at least 2 classes (with one, MCM and softmax scores are constant and ID accuracy is "
+                             "trivially 100%)")
+        elif classes is not None and split.format != "imglist" and len(classes) != n_cls:
             check.problem = (f"{split.name} split: {len(classes)} class folders under {check.location}, but the "
                              f"benchmark has {n_cls} class names — {_hint(spec)}")
         elif labels.min() < 0 or labels.max() >= n_cls:

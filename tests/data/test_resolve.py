@@ -123,3 +123,13 @@ def test_in_memory_benchmark_resolves_without_data_root():
     assert len(r.id_test) == spec.id_test.expected
     assert all(len(r.ood[s.name]) == s.expected for s in spec.ood)
     assert np.all(r.ood[spec.ood[0].name].labels == -1)
+
+
+def test_an_id_split_needs_two_classes(tmp_path, write_image):
+    """With one class, MCM / softmax scores are constant (AUROC 50, FPR95 100) and accuracy trivially 100%."""
+    write_image(tmp_path / "ID" / "ant" / "a.jpg")
+    write_image(tmp_path / "OOD" / "b.jpg", seed=1)
+    spec = BenchmarkSpec(name="one", description="one class", id_test=SplitSpec("One test", "ID", group="id"),
+                         id_val=None, ood=(SplitSpec("Far", "OOD"),), class_names=("ant",))
+    with pytest.raises(DataError, match="One test split: benchmark 'one' has 1 class name; an ID set needs at least 2"):
+        resolve(spec, tmp_path)
