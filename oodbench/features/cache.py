@@ -10,7 +10,7 @@ Layout under the cache root (default ``oodbench.runtime.default_cache_dir() / "f
     shared/<key>.npz + <key>.json    model-level entries (text embeddings, logit scale, fc weights, ...)
 
 The key is a hash of everything the numbers depend on: backbone identity and weights hash, modifier plan hash,
-preprocessing config, source fingerprint (file list, labels, sizes / pixel hash), precision and the
+preprocessing config, source fingerprint (folder, file list, labels, content digests / pixel hash), precision and the
 extractor version (:func:`key_ingredients`). Every file is written to a temporary name in the same folder,
 flushed and renamed, so a file with a final name is always complete: an interrupted run leaves only finished
 shards (and stray temporaries, which are never read and are removed later), and the next run resumes from them.

@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from oodbench.backbones import create_backbone
 from oodbench.data.sources import ArraySource
@@ -172,3 +173,63 @@ def test_in_memory_extraction_writes_nothing(clip, array_source, tmp_path, monke
 def test_default_cache_root_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("OODBENCH_CACHE_DIR", str(tmp_path / "x"))
     assert FeatureCache().root == tmp_path / "x" / "features"
+
+
+def _uncompressed_tree(root, fmt):
+    """6 images in 2 class folders, BMP or PPM: changing a pixel keeps the file size."""
+    rng = np.random.default_rng(3)
+    for i in range(6):
+        path = root / ("a" if i % 2 else "b") / f"{i}.{fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)
+    return root
+
+
+def _replace_in_place(path):
+    """Rewrite ``path`` in place (same inode) with another image of exactly the same byte size."""
+    with Image.open(path) as im:
+        arr = 255 - np.asarray(im.convert("RGB"))
+    tmp = path.with_name("new" + path.suffix)
+    Image.fromarray(arr).save(tmp)
+    data, old = tmp.read_bytes(), path.read_bytes()
+    tmp.unlink()
+    assert len(data) == len(old) and data != old
+    with open(path, "r+b") as f:
+        f.write(data)
+
+
+@pytest.mark.parametrize("fmt", ["bmp", "ppm"])
+def test_file_content_folder_and_list_changes_give_new_keys(clip, tmp_path, fmt, forward_calls):
+    """Same-size replacement in place -> new key and new features; a byte-identical second folder -> its own key;
+    a renamed file -> new key; nothing changed -> the same key, no forward pass."""
+    from oodbench.data.readers import read_imagefolder
+
+    cache = FeatureCache(tmp_path / "cache")
+    root = _uncompressed_tree(tmp_path / "one", fmt)
+    first = _extract(clip, read_imagefolder(root, "s"), cache)
+    calls = forward_calls(clip)
+    again = _extract(clip, read_imagefolder(root, "s"), cache)
+    assert again.meta["cache_key"] == first.meta["cache_key"] and not calls  # unchanged: a hit
+
+    import shutil
+
+    twin = tmp_path / "two"
+    shutil.copytree(root, twin)  # same names, sizes and bytes, another folder
+    other = _extract(clip, read_imagefolder(twin, "s"), cache)
+    assert other.meta["cache_key"] != first.meta["cache_key"] and calls
+
+    src = read_imagefolder(root, "s")
+    changed = src.relpaths.index(f"b/0.{fmt}")
+    _replace_in_place(root / "b" / f"0.{fmt}")
+    calls.clear()
+    replaced = _extract(clip, read_imagefolder(root, "s"), cache)
+    assert replaced.meta["cache_key"] != first.meta["cache_key"] and calls
+    fresh = _extract(clip, read_imagefolder(root, "s"), None)  # what the new files give, without any cache
+    np.testing.assert_array_equal(replaced["image"], fresh["image"])
+    assert not np.allclose(replaced["image"][changed], first["image"][changed])
+    unchanged = [i for i in range(len(src)) if i != changed]
+    np.testing.assert_array_equal(replaced["image"][unchanged], first["image"][unchanged])
+
+    (root / "a" / f"1.{fmt}").rename(root / "a" / f"7.{fmt}")
+    renamed = _extract(clip, read_imagefolder(root, "s"), cache)
+    assert renamed.meta["cache_key"] not in {first.meta["cache_key"], replaced.meta["cache_key"]}
