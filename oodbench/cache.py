@@ -7,6 +7,7 @@
         plans/<key>/             SeTAR search results (plan.json, search logs, step checkpoints)
         neglabel/<key>.npz       NegLabel negative-label mining, per text-tower weights and class names
         checkpoints/<key>/       fine-tuned weights and prompts (fine-tuning methods)
+        digests/<folder>.tsv     remembered SHA-256 of image files by stat signature (oodbench.data.digests)
 
 Every sub-cache is a folder named here; nothing finds another cache by climbing from a sibling. Keys are
 :func:`oodbench.hashing.hash_json` of the ingredients, and every file is written with :mod:`oodbench.atomic`.
@@ -20,7 +21,7 @@ from oodbench.errors import UserError
 from oodbench.runtime import default_cache_dir
 
 #: The sub-caches a root holds (a method or postprocessor asks for its folder by name).
-SUBCACHES = ("features", "plans", "neglabel", "checkpoints")
+SUBCACHES = ("features", "plans", "neglabel", "checkpoints", "digests")
 
 
 class CacheRoot:
