@@ -41,7 +41,7 @@ def folders(tmp_path, small_digits):
     """An ad-hoc benchmark as image folders: ID test and val by class (6 classes), one OOD folder, classes.txt."""
     def dump(src, folder, n, by_class):
         for i in range(n):
-            sub = folder / (f"c{src.labels[i]}" if by_class else "images")
+            sub = folder / (f"digit {src.labels[i]}" if by_class else "images")
             sub.mkdir(parents=True, exist_ok=True)
             Image.fromarray(src.images[i]).save(sub / f"{i:03d}.png")
 
