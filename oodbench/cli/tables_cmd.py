@@ -1,0 +1,182 @@
+"""``oodbench tables``: every paper table and figure (or the digits edition) from the results store, running the
+runs that are missing when their weights and data are there."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from oodbench.cli.common import add_command, cache_root, parse_named, results_root
+from oodbench.console import out
+from oodbench.errors import UserError
+
+log = logging.getLogger("oodbench")
+
+PAPERS = ("neurips", "arxiv")
+
+
+def add_parser(sub, parents) -> None:
+    p = add_command(
+        sub, "tables", parents,
+        help="every SeTAR paper table and figure (or the digits edition) from stored runs; runs what is missing",
+        description="Find the runs each table needs in the results store (benchmark, backbone, method and its "
+                    "options, postprocessor and hyperparameters, seed), run the missing ones when their weights and "
+                    "data are there, and write each table as Markdown, CSV and LaTeX in the paper's layout (plus "
+                    "ours-vs-paper views and the figures). Cells without a stored run show as 'missing', never as "
+                    "the paper's number. --benchmark digits: the digits edition (results/digits).",
+    )
+    p.add_argument("--table", default="all", metavar="ID|all",
+                   help="an experiment (table1, finetune, modality, wp, searcher, prune, accuracy, backbones, datasets, "
+                        "lambda, topk, weight-types; arxiv: resnet50, near-ood) or a paper table number (default all)")
+    p.add_argument("--paper", default="neurips", choices=PAPERS,
+                   help="which version of the paper's numbering and tables (default neurips; arxiv adds ResNet-50, "
+                        "near-OOD and NegLabel)")
+    p.add_argument("--benchmark", default=None, metavar="NAME",
+                   help="digits: the digits edition; imagenet1k / voc / ssb_hard: run only that benchmark's missing "
+                        "runs (tables are still written whole)")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder holding the benchmarks' images (default $OODBENCH_DATA_ROOT; see `oodbench data layout`)")
+    p.add_argument("--pretrained", action="append", default=[], metavar="BACKBONE=TAG|PATH",
+                   help="weights of a backbone (e.g. clip_vit_b16=/w/ViT-B-16.pt); default: the published tag "
+                        "(repeatable)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list what would run, what is missing (weights / data) and the exact commands; run nothing, "
+                        "write nothing")
+    p.add_argument("--no-run", action="store_true", help="only render from the stored runs; run nothing")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default results/digits for the digits edition, else results/tables/<paper>)")
+    p.add_argument("--on-bad", choices=("skip", "fail"), default="skip",
+                   help="unreadable or missing image files: leave them out (default) or stop")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="image-loading worker processes")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from oodbench.cli.benchmark_args import data_root_from_args
+    from oodbench.results import ResultsStore
+    from oodbench.results import experiments as E
+    from oodbench.results.sweep import execute, plan_runs
+    from oodbench.results.tables import RunIndex
+
+    t0 = time.perf_counter()
+    digits = args.benchmark == "digits"
+    exps = E.select(E.experiments(args.paper, "digits" if digits else None), args.table)
+    pretrained = parse_named(args.pretrained, "--pretrained", "TAG|PATH")
+    if pretrained:
+        exps = [E.with_pretrained(e, pretrained) for e in exps]
+    if args.benchmark and not digits:
+        from oodbench.benchmark import get_benchmark
+
+        get_benchmark(args.benchmark)  # unknown names fail with the list
+    out_dir = Path(args.out) if args.out else Path("results") / ("digits" if digits else f"tables/{args.paper}")
+    store = ResultsStore(results_root(args))
+    caches = cache_root(args)
+    data_root = data_root_from_args(args)
+    specs = [r for e in exps for r in e.runs()]
+    if args.benchmark and not digits:
+        specs = [r for r in specs if r.benchmark == args.benchmark]
+    index = RunIndex.from_store(store)
+    device = _device(args.device)
+    plan = plan_runs(specs, index, data_root=data_root, on_bad=args.on_bad, device=device,
+                     check_weights=not args.no_run,
+                     cache_dir=None if args.dry_run else caches.root)
+    if args.dry_run or args.no_run:
+        report(plan, specs, index, data_root, dry=args.dry_run)
+        if args.dry_run:
+            return 0
+    else:
+        if plan.cannot:
+            report(plan, specs, index, data_root, dry=False)
+        if plan.to_run:
+            execute(plan, caches, store, device=device, quiet=args.quiet > 0, num_workers=args.workers,
+                    on_bad=args.on_bad)
+            index = RunIndex.from_store(store)
+    written = render(exps, index, out_dir, caches, paper=None if digits else args.paper)
+    _summary(exps, index, out_dir, len(written), time.perf_counter() - t0)
+    return 0
+
+
+def _device(name: str) -> str:
+    from oodbench.runtime import resolve_device
+
+    return resolve_device(name)
+
+
+def render(exps, index, out_dir: Path, caches, paper: str | None) -> list[Path]:
+    """Write every table and figure of ``exps`` into ``out_dir`` and an ``index.md`` listing them."""
+    from oodbench.atomic import write_text
+    from oodbench.results.figures import draw
+    from oodbench.results.tables import build_table, write_table
+
+    written: list[Path] = []
+    lines = [f"# {'SeTAR paper tables (' + paper + ' version)' if paper else 'The digits edition'}", "",
+             "Regenerate with `oodbench tables" + (f" --paper {paper}" if paper else " --benchmark digits") + "`. "
+             "Each table: `.md`, `.csv` (the paper's layout, values as printed), `.tex` (booktabs), `.json` (full "
+             "precision, run ids)" + (", and `_vs_paper.md/.csv` (ours, the paper's, the difference)" if paper else "")
+             + ". Figures: `figures/` (PNG, SVG and the data as CSV).", "",
+             "| experiment | table / figure | cells | stored | missing | blocked |", "|:--|:--|--:|--:|--:|--:|"]
+    for e in exps:
+        for t in e.tables:
+            result = build_table(t, index)
+            written += write_table(result, out_dir, meta={"experiment": e.id})
+            counts = {s: sum(v.status == s for v in result.values) for s in ("ok", "missing", "blocked")}
+            n = sum(v.status in ("ok", "missing", "blocked") for v in result.values)
+            lines.append(f"| {e.id} | [{t.key}]({t.key}.md) | {n} | {counts['ok']} | {counts['missing']} | "
+                         f"{counts['blocked']} |")
+        for f in e.figures:
+            paths = draw(f, index, out_dir / "figures", checkpoints=caches.checkpoints)
+            written += paths
+            shown = next((p for p in paths if p.suffix == ".png"), None)
+            target = f"figures/{shown.name}" if shown else f"figures/{f.key}.csv"
+            lines.append(f"| {e.id} | [{f.key}]({target}) | | | | |")
+    write_text(out_dir / "index.md", "\n".join(lines) + "\n")
+    written.append(out_dir / "index.md")
+    return written
+
+
+def report(plan, specs, index, data_root, dry: bool) -> None:
+    """What is stored, what would run, what cannot run and why (with the commands), what is blocked."""
+    from rich.table import Table
+
+    stored = sum(1 for s in dict.fromkeys(specs) if not s.blocked and index.find(s) is not None)
+    total = len([s for s in dict.fromkeys(specs) if not s.blocked])
+    out.print(f"{stored} of {total} runs the tables need are stored; {len(plan.blocked)} cannot be produced by oodbench",
+              highlight=False)
+    root = str(data_root) if data_root else "DATA"
+    if plan.to_run:
+        t = Table(title=f"{'would run' if dry else 'to run'}: {len(plan.to_run)} command(s)", title_justify="left",
+                  show_lines=False)
+        t.add_column("command", overflow="fold")
+        for g in plan.to_run:
+            t.add_row(g.command(root if g.first.benchmark != "digits" else None))
+        out.print(t)
+    if plan.cannot:
+        reasons: dict[str, list] = {}
+        for g, why in plan.cannot:
+            reasons.setdefault(why, []).append(g)
+        for why, groups in reasons.items():
+            t = Table(title=f"cannot run ({len(groups)} command(s)): {why}", title_justify="left")
+            t.add_column("command once the weights and data are there", overflow="fold")
+            for g in groups:
+                t.add_row(g.command(root))
+            out.print(t)
+    if plan.blocked:
+        why = sorted({s.blocked for s in plan.blocked})
+        out.print(f"blocked ({len(plan.blocked)} run(s)): " + "; ".join(why), highlight=False)
+
+
+def _summary(exps, index, out_dir: Path, n_files: int, seconds: float) -> None:
+    from oodbench.results.tables import build_table
+
+    ok = missing = blocked = 0
+    for e in exps:
+        for t in e.tables:
+            for v in build_table(t, index).values:
+                ok += v.status == "ok"
+                missing += v.status == "missing"
+                blocked += v.status == "blocked"
+    out.print(f"{n_files} file(s) written under {out_dir}: {ok} cell(s) filled, {missing} missing, {blocked} blocked "
+              f"({seconds:.1f} s)", highlight=False)
+    if missing:
+        log.info("`oodbench tables --dry-run` lists the runs the missing cells need")

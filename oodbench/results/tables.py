@@ -1,0 +1,447 @@
+"""Paper tables from stored runs: find the runs of every cell, and render Markdown, CSV and LaTeX in the paper's
+layout, plus a "paper vs ours" view.
+
+The cells and the runs they need come from :mod:`oodbench.results.experiments`. A cell is filled only from runs
+of the results store (:class:`RunIndex`); a cell whose runs are not all there is shown as ``missing`` — never
+filled with the paper's number. Other markers: ``-`` not applicable (the OOD set shares classes with the ID set,
+as the paper prints it) and ``blocked`` (oodbench cannot produce the cell; the table's notes say why).
+
+A seeded cell (several runs) shows ``mean ± std`` (population std, ``numpy.std``) over its seeds. Values are x100
+with 2 decimals; the JSON written beside each table keeps them at full precision with the run ids.
+
+Matching a stored run to a :class:`~oodbench.results.experiments.RunSpec` (:func:`matches`): same benchmark,
+backbone (and weights: a published tag unless the spec names a file), method, method options (after
+:func:`~oodbench.results.experiments.normalize_options`; a run made with ``--plan FILE`` matches only the per-step
+specs whose prefix it records), postprocessor with the same hyperparameters (defaults filled in), no APS, fp32,
+and the seed when the spec has one (for SeTAR's random prune also the plan's seed). The newest match wins.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from oodbench.atomic import write_text
+from oodbench.results.experiments import (LOWER_IS_BETTER, METRICS, Cell, RunSpec, TableSpec, normalize_options)
+from oodbench.results.store import RunRecord
+
+MISSING, NA, BLOCKED = "missing", "-", "blocked"
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+_IGNORED_OPTIONS = ("seed", "tf32")
+
+
+# --------------------------------------------------------------------------------------------------- matching
+def _full_params(post: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """``params`` with the postprocessor's defaults filled in (None when the postprocessor is not registered)."""
+    from oodbench.registry import RegistryError, get
+
+    try:
+        cls = get("postprocessors", post)
+    except RegistryError:
+        return None
+    try:
+        return cls().set_params(**params).get_params()
+    except (ValueError, TypeError):
+        return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) \
+            and not isinstance(b, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _is_path(pretrained: Any) -> bool:
+    text = str(pretrained or "")
+    return "/" in text or "\\" in text or text.startswith("local-dir:") or text.lower().endswith(_CHECKPOINT_SUFFIXES)
+
+
+def record_options(record: RunRecord) -> dict[str, Any]:
+    """The method options a run was made with (normalised, without the seed)."""
+    method = record.plan.get("method") or {}
+    opts = normalize_options(record.method, method.get("options") or {})
+    return {k: v for k, v in opts.items() if k not in _IGNORED_OPTIONS}
+
+
+def matches(record: RunRecord, spec: RunSpec) -> bool:
+    """Whether the stored ``record`` is a run of ``spec`` (see the module docstring)."""
+    if record.benchmark != spec.benchmark or record.backbone.get("name") != spec.backbone:
+        return False
+    pretrained = record.backbone.get("pretrained")
+    if spec.pretrained is None:
+        if _is_path(pretrained):
+            return False
+    elif str(pretrained) != str(spec.pretrained):
+        return False
+    if record.method != spec.method or record.postprocessor.get("name") != spec.post:
+        return False
+    if record.postprocessor.get("aps") or (record.precision or "fp32") != "fp32":
+        return False
+    full = _full_params(spec.post, spec.params)
+    if full is None or not _same(full, record.postprocessor.get("params") or {}):
+        return False
+    if spec.seed is not None and record.seed != spec.seed:
+        return False
+    options = record_options(record)
+    wanted = {k: v for k, v in spec.options.items() if k not in _IGNORED_OPTIONS}
+    prefix = (record.plan.get("search") or {}).get("prefix")
+    if spec.step is not None:
+        return (isinstance(prefix, dict) and prefix.get("steps") == spec.step
+                and _same(prefix.get("options") or {}, wanted))
+    if prefix is not None or "plan_file" in options:
+        return False
+    if not _same(options, wanted):
+        return False
+    if spec.method == "setar" and spec.options.get("prune") == "random" and spec.seed is not None:
+        return record.plan.get("seed") == spec.seed
+    return True
+
+
+class RunIndex:
+    """Stored runs, searchable by :class:`RunSpec` (newest match first)."""
+
+    def __init__(self, records: Iterable[RunRecord]):
+        self._by_key: dict[tuple, list[RunRecord]] = {}
+        for r in records:
+            key = (r.benchmark, r.backbone.get("name"), r.method, r.postprocessor.get("name"))
+            self._by_key.setdefault(key, []).append(r)
+        for runs in self._by_key.values():
+            runs.sort(key=lambda r: (r.time or "", r.run_id or ""), reverse=True)
+
+    @classmethod
+    def from_store(cls, store) -> "RunIndex":
+        return cls(store.runs())
+
+    def find(self, spec: RunSpec) -> RunRecord | None:
+        for r in self._by_key.get((spec.benchmark, spec.backbone, spec.method, spec.post), ()):
+            if matches(r, spec):
+                return r
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ cell values
+@dataclass(frozen=True)
+class CellValue:
+    """A computed cell.
+
+    Attributes:
+        status: ``ok``, ``missing`` (some runs not stored), ``na`` (not applicable), ``blocked`` or ``static``.
+        value: the mean (x100 for metrics and accuracy), or the static value.
+        std: population std over the runs when there are several, else None.
+        found, needed: runs found / needed.
+        run_ids: the runs used.
+        note: why a cell is blocked.
+    """
+
+    status: str
+    value: Any = None
+    std: float | None = None
+    found: int = 0
+    needed: int = 0
+    run_ids: tuple[str, ...] = ()
+    note: str = ""
+
+    def text(self, decimals: int = 2) -> str:
+        """As printed: ``40.24``, ``40.24 ± 0.22``, ``-``, ``missing``, ``blocked``."""
+        if self.status == "na":
+            return NA
+        if self.status == "blocked":
+            return BLOCKED
+        if self.status == "missing":
+            return MISSING if self.needed <= 1 else f"{MISSING} ({self.found}/{self.needed})"
+        if self.status == "static":
+            return f"{self.value:,}" if isinstance(self.value, int) else str(self.value)
+        text = f"{self.value:.{decimals}f}"
+        return text + (f" ± {self.std:.{decimals}f}" if self.std is not None else "")
+
+
+def run_value(record: RunRecord, source: str, metric: str) -> float | None:
+    """A fraction from ``record``: ``source`` = OOD set / ``average`` / ``id_accuracy``; ``metric`` a paper label."""
+    if source == "id_accuracy":
+        return record.id_accuracy
+    row = record.metrics.get(source)
+    if row is None:
+        return None
+    return row.get(METRICS.get(metric, metric))
+
+
+def cell_value(cell: Cell, index: RunIndex) -> CellValue:
+    if cell.na:
+        return CellValue("na")
+    if not cell.runs:
+        return CellValue("static", cell.static)
+    if cell.blocked:
+        return CellValue("blocked", needed=len(cell.runs), note=cell.blocked)
+    found = [(index.find(r)) for r in cell.runs]
+    have = [r for r in found if r is not None]
+    values = [run_value(r, cell.source, cell.metric) for r in have]
+    if len(have) < len(cell.runs) or any(v is None for v in values):
+        return CellValue("missing", found=len(have), needed=len(cell.runs))
+    import numpy as np
+
+    arr = 100.0 * np.asarray(values, dtype=np.float64)
+    std = float(arr.std()) if len(arr) > 1 else None
+    return CellValue("ok", float(arr.mean()), std, len(have), len(cell.runs), tuple(r.run_id for r in have))
+
+
+@dataclass
+class TableResult:
+    """A table spec and the value of each of its cells (same order)."""
+
+    spec: TableSpec
+    values: list[CellValue]
+
+    def cell(self, row: tuple[str, ...], column: str, metric: str) -> CellValue | None:
+        for c, v in zip(self.spec.cells, self.values):
+            if c.row == row and c.column == column and c.metric == metric:
+                return v
+        return None
+
+    @property
+    def missing(self) -> int:
+        return sum(v.status == "missing" for v in self.values)
+
+
+def build_table(spec: TableSpec, index: RunIndex) -> TableResult:
+    return TableResult(spec, [cell_value(c, index) for c in spec.cells])
+
+
+# ------------------------------------------------------------------------------------------------- rendering
+def _arrow(metric: str) -> str:
+    return "↓" if metric in LOWER_IS_BETTER else ("↑" if metric in METRICS or metric == "Accuracy" else "")
+
+
+def _grid(result: TableResult) -> tuple[list[tuple[str, ...]], list[tuple[str, str]], dict]:
+    spec = result.spec
+    rows = spec.rows()
+    cols = [(c, m) for c in spec.columns() for m in spec.metrics(c)]
+    cells = {(c.row, c.column, c.metric): v for c, v in zip(spec.cells, result.values)}
+    return rows, cols, cells
+
+
+def _row_labels(rows: list[tuple[str, ...]], depth: int) -> list[list[str]]:
+    """Row label cells, group labels blanked where they repeat the previous row's (as the paper prints them)."""
+    out, prev = [], ()
+    for row in rows:
+        labels = list(row) + [""] * (depth - len(row))
+        shown = []
+        same = True
+        for i, lab in enumerate(labels):
+            same = same and i < len(prev) and prev[i] == lab and i < depth - 1
+            shown.append("" if same else lab)
+        out.append(shown)
+        prev = tuple(labels)
+    return out
+
+
+def _legend(result: TableResult) -> list[str]:
+    spec = result.spec
+    lines = []
+    if spec.caption:
+        lines.append(spec.caption)
+    statuses = {v.status for v in result.values}
+    if "missing" in statuses:
+        lines.append(f"`{MISSING}`: no stored run for the cell (`(k/n)`: k of its n seeds) — "
+                     "`oodbench tables --dry-run` lists the commands that produce them.")
+    if "blocked" in statuses:
+        reasons = sorted({v.note for v in result.values if v.status == "blocked"})
+        lines.append(f"`{BLOCKED}`: oodbench cannot produce the cell — " + "; ".join(reasons) + ".")
+    if "na" in statuses:
+        lines.append(f"`{NA}`: not applicable (the OOD set is not part of the row's benchmark).")
+    lines += list(spec.notes)
+    if spec.paper:
+        lines.append(f"Paper: SeTAR ({spec.paper[0]} version), Table {spec.paper[1]}.")
+    return lines
+
+
+def to_markdown(result: TableResult) -> str:
+    spec = result.spec
+    rows, cols, cells = _grid(result)
+    depth = len(spec.row_header)
+    header = list(spec.row_header) + [f"{c} {m}{_arrow(m)}" if m != c else c for c, m in cols]
+    lines = [f"### {spec.title}", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join([":--"] * depth + ["--:"] * len(cols)) + "|"]
+    for labels, row in zip(_row_labels(rows, depth), rows):
+        vals = [cells[(row, c, m)].text() if (row, c, m) in cells else "" for c, m in cols]
+        lines.append("| " + " | ".join(labels + vals) + " |")
+    lines.append("")
+    lines += [line + "  " for line in _legend(result)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def to_csv(result: TableResult) -> str:
+    """The paper's layout as CSV: row label columns, then one column per (column, metric); values as printed."""
+    spec = result.spec
+    rows, cols, cells = _grid(result)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(list(spec.row_header) + [f"{c} {m}" if m != c else c for c, m in cols])
+    for row in rows:
+        labels = list(row) + [""] * (len(spec.row_header) - len(row))
+        w.writerow(labels + [cells[(row, c, m)].text() if (row, c, m) in cells else "" for c, m in cols])
+    return buf.getvalue()
+
+
+_TEX = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}", "λ": r"$\lambda$",
+        "±": r"$\pm$", "↓": r"$\downarrow$", "↑": r"$\uparrow$", "∗": r"$^*$", "†": r"$^\dagger$", "—": "--",
+        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(text))
+
+
+def to_latex(result: TableResult) -> str:
+    """A booktabs ``table`` in the paper's layout: a header row of column groups over a row of metric arrows."""
+    spec = result.spec
+    rows, cols, cells = _grid(result)
+    depth = len(spec.row_header)
+    groups: list[tuple[str, int]] = []
+    for c, _ in cols:
+        if groups and groups[-1][0] == c:
+            groups[-1] = (c, groups[-1][1] + 1)
+        else:
+            groups.append((c, 1))
+    lines = [r"\begin{table}[t]", r"\centering", r"\small",
+             rf"\caption{{{tex_escape(spec.title)}. {tex_escape(spec.caption)}}}",
+             rf"\label{{tab:{spec.key.replace('_', '-')}}}",
+             r"\begin{tabular}{" + "l" * depth + "r" * len(cols) + "}", r"\toprule"]
+    top = [tex_escape(h) for h in spec.row_header] + [
+        rf"\multicolumn{{{n}}}{{c}}{{{tex_escape(c)}}}" if n > 1 else tex_escape(c) for c, n in groups]
+    lines.append(" & ".join(top) + r" \\")
+    if any(n > 1 or c != m for (c, n), (_, m) in zip(groups, cols)):
+        rules, start = [], depth + 1
+        for _, n in groups:
+            rules.append(rf"\cmidrule(lr){{{start}-{start + n - 1}}}")
+            start += n
+        lines.append(" ".join(rules))
+        lines.append(" & ".join([""] * depth + [tex_escape(f"{m}{_arrow(m)}") for _, m in cols]) + r" \\")
+    lines.append(r"\midrule")
+    prev_group = None
+    for labels, row in zip(_row_labels(rows, depth), rows):
+        if depth > 1 and prev_group is not None and row[0] != prev_group:
+            lines.append(r"\midrule")
+        prev_group = row[0]
+        vals = [tex_escape(cells[(row, c, m)].text()) if (row, c, m) in cells else "" for c, m in cols]
+        lines.append(" & ".join([tex_escape(x) for x in labels] + vals) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(result: TableResult, meta: dict[str, Any] | None = None) -> str:
+    """Every cell at full precision (x100), with its status, seeds found, run ids and paper cell."""
+    out = []
+    for c, v in zip(result.spec.cells, result.values):
+        out.append({"row": list(c.row), "column": c.column, "metric": c.metric, "status": v.status, "value": v.value,
+                    "std": v.std, "found": v.found, "needed": v.needed, "runs": list(v.run_ids),
+                    "specs": [r.describe() for r in c.runs], "note": v.note,
+                    "paper": [c.paper_row, c.paper_column] if c.paper_row else None})
+    data = {"table": result.spec.key, "title": result.spec.title,
+            "paper": list(result.spec.paper) if result.spec.paper else None, **(meta or {}), "cells": out}
+    return json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ paper vs ours
+@dataclass(frozen=True)
+class Comparison:
+    """One cell beside the paper's: ``diff = ours - paper`` (None when either is missing)."""
+
+    row: tuple[str, ...]
+    column: str
+    metric: str
+    ours: CellValue
+    paper_row: str
+    paper: Any  # PaperCell or None (the paper prints nothing there)
+
+    @property
+    def diff(self) -> float | None:
+        p = getattr(self.paper, "value", None)
+        if self.ours.status != "ok" or not isinstance(p, (int, float)) or not isinstance(self.ours.value, (int, float)):
+            return None
+        return float(self.ours.value) - float(p)
+
+
+def compare_with_paper(result: TableResult, paper_root: str | Path | None = None) -> list[Comparison]:
+    """Each cell of ours that has a paper counterpart in the table ``result.spec.paper``, with that paper cell."""
+    from oodbench.results.paper import paper_cells
+
+    spec = result.spec
+    if spec.paper is None:
+        return []
+    published = {(p.row, p.column, p.metric): p for p in paper_cells(spec.paper[0], spec.paper[1], paper_root)}
+    out = []
+    for c, v in zip(spec.cells, result.values):
+        if c.paper_row is None or c.na:
+            continue
+        p = published.get((c.paper_row, c.paper_column or c.column, c.metric))
+        if p is None and v.status != "ok":
+            continue
+        out.append(Comparison(c.row, c.column, c.metric, v, c.paper_row, p))
+    return out
+
+
+def _paper_text(p: Any) -> str:
+    if p is None:
+        return "(not in the paper)"
+    if p.value is None:
+        return "-" if p.not_applicable else "(not reported)"
+    return p.printed + (f" ± {p.std:.2f}" if p.std is not None else "")
+
+
+def comparison_markdown(result: TableResult, comparisons: list[Comparison]) -> str:
+    spec = result.spec
+    lines = [f"### {spec.title} — ours vs. the paper (Table {spec.paper[1]}, {spec.paper[0]})", "",
+             "| row | column | metric | ours | paper | ours − paper |", "|:--|:--|:--|--:|--:|--:|"]
+    for c in comparisons:
+        diff = f"{c.diff:+.2f}" if c.diff is not None else ""
+        lines.append(f"| {' / '.join(c.row)} | {c.column} | {c.metric}{_arrow(c.metric)} | {c.ours.text()} | "
+                     f"{_paper_text(c.paper)} | {diff} |")
+    lines += ["", "Ours are never filled from the paper: a cell without a stored run is `missing`. The paper's row "
+                  "for each of ours: " + "; ".join(sorted({f"{' / '.join(c.row)} → {c.paper_row}"
+                                                           for c in comparisons}))[:4000] + "."]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_csv(comparisons: list[Comparison]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row", "column", "metric", "ours", "ours_std", "ours_status", "paper_row", "paper", "paper_std",
+                "diff"])
+    for c in comparisons:
+        p = c.paper
+        w.writerow([" / ".join(c.row), c.column, c.metric,
+                    "" if c.ours.status != "ok" else f"{c.ours.value:.4f}",
+                    "" if c.ours.std is None else f"{c.ours.std:.4f}", c.ours.status, c.paper_row,
+                    "" if p is None or p.value is None else p.printed, "" if p is None or p.std is None else p.std,
+                    "" if c.diff is None else f"{c.diff:.4f}"])
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------- writing
+def write_table(result: TableResult, out_dir: str | Path, meta: dict[str, Any] | None = None,
+                paper_root: str | Path | None = None) -> list[Path]:
+    """``<key>.md``, ``.csv``, ``.tex``, ``.json`` (and ``<key>_vs_paper.md/.csv`` for a paper table) in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    key = result.spec.key
+    files = {f"{key}.md": to_markdown(result), f"{key}.csv": to_csv(result), f"{key}.tex": to_latex(result),
+             f"{key}.json": to_json(result, meta)}
+    if result.spec.paper is not None:
+        comparisons = compare_with_paper(result, paper_root)
+        files[f"{key}_vs_paper.md"] = comparison_markdown(result, comparisons)
+        files[f"{key}_vs_paper.csv"] = comparison_csv(comparisons)
+    written = []
+    for name, text in files.items():
+        write_text(out / name, text)
+        written.append(out / name)
+    return written
