@@ -26,7 +26,7 @@ from oodbench.console import err, setup_logging
 
 # Subcommand modules, in the order `oodbench --help` lists them. Each exposes `add_parser(sub, parents)`.
 COMMANDS = ("run_cmd", "search_cmd", "finetune_cmd", "list_cmd", "metrics_cmd", "data_cmd", "digits_cmd", "runs_cmd", "plot_cmd",
-            "leaderboard_cmd")
+            "leaderboard_cmd", "tables_cmd", "sweep_cmd")
 
 log = logging.getLogger("oodbench")
 
