@@ -26,6 +26,7 @@ from torch import nn
 from oodbench.backbones.checkpoints import (
     first_line,
     is_random_init,
+    library_root_logs,
     load_strict,
     looks_like_path,
     read_hf_weights,
@@ -44,6 +45,9 @@ from oodbench.errors import UserError
 log = logging.getLogger("oodbench")
 
 _BACKBONE_OPTIONS = ("mean", "std", "interpolation", "tokenizer")
+#: What open_clip logs when it builds a model without weights: true, and beside the point when we load them next
+#: (or were asked for a random init).
+_NO_WEIGHTS_YET = ("initialized randomly",)
 
 
 def load_open_clip(
@@ -88,8 +92,9 @@ def load_open_clip(
             model = _create(model_name, None, force_quick_gelu)
         tag = None
     elif Path(pretrained).expanduser().exists() or looks_like_path(pretrained):
+        state = read_clip_weights(pretrained)  # before building: a bad file fails at once
         model = _create(model_name, None, force_quick_gelu)
-        load_clip_weights(model, pretrained, arch=model_name)
+        load_clip_weights(model, pretrained, arch=model_name, state=state)
         tag = str(pretrained)
     else:
         tags = open_clip.list_pretrained_tags_by_model(model_name)
@@ -103,7 +108,8 @@ def load_open_clip(
         model = _create(model_name, pretrained, force_quick_gelu)
         tag = pretrained
     if tokenizer is None:
-        tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
+        with library_root_logs():
+            tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
     return _wrap(model, name, tag, tokenizer, options, family or open_clip_family(model_name))
 
 
@@ -116,24 +122,39 @@ def clip_from_config(
     """
     _check_options(options)
     tokenizer = options.pop("tokenizer", None)
+    load = pretrained is not None and not is_random_init(pretrained)
+    state = read_clip_weights(pretrained) if load else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = open_clip.CLIP(**cfg)
     tag = None
-    if pretrained is not None and not is_random_init(pretrained):
-        load_clip_weights(model, pretrained, arch=name)
+    if load:
+        load_clip_weights(model, pretrained, arch=name, state=state)
         tag = str(pretrained)
     return _wrap(model.eval(), name, tag, tokenizer, options, family or clip_family(model))
 
 
-def load_clip_weights(model: nn.Module, source: str | Path, *, arch: str) -> None:
-    """Load a weights file or model folder (open_clip or Hugging Face format) strictly into ``model``."""
+def load_clip_weights(model: nn.Module, source: str | Path, *, arch: str,
+                      state: dict[str, torch.Tensor] | None = None) -> None:
+    """Load a weights file or model folder (open_clip or Hugging Face format) strictly into ``model``.
+
+    ``state``: what :func:`read_clip_weights` already read from ``source`` (read here when None).
+    """
+    path = Path(source).expanduser()
+    if state is None:
+        state = read_clip_weights(path)
+    load_strict(model, _to_open_clip_keys(model, state, str(path)), str(path), arch)
+
+
+def read_clip_weights(source: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a weights file or model folder (open_clip or Hugging Face layout), keys as stored."""
     path = Path(source).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file() and not (path / "open_clip_config.json").is_file():
             state = read_hf_weights(path)
         else:
-            found = open_clip.factory._find_checkpoint_in_dir(path)
+            with library_root_logs():
+                found = open_clip.factory._find_checkpoint_in_dir(path)
             if found is None:
                 raise UserError(f"{path}: no weights file (*.safetensors, *.bin, *.pth) in this folder")
             state = read_state_dict(found)
@@ -141,7 +162,7 @@ def load_clip_weights(model: nn.Module, source: str | Path, *, arch: str) -> Non
         state = read_state_dict(path)
     else:
         raise UserError(f"checkpoint not found: {path}")
-    load_strict(model, _to_open_clip_keys(model, state, str(path)), str(path), arch)
+    return state
 
 
 def load_clip_dir(folder: str | Path, *, name: str | None = None, family: str | None = None, **options: Any) -> ClipBackbone:
@@ -158,12 +179,14 @@ def load_clip_dir(folder: str | Path, *, name: str | None = None, family: str | 
     if (path / "open_clip_config.json").is_file():
         spec = f"local-dir:{path}"
         try:
-            model = open_clip.create_model(spec, load_weights=False)
+            with library_root_logs(noise=_NO_WEIGHTS_YET):
+                model = open_clip.create_model(spec, load_weights=False)
         except Exception as exc:
             raise UserError(f"{path / 'open_clip_config.json'}: {first_line(exc)}") from exc
         load_clip_weights(model, path, arch=name)
         if tokenizer is None:
-            tokenizer = open_clip.get_tokenizer(spec, context_length=model.context_length)
+            with library_root_logs():
+                tokenizer = open_clip.get_tokenizer(spec, context_length=model.context_length)
         return _wrap(model, name, str(path), tokenizer, options, family or clip_family(model))
     if (path / "config.json").is_file():
         model, pre = _hf_clip_model(path)
@@ -176,8 +199,11 @@ def load_clip_dir(folder: str | Path, *, name: str | None = None, family: str | 
 
 # ------------------------------------------------------------------------------------------- helpers
 def _create(model_name: str, tag: str | None, force_quick_gelu: bool) -> nn.Module:
+    """``open_clip.create_model`` with its root-logger lines held back (:func:`library_root_logs`); without a tag the
+    weights are random (asked for, or loaded by the caller next), so open_clip's "initialized randomly" is dropped."""
     try:
-        return open_clip.create_model(model_name, pretrained=tag, force_quick_gelu=force_quick_gelu).eval()
+        with library_root_logs(noise=_NO_WEIGHTS_YET if tag is None else ()):
+            return open_clip.create_model(model_name, pretrained=tag, force_quick_gelu=force_quick_gelu).eval()
     except Exception as exc:
         if tag is None:
             raise UserError(f"cannot build open_clip model {model_name}: {first_line(exc)}") from exc

@@ -168,7 +168,7 @@ def test_missing_file_and_wrong_format(tmp_path):
     with pytest.raises(UserError, match="unsupported checkpoint format"):
         create_backbone("test_clip_tiny", pretrained=str(tmp_path / "w.txt"))
     (tmp_path / "bad.pt").write_bytes(np.random.default_rng(0).bytes(1000))
-    with pytest.raises(UserError, match="cannot read checkpoint"):
+    with pytest.raises(UserError, match="bad.pt: not a PyTorch checkpoint"):
         create_backbone("test_clip_tiny", pretrained=str(tmp_path / "bad.pt"))
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(UserError, match="state dict"):
