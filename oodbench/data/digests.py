@@ -42,7 +42,7 @@ MISSING = "missing"
 _CHUNK = 1 << 20
 _HEADER = "# oodbench file digests v1\t"
 
-Signature = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, device
+Signature = str  # "size<TAB>mtime_ns<TAB>ctime_ns<TAB>inode<TAB>device", compared as text
 
 
 def default_digest_dir() -> Path:
@@ -51,10 +51,16 @@ def default_digest_dir() -> Path:
 
 
 def _signature(st: os.stat_result) -> Signature:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    return f"{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}\t{st.st_dev}"
 
 
-def _sha256(path: Path) -> str:
+def _changed_ns(sig: Signature) -> int:
+    """The later of mtime and ctime of a signature."""
+    fields = sig.split("\t")
+    return max(int(fields[1]), int(fields[2]))
+
+
+def _sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(_CHUNK):
@@ -76,20 +82,15 @@ def _read_table(path: Path, root: Path) -> dict[str, tuple[Signature, str]]:
         return {}
     table: dict[str, tuple[Signature, str]] = {}
     for line in lines[1:]:
-        parts = line.split("\t")
-        if len(parts) != 7 or len(parts[6]) != 64:
-            continue
-        try:
-            sig = tuple(int(x) for x in parts[1:6])
-        except ValueError:
-            continue
-        table[parts[0]] = (sig, parts[6])  # type: ignore[assignment]
+        rel, sep, rest = line.partition("\t")
+        sig, sep2, digest = rest.rpartition("\t")
+        if sep and sep2 and len(digest) == 64 and sig.count("\t") == 4:
+            table[rel] = (sig, digest)
     return table
 
 
 def _write_table(path: Path, root: Path, table: dict[str, tuple[Signature, str]]) -> None:
-    body = "".join(f"{rel}\t{sig[0]}\t{sig[1]}\t{sig[2]}\t{sig[3]}\t{sig[4]}\t{digest}\n"
-                   for rel, (sig, digest) in sorted(table.items()))
+    body = "".join(f"{rel}\t{sig}\t{digest}\n" for rel, (sig, digest) in sorted(table.items()))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(path, f"{_HEADER}{root}\n{body}")
@@ -118,7 +119,7 @@ def file_digests(root: str | Path, relpaths: Sequence[str], digest_dir: str | Pa
     racy_ns = int(RACY_SECONDS * 1e9)
 
     def hashed(rel: str, before: Signature) -> tuple[str, tuple[Signature, str] | None]:
-        path = root / rel
+        path = os.path.join(base, rel)
         try:
             digest = _sha256(path)
             after = _signature(os.stat(path))
@@ -126,15 +127,16 @@ def file_digests(root: str | Path, relpaths: Sequence[str], digest_dir: str | Pa
             return MISSING, None
         except OSError as exc:
             return f"unreadable:{exc.errno}", None
-        fresh = time.time_ns() - max(after[1], after[2]) < racy_ns
+        fresh = time.time_ns() - _changed_ns(after) < racy_ns
         keep = after == before and not fresh and "\t" not in rel and "\n" not in rel
         return digest, ((after, digest) if keep else None)
 
     digests: list[str] = [MISSING] * len(relpaths)
     todo: list[tuple[int, str, Signature]] = []
+    base = str(root)
     for i, rel in enumerate(relpaths):
         try:
-            sig = _signature(os.stat(root / rel))
+            sig = _signature(os.stat(os.path.join(base, rel)))
         except FileNotFoundError:
             continue
         except OSError as exc:

@@ -74,7 +74,7 @@ def test_remembered_digests_catch_a_replacement_that_keeps_size_and_mtime(tmp_pa
     first = _fp(root)
     hashed = []
     real = digests_mod._sha256
-    monkeypatch.setattr(digests_mod, "_sha256", lambda p: hashed.append(p.name) or real(p))
+    monkeypatch.setattr(digests_mod, "_sha256", lambda p: hashed.append(os.path.basename(p)) or real(p))
     assert _fp(root) == first and hashed == []  # all three remembered: no file read
     time.sleep(0.05)  # past the file system's timestamp tick
     _rewrite_same_size(root / "a" / "1.bmp", keep_mtime=True)
@@ -86,7 +86,7 @@ def test_recently_changed_files_are_not_remembered(tmp_path, monkeypatch):
     root = _tree(tmp_path / "d")  # just written: inside the racy window
     hashed = []
     real = digests_mod._sha256
-    monkeypatch.setattr(digests_mod, "_sha256", lambda p: hashed.append(p.name) or real(p))
+    monkeypatch.setattr(digests_mod, "_sha256", lambda p: hashed.append(os.path.basename(p)) or real(p))
     _fp(root)
     _fp(root)
     assert len(hashed) == 6  # hashed on every read until they are older than RACY_SECONDS
@@ -108,7 +108,7 @@ def test_digest_tables_live_in_the_digest_dir(tmp_path, monkeypatch):
     # a table written for another folder, or unreadable lines, are never used
     hashed = []
     real = digests_mod._sha256
-    monkeypatch.setattr(digests_mod, "_sha256", lambda p: hashed.append(p.name) or real(p))
+    monkeypatch.setattr(digests_mod, "_sha256", lambda p: hashed.append(os.path.basename(p)) or real(p))
     table.write_text("# oodbench file digests v1\t/some/other/folder\n" + "\n".join(lines[1:]) + "\n")
     again = read_imagefolder(root, "s")
     again.digest_dir = tmp_path / "dig"
