@@ -210,7 +210,7 @@ def _evaluate_one(cls, method, modification: Modification, backbone: Backbone, r
     fit_feats = features[resolved.fit_split().name] if cls.fit_on == "id_fit" else None
     fit_input = id_feats if cls.fit_on == "shared" else fit_feats
     if settings.aps and cls.search_space:
-        from oodbench.postprocessors.aps import aps
+        from oodbench.aps import aps
 
         ood_val = {f.name: f for f in by_role[Role.OOD_VAL]}
         best, trials = aps(post, fit_input, by_role[Role.ID_VAL][0], ood_val, encoder=encoder)

@@ -17,7 +17,7 @@ name                       class                                       needs
 ``knn``                    :class:`.knn.KNN`                           penultimate
 =========================  ==========================================  ======================================
 
-``oodbench.postprocessors.aps.aps`` is the hyperparameter search over a postprocessor's ``search_space``.
+``oodbench.aps.aps`` (engine) is the hyperparameter search over a postprocessor's ``search_space``.
 """
 
 from oodbench.postprocessors import (  # noqa: F401  (imported for registration)

@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from oodbench.features import Features
-from oodbench.postprocessors.aps import aps, search_grid
+from oodbench.aps import aps, search_grid
 from oodbench.postprocessors.base import Postprocessor
 from oodbench.registry import get
 

@@ -25,7 +25,6 @@ import numpy as np
 
 from oodbench.features import Features
 from oodbench.metrics import auroc
-from oodbench.postprocessors.base import Postprocessor
 
 log = logging.getLogger("oodbench")
 
@@ -56,7 +55,7 @@ def _named_sets(ood_val_features: Features | Sequence[Features] | Mapping[str, F
     return sets
 
 
-def aps(postprocessor: Postprocessor, fit_features: Features | None, id_val_features: Features,
+def aps(postprocessor: Any, fit_features: Features | None, id_val_features: Features,
         ood_val_features: Features | Sequence[Features] | Mapping[str, Features],
         encoder: Any = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Pick the grid point of ``postprocessor.search_space`` with the best mean AUROC on the validation sets.
