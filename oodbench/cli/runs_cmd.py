@@ -222,6 +222,25 @@ def _parse_params(items: list[str]) -> dict:
     return params
 
 
+def _plan_record(path: str, method: str) -> dict:
+    """The plan file as recorded: parsed and hashed by the modifier registered under the method's name when it
+    offers ``plan_from_dict`` (SeTAR), else the JSON as it is."""
+    import json
+
+    from oodbench.errors import UserError
+    from oodbench.registry import get, registry
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--plan {path}: not a readable JSON plan ({exc})") from None
+    record = data if isinstance(data, dict) else {"entries": data}
+    if method in registry("modifiers") and hasattr(get("modifiers", method), "plan_from_dict"):
+        plan = get("modifiers", method).plan_from_dict(data)
+        record = plan.to_dict() | {"hash": plan.hash()}
+    return record | {"file": str(Path(path).resolve())}
+
+
 def run_import(args) -> int:
     from oodbench.results.importer import import_run
 
@@ -230,10 +249,7 @@ def run_import(args) -> int:
     params = _parse_params(args.param)
     plan = None
     if args.plan:
-        from oodbench.methods.setar.plan import Plan
-
-        plan = Plan.load(args.plan).to_dict()
-        plan["file"] = str(Path(args.plan).resolve())
+        plan = _plan_record(args.plan, args.method)
     path = import_run(_store(args), args.id, ood_files, benchmark=args.benchmark, backbone=args.backbone,
                       method=args.method, postprocessor=args.post, column=args.column, higher_is=args.higher_is,
                       groups=groups, id_set=args.id_set, params=params, pretrained=args.pretrained, plan=plan,
