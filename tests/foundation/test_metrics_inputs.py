@@ -8,7 +8,6 @@ import pytest
 
 from oodbench import metrics as M
 from oodbench.cli import main
-from oodbench.scorefiles import read_named_scores
 
 
 @pytest.mark.parametrize("id_s, ood_s, message", [
@@ -37,6 +36,8 @@ def test_nearest_reachable_recall():
 
 
 def test_read_named_scores_reports_the_column(tmp_path):
+    from oodbench.scorefiles import read_named_scores
+
     (tmp_path / "a.csv").write_text("mcm_score\n1\n2\n")
     np.savez(tmp_path / "b.npz", energy=np.array([1.0, 2.0]))
     np.save(tmp_path / "c.npy", np.array([1.0, 2.0]))
@@ -70,9 +71,9 @@ def test_metrics_command_refuses_differently_named_columns(tmp_path, capsys):
     assert _metrics(tmp_path) == 0
     got = json.loads((tmp_path / "m.json").read_text())["metrics"]["o"]["auroc"]
     assert got == pytest.approx(M.ood_metrics(id_s, ood_s)["auroc"])
-
-
-def test_metrics_command_with_column_reads_that_column_everywhere(tmp_path):
+    np.save(tmp_path / "ood.npy", ood_s)
+    assert main(["metrics", "--id", str(tmp_path / "id.csv"), "--ood", f"o={tmp_path / 'ood.npy'}"]) == 0
+    # --column names the score to read in every file
     (tmp_path / "id.csv").write_text("mcm_score,energy\n1,5\n2,6\n3,7\n")
     (tmp_path / "ood.csv").write_text("mcm_score\n0.5\n2.5\n")
     assert _metrics(tmp_path, "--column", "mcm_score") == 0
