@@ -96,19 +96,22 @@ def encode_normalized(encoder: Any, prompts: Sequence[str], what: str = "prompts
     text encoders that trim the context to a batch's longest prompt pad less (on the WordNet corpus: 10.1
     instead of 12.4 token positions per prompt with batches of 1024).
     """
-    n, t0 = len(prompts), time.perf_counter()
+    from oodbench.console import progress
+
+    n = len(prompts)
     order = np.argsort(np.fromiter((len(p) for p in prompts), dtype=np.int64, count=n), kind="stable")
     out: np.ndarray | None = None
-    for i, start in enumerate(range(0, n, ENCODE_BATCH)):
-        idx = order[start:start + ENCODE_BATCH]
-        emb = np.asarray(encoder.encode_text([prompts[j] for j in idx]), dtype=np.float32)
-        if emb.ndim != 2 or len(emb) != len(idx):
-            raise ValueError(f"encode_text returned shape {emb.shape} for {len(idx)} prompts")
-        if out is None:
-            out = np.empty((n, emb.shape[1]), dtype=np.float32)
-        out[idx] = l2_normalize(emb)
-        if n > 10 * ENCODE_BATCH and (i + 1) % 10 == 0:
-            log.info("neglabel: encoded %d/%d %s (%.0f s)", start + len(emb), n, what, time.perf_counter() - t0)
+    with progress(quiet=n <= ENCODE_BATCH) as prog:  # a bar (or log lines) from the second batch on
+        task = prog.add_task(f"neglabel: encoding {what}", total=n)
+        for start in range(0, n, ENCODE_BATCH):
+            idx = order[start:start + ENCODE_BATCH]
+            emb = np.asarray(encoder.encode_text([prompts[j] for j in idx]), dtype=np.float32)
+            if emb.ndim != 2 or len(emb) != len(idx):
+                raise ValueError(f"encode_text returned shape {emb.shape} for {len(idx)} prompts")
+            if out is None:
+                out = np.empty((n, emb.shape[1]), dtype=np.float32)
+            out[idx] = l2_normalize(emb)
+            prog.advance(task, len(idx))
     return out if out is not None else np.zeros((0, 0), np.float32)
 
 
