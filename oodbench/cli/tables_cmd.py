@@ -137,30 +137,34 @@ def render(exps, index, out_dir: Path, caches, paper: str | None) -> list[Path]:
 
 def report(plan, specs, index, data_root, dry: bool) -> None:
     """What is stored, what would run, what cannot run and why (with the commands), what is blocked."""
-    from rich.table import Table
+    from rich.markup import escape
 
     stored = sum(1 for s in dict.fromkeys(specs) if not s.blocked and index.find(s) is not None)
     total = len([s for s in dict.fromkeys(specs) if not s.blocked])
     out.print(f"{stored} of {total} runs the tables need are stored; {len(plan.blocked)} cannot be produced by oodbench",
               highlight=False)
     root = str(data_root) if data_root else "DATA"
+
+    def commands(groups) -> list[str]:
+        return list(dict.fromkeys(g.command(root if g.first.benchmark != "digits" else None) for g in groups))
+
     if plan.to_run:
-        t = Table(title=f"{'would run' if dry else 'to run'}: {len(plan.to_run)} command(s)", title_justify="left",
-                  show_lines=False)
-        t.add_column("command", overflow="fold")
-        for g in plan.to_run:
-            t.add_row(g.command(root if g.first.benchmark != "digits" else None))
-        out.print(t)
+        cmds = commands(plan.to_run)
+        out.print(f"[bold]{'would run' if dry else 'to run'}[/]: {len(plan.to_run)} group(s) of runs, "
+                  f"{len(cmds)} command(s):")
+        for cmd in cmds:
+            out.print("  " + escape(cmd), highlight=False, soft_wrap=True)
     if plan.cannot:
         reasons: dict[str, list] = {}
         for g, why in plan.cannot:
             reasons.setdefault(why, []).append(g)
         for why, groups in reasons.items():
-            t = Table(title=f"cannot run ({len(groups)} command(s)): {why}", title_justify="left")
-            t.add_column("command once the weights and data are there", overflow="fold")
-            for g in groups:
-                t.add_row(g.command(root))
-            out.print(t)
+            cmds = commands(groups)
+            out.print(f"[bold]cannot run[/] {len(groups)} group(s) of runs — {escape(why)}", highlight=False,
+                      soft_wrap=True)
+            out.print(f"  once the weights and data are there ({len(cmds)} command(s)):", highlight=False)
+            for cmd in cmds:
+                out.print("  " + escape(cmd), highlight=False, soft_wrap=True)
     if plan.blocked:
         why = sorted({s.blocked for s in plan.blocked})
         out.print(f"blocked ({len(plan.blocked)} run(s)): " + "; ".join(why), highlight=False)

@@ -397,10 +397,10 @@ class Group:
         """The ``oodbench`` command that produces these runs."""
         s = self.first
         if s.step is not None:
-            opts = " ".join(f"{k}={v}" for k, v in sorted(s.options.items()))
+            opts = " ".join(f"{k}={v}" for k, v in sorted(s.options.items())) or "weight_type=W_up, the default"
             return (f"oodbench tables --table weight-types --benchmark {s.benchmark}"
                     + (f" --data-root {data_root}" if data_root else "")
-                    + f"   # SeTAR {opts} truncated to {s.step} step(s)")
+                    + f"   # {s.backbone}: the SeTAR plan ({opts}) evaluated after each search step")
         parts = ["oodbench run", f"--benchmark {s.benchmark}"]
         if data_root:
             parts.append(f"--data-root {data_root}")
