@@ -166,6 +166,8 @@ def run(resolved: ResolvedBenchmark, settings: RunSettings, caches: CacheRoot | 
     classes = select_postprocessors(posts, backbone)
     for cls in classes:
         _configured(cls, settings)  # bad --param values fail here, before any work
+        if cls.needs_encoder:
+            backbone.require("text_encoder", f"{cls.title()}'s negative-label mining")
     methods = [method_class(m)(**settings.method_options.get(m, {})) for m in dict.fromkeys(settings.methods)]
     ctx = MethodContext(backbone=backbone, benchmark=resolved, caches=caches, seed=settings.seed,
                         device=str(settings.device), on_bad=settings.on_bad, quiet=settings.quiet)
@@ -266,8 +268,6 @@ def benchmark_identity(resolved: ResolvedBenchmark) -> dict[str, Any]:
 
 
 def _text_encoder(backbone: Backbone, caches: CacheRoot):
-    if "text_encoder" not in getattr(backbone, "capabilities", frozenset()) and not hasattr(backbone, "text_encoder"):
-        raise IncompatibleError(f"{backbone.name} has no text encoder (needed to mine NegLabel's negative labels)")
     encoder = backbone.text_encoder()
     encoder.cache_dir = caches.neglabel
     return encoder

@@ -5,7 +5,7 @@ token) shrunk to 32-px images with 4-px patches (an 8x8 grid), and a text contex
 BPE tokenizer. Its 49,408-row token embedding is frozen at a seeded random init and **regenerated from the
 seed at load time** (:func:`token_embedding`), so the shipped file holds only the trained weights (fp16,
 ``oodbench/assets/digits_clip/``). ``oodbench digits train --out DIR`` reproduces them
-(:mod:`oodbench.datasets.digits_train`); ``pretrained=DIR`` loads such a folder instead of the shipped one.
+(:mod:`oodbench.backbones.digits_training`); ``pretrained=DIR`` loads such a folder instead of the shipped one.
 
 Files of a weights folder:
 
