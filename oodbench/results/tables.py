@@ -69,8 +69,22 @@ def _is_path(pretrained: Any) -> bool:
 def record_options(record: RunRecord) -> dict[str, Any]:
     """The method options a run was made with (normalised, without the seed)."""
     method = record.plan.get("method") or {}
-    opts = normalize_options(record.method, method.get("options") or {})
-    return {k: v for k, v in opts.items() if k not in _IGNORED_OPTIONS}
+    return _drop_ignored(normalize_options(record.method, method.get("options") or {}))
+
+
+def _drop_ignored(options: dict[str, Any]) -> dict[str, Any]:
+    """Without the options that do not identify a result (the seed, checked apart; tf32), nested dicts too (the
+    ``setar`` options of ``setar-ft``); a nested dict left empty is dropped."""
+    out = {}
+    for k, v in options.items():
+        if k in _IGNORED_OPTIONS:
+            continue
+        if isinstance(v, dict):
+            v = _drop_ignored(v)
+            if not v:
+                continue
+        out[k] = v
+    return out
 
 
 def matches(record: RunRecord, spec: RunSpec) -> bool:
@@ -93,7 +107,7 @@ def matches(record: RunRecord, spec: RunSpec) -> bool:
     if spec.seed is not None and record.seed != spec.seed:
         return False
     options = record_options(record)
-    wanted = {k: v for k, v in spec.options.items() if k not in _IGNORED_OPTIONS}
+    wanted = _drop_ignored(spec.options)
     prefix = (record.plan.get("search") or {}).get("prefix")
     if spec.step is not None:
         return (isinstance(prefix, dict) and prefix.get("steps") == spec.step
