@@ -175,3 +175,55 @@ def test_official_trainable_parameter_counts_clip_b16():
     finally:
         ad.remove()
     assert all(torch.equal(v, state[k]) for k, v in bb.model.state_dict().items())
+
+
+def test_classifier_backbone_setar_ft_identity_and_training():
+    """Swin (timm classifier): vision-only adapters, logits and per-position logits feed the same loss."""
+    import numpy as np
+
+    from oodbench.data.sources import ArraySource
+    from oodbench.methods.finetune.trainer import TrainConfig, train
+    from oodbench.methods.finetune.weights import weight_forward
+
+    bb = create_backbone("test_swin_tiny", pretrained="random")
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = bb.forward_from("vision", bb.hidden("vision", x, 0), 0)
+    state = {k: v.clone() for k, v in bb.model.state_dict().items()}
+    ad = setar_ft_adapters(bb, Plan([PlanEntry("vision", "W_up", 7, 0.4), PlanEntry("vision", "W_up", 2, 0.25)]))
+    try:
+        with torch.no_grad():
+            out = bb.forward_from("vision", bb.hidden("vision", x, 0), 0)
+        assert (out.global_ - ref.global_).abs().max() <= 1e-5 and (out.local - ref.local).abs().max() <= 1e-5
+        rng = np.random.RandomState(0)
+        src = ArraySource("val", rng.randint(0, 256, (4, 64, 64, 3)).astype(np.uint8), np.array([0, 1, 2, 3]))
+        cfg = TrainConfig(epochs=1, lr=0.01, batch_size=4, lam=0.01, top_k=3, seed=0)
+        log = train(weight_forward(bb, ad, [], ""), ad.parameters(), src, bb.preprocess(), cfg, quiet=True,
+                    modules=[bb.model])
+        assert len(log.steps) == 1 and math.isfinite(log.steps[0]["locoop_loss"])
+        assert not bb.model.training  # back to eval after training
+    finally:
+        ad.remove()
+    assert all(torch.equal(v, state[k]) for k, v in bb.model.state_dict().items())
+
+
+SPEC_48_SWIN = [(3, 1, .4), (3, 0, .4), (2, 17, .4), (2, 16, .4), (2, 15, .4), (2, 10, .1), (2, 6, .25), (1, 1, .4),
+                (1, 0, .3), (0, 0, .1)]
+
+
+@pytest.mark.slow
+def test_official_trainable_parameter_count_swinv2_b():
+    """Spec §10.1: Swin SeTAR+FT with the §4.8 plan trains 6,468,480 parameters ([stage, block] -> flat block)."""
+    bb = create_backbone("swinv2_b", pretrained="random")
+    offset = [0, 2, 4, 22]
+    plan = Plan([PlanEntry("vision", "W_up", offset[s] + b, r) for s, b, r in SPEC_48_SWIN])
+    ad = setar_ft_adapters(bb, plan)
+    try:
+        assert ad.num_trainable() == 6_468_480
+    finally:
+        ad.remove()
+    ad = lora_adapters(bb, "W_up", 112, 16.0)
+    try:  # 112 x (h + 4h) per block, 2 / 2 / 18 / 2 blocks of h = 128 / 256 / 512 / 1024
+        assert ad.num_trainable() == 112 * 5 * (2 * 128 + 2 * 256 + 18 * 512 + 2 * 1024)
+    finally:
+        ad.remove()
