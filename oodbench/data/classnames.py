@@ -42,12 +42,11 @@ def resolve_classnames(value: str | Path) -> tuple[tuple[str, ...], str]:
     from oodbench.registry import names, registry
 
     text = str(value)
-    if not p.exists() and text in registry("benchmarks"):
+    if text in registry("benchmarks"):
         from oodbench.benchmark import get_benchmark
 
         spec = get_benchmark(text)
         return tuple(spec.class_names), f"benchmark {spec.name}"
-    if p.exists():
-        return read_classnames(p), str(p.resolve())  # not a regular file: read_classnames says why
-    raise UserError(f"--classes {value}: no such file, and no registered benchmark of that name; give a text file "
-                    f"with one class name per line, or one of: {', '.join(names('benchmarks'))}")
+    what = "is not a file" if p.exists() else "no such file"
+    raise UserError(f"--classes {value}: {what}, and no registered benchmark of that name; give a text file with "
+                    f"one class name per line, or one of: {', '.join(names('benchmarks'))}")
