@@ -117,6 +117,7 @@ def file_digests(root: str | Path, relpaths: Sequence[str], digest_dir: str | Pa
     table_file = table_path(digest_dir, root)
     table = _read_table(table_file, root)
     racy_ns = int(RACY_SECONDS * 1e9)
+    base = str(root)
 
     def hashed(rel: str, before: Signature) -> tuple[str, tuple[Signature, str] | None]:
         path = os.path.join(base, rel)
@@ -133,7 +134,6 @@ def file_digests(root: str | Path, relpaths: Sequence[str], digest_dir: str | Pa
 
     digests: list[str] = [MISSING] * len(relpaths)
     todo: list[tuple[int, str, Signature]] = []
-    base = str(root)
     for i, rel in enumerate(relpaths):
         try:
             sig = _signature(os.stat(os.path.join(base, rel)))
