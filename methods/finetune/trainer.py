@@ -236,44 +236,27 @@ def _report_bad(source, bad, on_bad: str, log_: TrainLog) -> None:
 
 
 class _Progress:
-    """Rich progress bar with the running loss on a terminal; one log line per epoch otherwise; nothing when quiet."""
+    """One task of :func:`oodbench.console.progress` (bar with ETA on a terminal, log lines otherwise, nothing when
+    quiet), with the epoch and the running loss as its info text."""
 
     def __init__(self, title: str, total: int, quiet: bool):
-        from oodbench.console import err
+        from oodbench.console import progress
 
-        self.quiet = quiet or logging.getLogger("oodbench").getEffectiveLevel() > logging.INFO
-        self.rich = not self.quiet and err.is_terminal
         self.title = title
-        self.total = total
-        self.t0 = time.perf_counter()
-        self._bar = None
-        if self.rich:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
-
-            self._bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-                                 TextColumn("eta"), TimeRemainingColumn(), console=err, transient=True)
-            self._task = self._bar.add_task(title, total=total, loss="-")
+        self._prog = progress(quiet=quiet)
+        self._task: int | None = None
+        self._total = total
 
     def __enter__(self) -> "_Progress":
-        if self._bar is not None:
-            self._bar.__enter__()
+        self._prog.__enter__()
+        self._task = self._prog.add_task(self.title, total=self._total)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
+        self._prog.__exit__(*exc)
 
     def advance(self, epoch: int, epochs: int, loss: float) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, advance=1, loss=f"{loss:.4f}",
-                             description=f"{self.title} epoch {epoch + 1}/{epochs}")
+        self._prog.update(self._task, advance=1, info=f"epoch {epoch + 1}/{epochs}, loss {loss:.4f}")
 
     def epoch_done(self, epoch: int, epochs: int, mean: float, seconds: float, step: int, total: int) -> None:
-        if self.quiet:
-            return
-        elapsed = time.perf_counter() - self.t0
-        eta = elapsed / step * (total - step) if step else 0.0
-        log.info("%s: epoch %d/%d, mean loss %.4f, %.1f s (eta %.0f s)", self.title, epoch + 1, epochs, mean, seconds,
-                 eta)
+        log.debug("%s: epoch %d/%d, mean loss %.4f, %.1f s", self.title, epoch + 1, epochs, mean, seconds)
