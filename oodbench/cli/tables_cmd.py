@@ -9,7 +9,6 @@ from pathlib import Path
 
 from oodbench.cli.common import add_command, cache_root, parse_named, results_root
 from oodbench.console import out
-from oodbench.errors import UserError
 
 log = logging.getLogger("oodbench")
 
@@ -107,7 +106,7 @@ def render(exps, index, out_dir: Path, caches, paper: str | None) -> list[Path]:
     """Write every table and figure of ``exps`` into ``out_dir`` and an ``index.md`` listing them."""
     from oodbench.atomic import write_text
     from oodbench.results.figures import draw
-    from oodbench.results.tables import build_table, write_table
+    from oodbench.results.tables import build_table, weights_of, write_table
 
     written: list[Path] = []
     lines = [f"# {'SeTAR paper tables (' + paper + ' version)' if paper else 'The digits edition'}", "",
@@ -119,7 +118,7 @@ def render(exps, index, out_dir: Path, caches, paper: str | None) -> list[Path]:
     for e in exps:
         for t in e.tables:
             result = build_table(t, index)
-            written += write_table(result, out_dir, meta={"experiment": e.id})
+            written += write_table(result, out_dir, meta={"experiment": e.id, "weights": weights_of(result, index)})
             counts = {s: sum(v.status == s for v in result.values) for s in ("ok", "missing", "blocked")}
             n = sum(v.status in ("ok", "missing", "blocked") for v in result.values)
             lines.append(f"| {e.id} | [{t.key}]({t.key}.md) | {n} | {counts['ok']} | {counts['missing']} | "

@@ -126,7 +126,10 @@ class RunIndex:
 
     def __init__(self, records: Iterable[RunRecord]):
         self._by_key: dict[tuple, list[RunRecord]] = {}
+        self.by_id: dict[str, RunRecord] = {}
         for r in records:
+            if r.run_id:
+                self.by_id[r.run_id] = r
             key = (r.benchmark, r.backbone.get("name"), r.method, r.postprocessor.get("name"))
             self._by_key.setdefault(key, []).append(r)
         for runs in self._by_key.values():
@@ -228,6 +231,17 @@ class TableResult:
 
 def build_table(spec: TableSpec, index: RunIndex) -> TableResult:
     return TableResult(spec, [cell_value(c, index) for c in spec.cells])
+
+
+def weights_of(result: TableResult, index: RunIndex) -> dict[str, list[str]]:
+    """``{backbone: [weights hashes]}`` of the runs a table's cells were computed from."""
+    out: dict[str, set[str]] = {}
+    for v in result.values:
+        for run_id in v.run_ids:
+            rec = index.by_id.get(run_id)
+            if rec is not None:
+                out.setdefault(rec.backbone.get("name", "?"), set()).add(str(rec.backbone.get("weights_hash")))
+    return {k: sorted(v) for k, v in sorted(out.items())}
 
 
 # ------------------------------------------------------------------------------------------------- rendering
