@@ -48,9 +48,17 @@ def check_unused_options(args: argparse.Namespace, methods: tuple[str, ...]) -> 
     from oodbench.errors import UserError
 
     for dest, (flag, owner) in getattr(args, "method_option_owners", {}).items():
-        if owner not in methods and getattr(args, dest, None) is not None:
+        if owner not in methods and getattr(args, dest, None) is not None and not _read_by(methods, args, dest):
             raise UserError(f"{flag} is an option of method {owner}, which this run does not use; "
                             f"add --method {owner}")
+
+
+def _read_by(methods: tuple[str, ...], args: argparse.Namespace, dest: str) -> bool:
+    """Whether one of ``methods`` takes the option too (flags shared by methods: --plan, --epochs, ...)."""
+    from oodbench.method import method_class
+
+    blank = argparse.Namespace(**{**vars(args), dest: None})
+    return any(method_class(m).options_from_args(args) != method_class(m).options_from_args(blank) for m in methods)
 
 
 def parse_methods(text: str | None) -> tuple[str, ...]:

@@ -164,3 +164,20 @@ def test_finetune_command(tmp_path):
     for k, v in w.items():
         assert torch.equal(merged.model.state_dict()[k], v)
     assert main(["finetune", "--method", "setar", "-q"]) == 2  # not a training method
+
+
+def test_shared_flags_of_run_reach_every_method_that_takes_them():
+    """`--plan` (setar's flag) serves setar-ft, `--epochs` (one flag for every training method) serves lora; a
+    flag no chosen method reads stays an error."""
+    from oodbench.cli import build_parser
+    from oodbench.cli.method_args import check_unused_options, method_options
+
+    p = build_parser()
+    args = p.parse_args(["run", "--method", "setar-ft", "--plan", "p.json", "--epochs", "2"])
+    check_unused_options(args, ("none", "setar-ft"))
+    assert method_options(("setar-ft",), args)["setar-ft"] == {"plan_file": "p.json", "epochs": 2}
+    args = p.parse_args(["run", "--method", "lora", "--epochs", "3", "--lora-alpha-official"])
+    check_unused_options(args, ("none", "lora"))
+    assert method_options(("lora",), args)["lora"] == {"epochs": 3, "alpha_mode": "official-code"}
+    with pytest.raises(UserError, match="--lora-rank is an option of method lora"):
+        check_unused_options(p.parse_args(["run", "--method", "setar-ft", "--lora-rank", "3"]), ("none", "setar-ft"))
