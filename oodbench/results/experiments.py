@@ -659,7 +659,7 @@ def _sensitivity(version: str | None, eid: str, title: str, option: str, symbol:
                       f"CLIP-B/16, SeTAR-S with {symbol} varied, the other settings the presets. " + _conventions()
                       if backbone == "clip_vit_b16" else f"SeTAR-S with {symbol} varied. " + _conventions())
     fig = FigureSpec("sensitivity", fig_key, title, xlabel, tuple(series),
-                     "Average over the OOD sets; FPR95: ID positive, nearest recall to 95%.")
+                     f"SeTAR-S with {symbol} varied, the other search settings at their presets; one search per value.")
     return Experiment(eid, title, (table,), (fig,))
 
 
@@ -674,7 +674,7 @@ def _weight_types(eid: str, id_sets: list[IdSet], backbone: str, key: str, title
                 series.append(Series(f"{ids.label} / {SCORE_LABELS[post]}", wt, points))
     fig = FigureSpec("weight-types", key, title, "weight matrices searched (search steps)", tuple(series),
                      "SeTAR-S over both towers with one weight type per run; after each step the plan so far is "
-                     "evaluated on the test splits. Average over the OOD sets; FPR95: ID positive.")
+                     "evaluated on the test splits (step 0: the vanilla model).")
     return Experiment(eid, title, (), (fig,))
 
 

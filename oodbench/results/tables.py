@@ -394,7 +394,8 @@ class Comparison:
     @property
     def diff(self) -> float | None:
         p = getattr(self.paper, "value", None)
-        if self.ours.status != "ok" or not isinstance(p, (int, float)) or not isinstance(self.ours.value, (int, float)):
+        if self.ours.status not in ("ok", "static") or not isinstance(p, (int, float)) \
+                or not isinstance(self.ours.value, (int, float)):
             return None
         return float(self.ours.value) - float(p)
 
