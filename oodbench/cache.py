@@ -4,7 +4,8 @@
 
     <cache-dir>/                 default: $OODBENCH_CACHE_DIR, else $XDG_CACHE_HOME/oodbench, else ~/.cache/oodbench
         features/                per-split feature arrays (oodbench.features.cache.FeatureCache)
-        plans/<key>/             SeTAR search results (plan.json, search logs, step checkpoints)
+        plans/<key>/             SeTAR search results (plan.json, search logs)
+        plans/<key>.partial/     the finished steps of an unfinished search (resumed by a rerun)
         neglabel/<key>.npz       NegLabel negative-label mining, per text-tower weights and class names
         checkpoints/<key>/       fine-tuned weights and prompts (fine-tuning methods)
         digests/<folder>.tsv     remembered SHA-256 of image files by stat signature (oodbench.data.digests)
