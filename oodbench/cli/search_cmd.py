@@ -22,7 +22,8 @@ def add_parser(sub, parents) -> None:
         description="Greedy search of per-layer rank-reduction ratios minimising the LoCoOp loss on the benchmark's "
                     "ID val split. Reads only the val images and the class names. Writes plan.json (use it with "
                     "`oodbench run --method setar --plan FILE`), search_steps.csv, search_candidates.csv and "
-                    "search_log.json.",
+                    "search_log.json. Each finished step is kept in the cache (--cache-dir): an interrupted search "
+                    "resumes after its last finished step when the same command is run again, whatever --out.",
     )
     planners = method_names(produces="plan")
     add_backbone_args(p)
