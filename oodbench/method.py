@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from oodbench.errors import IncompatibleError, UserError
@@ -169,6 +170,11 @@ class Method:
     def prepare(self, ctx: MethodContext) -> Modification:
         """Search, train or load what the method needs and return the :class:`Modification`."""
         raise NotImplementedError
+
+    def export(self, ctx: MethodContext, modification: Modification, dest: Path) -> list[str]:
+        """Write what a user takes away from a prepared modification into ``dest`` (``oodbench finetune --out``):
+        logs, trained tensors, a merged model. Returns lines to show. The base class writes nothing."""
+        return []
 
     def describe(self) -> dict[str, Any]:
         """Name and options, stored in every result of this method."""

@@ -41,6 +41,9 @@ log = logging.getLogger("oodbench")
 CACHE_VERSION = 1
 RESULT_FILE = "finetune.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
+#: What `oodbench finetune --out DIR` copies out of the cache folder.
+EXPORTED = (RESULT_FILE, "loss_log.csv", "loss_log.json", "adapters.safetensors", "weights.safetensors",
+            "prompts.safetensors", CHECKPOINT_FILE)
 #: Options every fine-tuning method takes (constructor keywords), and their command-line flags.
 TRAIN_OPTIONS = ("epochs", "lr", "batch_size", "lam", "top_k", "precision")
 _TRAIN_FLAGS = {
@@ -108,6 +111,28 @@ class FinetuneMethod(Method):
         raise NotImplementedError
 
     # -------------------------------------------------------------------------------------- contract
+    def export(self, ctx: MethodContext, modification: Modification, dest: Path) -> list[str]:
+        """Copy the cached logs and tensors into ``dest``; weight methods also write the merged model there."""
+        import shutil
+
+        folder = self.checkpoint_folder(ctx)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in EXPORTED:
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, dest / name)
+        lines = []
+        name = ctx.backbone.name
+        if (folder / "weights.safetensors").is_file():
+            from .checkpoint import export_merged, load_tensors
+
+            weights, _ = load_tensors(folder / "weights.safetensors")
+            merged = export_merged(ctx.backbone, weights, dest, {"method": self.name, "key": modification.key})
+            lines.append(f"merged model: {merged}  (oodbench run --backbone {name} --pretrained {merged})")
+        if (dest / "prompts.safetensors").is_file():
+            lines.append(f"learned prompts: {dest / 'prompts.safetensors'}  (oodbench run --backbone {name} "
+                         f"--method {self.name} --prompts {dest / 'prompts.safetensors'})")
+        return lines
+
     def check(self, ctx: MethodContext) -> None:
         super().check(ctx)
         cfg = self.train_config(ctx)  # raises UserError on bad settings

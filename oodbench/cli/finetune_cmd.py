@@ -9,7 +9,6 @@ ingredient), so ``oodbench run --method NAME`` with the same settings reuses it.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from rich.table import Table
@@ -21,8 +20,6 @@ from oodbench.errors import UserError
 
 log = logging.getLogger("oodbench")
 
-COPIED = ("finetune.json", "loss_log.csv", "loss_log.json", "adapters.safetensors", "weights.safetensors",
-          "prompts.safetensors", "checkpoint.safetensors")
 
 
 def _trainers() -> list[str]:
@@ -74,26 +71,13 @@ def run(args) -> int:
                         device=device, on_bad=args.on_bad, quiet=args.quiet > 0)
     method.check(ctx)
     modification = method.prepare(ctx)
-    folder = ctx.caches.checkpoints / modification.key
     safe = backbone.name.replace("/", "_").replace(":", "_")
     dest = Path(args.out) if args.out else (
         results_root(args) / "finetune" / f"{resolved.spec.name}-{safe}-{method.name}-{modification.key[:12]}")
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
-        if (folder / name).is_file():
-            shutil.copyfile(folder / name, dest / name)
-    exported = None
-    if (folder / "weights.safetensors").is_file():
-        from oodbench.methods.finetune.checkpoint import export_merged, load_tensors
-
-        weights, _ = load_tensors(folder / "weights.safetensors")
-        exported = export_merged(backbone, weights, dest, {"method": method.name, "key": modification.key})
+    lines = method.export(ctx, modification, dest)
     out.print(summary_table(modification.record))
-    if exported is not None:
-        out.print(f"merged model: {exported}  (oodbench run --backbone {backbone.name} --pretrained {exported})")
-    if (dest / "prompts.safetensors").is_file():
-        out.print(f"learned prompts: {dest / 'prompts.safetensors'}  (oodbench run --backbone {backbone.name} "
-                  f"--method locoop --prompts {dest / 'prompts.safetensors'})")
+    for line in lines:
+        out.print(line)
     out.print(f"written to {dest} (finetune.json, loss_log.csv, loss_log.json, ...); cache key {modification.key}")
     return 0
 
