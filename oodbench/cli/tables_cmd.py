@@ -52,6 +52,8 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args) -> int:
+    from rich.markup import escape
+
     from oodbench.cli.benchmark_args import data_root_from_args
     from oodbench.results import ResultsStore
     from oodbench.results import experiments as E
@@ -88,9 +90,12 @@ def run(args) -> int:
         if plan.cannot:
             report(plan, specs, index, data_root, dry=False)
         if plan.to_run:
-            execute(plan, caches, store, device=device, quiet=args.quiet > 0, num_workers=args.workers,
-                    on_bad=args.on_bad)
+            _, failed = execute(plan, caches, store, device=device, quiet=args.quiet > 0, num_workers=args.workers,
+                                on_bad=args.on_bad)
             index = RunIndex.from_store(store)
+            for group, why in failed:
+                out.print(f"[bold red]failed[/]: {escape(group.command())}: {escape(why)}", highlight=False,
+                          soft_wrap=True)
     written = render(exps, index, out_dir, caches, paper=None if digits else args.paper)
     _summary(exps, index, out_dir, len(written), time.perf_counter() - t0)
     return 0
@@ -119,8 +124,9 @@ def render(exps, index, out_dir: Path, caches, paper: str | None) -> list[Path]:
         for t in e.tables:
             result = build_table(t, index)
             written += write_table(result, out_dir, meta={"experiment": e.id, "weights": weights_of(result, index)})
-            counts = {s: sum(v.status == s for v in result.values) for s in ("ok", "missing", "blocked")}
-            n = sum(v.status in ("ok", "missing", "blocked") for v in result.values)
+            counts = {s: sum(v.status == s for v in result.values) for s in ("ok", "static", "missing", "blocked")}
+            counts["ok"] += counts.pop("static")
+            n = sum(v.status != "na" for v in result.values)
             lines.append(f"| {e.id} | [{t.key}]({t.key}.md) | {n} | {counts['ok']} | {counts['missing']} | "
                          f"{counts['blocked']} |")
         for f in e.figures:

@@ -61,8 +61,9 @@ PAPER_BACKBONES = {"CLIP-base": "clip_vit_b16", "CLIP-large": "clip_vit_l14", "S
                    "ResNet50": "resnet50"}
 #: Paper ID-set labels -> registered benchmarks.
 PAPER_ID_SETS = {"ImageNet1K": "imagenet1k", "Pascal-VOC": "voc"}
-#: Number of search steps of a SeTAR-S search over both towers (blocks of the vision tower + the text tower).
-SEARCH_STEPS = {"clip_vit_b16": 24, "clip_vit_l14": 48, "digits_clip": 8}
+#: Number of search steps of a SeTAR-S search over both towers (blocks of the vision tower + the text tower;
+#: digits_clip: 4 + 3).
+SEARCH_STEPS = {"clip_vit_b16": 24, "clip_vit_l14": 48, "digits_clip": 7}
 WEIGHT_TYPES = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down")
 PAPER_OOD_ORDER = ("iNaturalist", "SUN", "Places", "Texture", "ImageNet22K", "COCO")
 
@@ -777,8 +778,11 @@ def digits_experiments() -> list[Experiment]:
     exps.append(ablation("wp", "SeTAR with and without W_p (digits)", [
         Condition("Vanilla"), Condition("SeTAR w Wp", "setar", {"include_projection": True}),
         Condition("SeTAR w/o Wp", "setar", {"include_projection": False})], "Method"))
+    mis_blocked = ("MIS interleaves the towers block by block and needs towers of equal depth; digits_clip has 4 "
+                   "vision and 3 text blocks")
     exps.append(ablation("searcher", "Search algorithms (digits)", [
-        Condition("LES", "setar", {"searcher": "les"}), Condition("MIS", "setar", {"searcher": "mis"}),
+        Condition("LES", "setar", {"searcher": "les"}),
+        Condition("MIS", "setar", {"searcher": "mis"}, blocked=mis_blocked),
         Condition("SeTAR-S", "setar", {"searcher": "setar-s"})], "Searcher"))
     exps.append(ablation("prune", "Pruning strategies (digits)", [
         Condition("Principal", "setar", {"prune": "principal"}),

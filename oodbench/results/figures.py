@@ -197,7 +197,14 @@ def plot_loss_curves(fig: FigureSpec, logs: dict[str, list[list[dict[str, float]
 # ------------------------------------------------------------------------------------------------- dispatch
 def draw(fig: FigureSpec, index: RunIndex, out_dir: str | Path, checkpoints: Path | None = None) -> list[Path]:
     """Draw ``fig`` into ``out_dir`` (``<key>.png/.svg`` and ``<key>.csv``; plan maps: one file per series)."""
-    out = Path(out_dir)
+    import matplotlib
+
+    # SVG element ids are random unless salted: a fixed salt makes a redrawn figure byte-identical
+    with matplotlib.rc_context({"svg.hashsalt": "oodbench"}):
+        return _draw(fig, index, Path(out_dir), checkpoints)
+
+
+def _draw(fig: FigureSpec, index: RunIndex, out: Path, checkpoints: Path | None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if fig.kind in ("sensitivity", "weight-types"):

@@ -521,8 +521,12 @@ def plan_runs(specs: Iterable[RunSpec], index, *, data_root=None, on_bad: str = 
 
 
 def execute(plan: RunPlan, caches, store, *, device: str = "cpu", quiet: bool = False, batch_size: int = 128,
-            num_workers: int | None = None, on_bad: str = "skip") -> list:
-    """Run the groups of ``plan`` (weights and resolved data from the plan's checks); returns the PostResults.
+            num_workers: int | None = None, on_bad: str = "skip") -> tuple[list, list[tuple[Group, str]]]:
+    """Run the groups of ``plan`` (weights and resolved data from the plan's checks).
+
+    Returns:
+        The PostResults, and the groups that failed with a :class:`~oodbench.errors.UserError` (a setting the
+        method refuses), each with its one-line reason; the other groups still run.
 
     Per-step groups (``RunSpec.step``) obtain the whole SeTAR plan once (a cached search, or a new one), write
     each prefix as a plan file under ``<cache>/plans/prefix-<plan hash>/`` and evaluate it with ``plan_file``.
@@ -531,7 +535,8 @@ def execute(plan: RunPlan, caches, store, *, device: str = "cpu", quiet: bool = 
     from oodbench.runtime import seed_everything, set_float32_mode
 
     set_float32_mode(False)
-    results = []
+    results: list = []
+    failed: list[tuple[Group, str]] = []
     step_groups: dict[tuple, list[Group]] = {}
     plain = []
     for g in plan.to_run:
@@ -555,12 +560,21 @@ def execute(plan: RunPlan, caches, store, *, device: str = "cpu", quiet: bool = 
         done += 1
         log.info("[%d/%d] %s", done, n, g.command())
         seed_everything(settings.seed)
-        results += run_pipeline(resolved, settings, caches, store, backbone=bb)
+        try:
+            results += run_pipeline(resolved, settings, caches, store, backbone=bb)
+        except UserError as exc:
+            log.warning("%s: %s", g.command(), exc)
+            failed.append((g, str(exc)))
     for (bench, backbone, pretrained, _, seed), groups in step_groups.items():
         resolved = plan.data[bench].resolved
         bb = plan.weights[(backbone, pretrained)].backbone if (backbone, pretrained) in plan.weights \
             else _check_weights(backbone, pretrained, device).backbone
-        prefixes = prefix_plans(resolved, bb, groups[0].first, caches, device, seed or 0, on_bad)
+        try:
+            prefixes = prefix_plans(resolved, bb, groups[0].first, caches, device, seed or 0, on_bad)
+        except UserError as exc:
+            log.warning("%s: %s", groups[0].command(), exc)
+            failed += [(g, str(exc)) for g in groups]
+            continue
         for g in sorted(groups, key=lambda g: g.first.step):
             s = g.first
             if s.step not in prefixes:
@@ -573,9 +587,13 @@ def execute(plan: RunPlan, caches, store, *, device: str = "cpu", quiet: bool = 
             done += 1
             log.info("[%d/%d] %s", done, n, s.describe())
             seed_everything(settings.seed)
-            results += run_pipeline(resolved, settings, caches, store, backbone=bb)
+            try:
+                results += run_pipeline(resolved, settings, caches, store, backbone=bb)
+            except UserError as exc:
+                log.warning("%s: %s", s.describe(), exc)
+                failed.append((g, str(exc)))
     log.info("ran %d group(s), %d run(s) stored, in %.1f s", done, len(results), time.perf_counter() - t0)
-    return results
+    return results, failed
 
 
 def prefix_plans(resolved, backbone, spec: RunSpec, caches, device: str, seed: int, on_bad: str) -> dict[int, Path]:
