@@ -49,6 +49,7 @@ def add_parser(sub, parents) -> None:
                    help="unreadable or missing image files: leave them out (default) or stop")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="image-loading worker processes")
     p.set_defaults(handler=run)
+    # exit status: 0, 1 when a run the tables need failed (reported; the tables are still written), 2 on bad input
 
 
 def run(args) -> int:
@@ -61,6 +62,7 @@ def run(args) -> int:
     from oodbench.results.tables import RunIndex
 
     t0 = time.perf_counter()
+    failed: list = []
     digits = args.benchmark == "digits"
     exps = E.select(E.experiments(args.paper, "digits" if digits else None), args.table)
     pretrained = parse_named(args.pretrained, "--pretrained", "TAG|PATH")
@@ -98,7 +100,7 @@ def run(args) -> int:
                           soft_wrap=True)
     written = render(exps, index, out_dir, caches, paper=None if digits else args.paper)
     _summary(exps, index, out_dir, len(written), time.perf_counter() - t0)
-    return 0
+    return 1 if failed else 0
 
 
 def _device(name: str) -> str:
