@@ -154,6 +154,12 @@ class Method:
         """The constructor options given on the command line (those the user did not pass are left out)."""
         return {}
 
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """Options whose default does not depend on the backbone or benchmark (e.g. SeTAR's searcher), so that
+        ``--searcher setar-s`` and no option describe the same run."""
+        return {}
+
     # ---------------------------------------------------------------------------------- contract
     def check(self, ctx: MethodContext) -> None:
         """Validate everything :meth:`prepare` will need, before any work or write.

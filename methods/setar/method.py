@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
-from typing import Any
-
 import shutil
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from oodbench import atomic
 from oodbench.errors import DataError, UserError
@@ -58,6 +56,13 @@ class SetarMethod(Method):
     reads_val = True
     produces = "plan"
     option_names = (*SEARCH_OPTIONS, "plan_file", "tf32")
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        from dataclasses import fields
+
+        keep = ("searcher", "weight_type", "modality", "prune", "include_projection", "metric")
+        return {f.name: f.default for f in fields(SearchConfig) if f.name in keep}
 
     # ------------------------------------------------------------------------------------------- CLI
     @classmethod
@@ -113,10 +118,15 @@ class SetarMethod(Method):
             return
         super().check(ctx)
         config, _ = self.search_config(ctx)
-        if ctx.backbone.kind == "clip" and config.top_k >= len(ctx.benchmark.spec.class_names):
-            raise UserError(f"--topk {config.top_k} must be below the number of classes "
-                            f"({len(ctx.benchmark.spec.class_names)}): with K >= C no patch is OOD and the "
-                            "LoCoOp OOD term vanishes")
+        n_classes = len(ctx.benchmark.spec.class_names)
+        if ctx.backbone.kind == "clip" and config.lam > 0 and config.top_k >= n_classes:
+            # a warning, not an error: the paper's top-K study (Fig. 5) includes K = C, which is the ID loss only
+            log.warning("top-K %d >= %d classes: no patch counts as OOD, so the LoCoOp OOD term vanishes and "
+                        "lambda %g has no effect (the search minimises the ID loss only)", config.top_k, n_classes,
+                        config.lam)
+        if config.lam > 0 and config.top_k == 0:
+            log.warning("top-K 0: every patch counts as OOD (the official rule), so the OOD term pushes every patch "
+                        "towards high entropy")
 
     def search_config(self, ctx: MethodContext) -> tuple[SearchConfig, Any]:
         """The search settings: the published preset for (backbone family, benchmark family), then the options."""

@@ -18,15 +18,16 @@ the prune strategy, and the seed when the prune strategy is ``random``. A plan t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from oodbench import atomic
 from oodbench.backbones.base import WEIGHT_TYPES
 from oodbench.errors import UserError
+from oodbench.hashing import hash_json
 
 from .lowrank import PRUNE_STRATEGIES
 
@@ -104,8 +105,12 @@ class Plan:
         payload: dict[str, Any] = {"entries": active, "prune": self.prune}
         if self.prune == "random":
             payload["seed"] = int(self.seed)
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return hash_json(payload, 16)
+
+    def prefix(self, steps: int, **search_info: Any) -> "Plan":
+        """The plan of the first ``steps`` entries (a search stopped after that many steps; paper Figs. 2-3);
+        ``search_info`` is added to its ``search`` record."""
+        return Plan(list(self.entries[:steps]), self.prune, self.seed, {**self.search, **search_info})
 
     def with_entry(self, entry: PlanEntry) -> "Plan":
         """A copy with ``entry`` appended (replacing an entry for the same weight)."""
@@ -164,9 +169,7 @@ class Plan:
         """Write the plan as indented JSON (parent folders created)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
+        atomic.write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     @classmethod

@@ -600,7 +600,6 @@ def prefix_plans(resolved, backbone, spec: RunSpec, caches, device: str, seed: i
     """The SeTAR plan of ``spec.options`` (cached search or a new one) and its prefixes as plan files:
     ``{k: path of the plan of the first k search steps}`` for k = 0 .. number of steps."""
     from oodbench.method import MethodContext, method_class
-    from oodbench.methods.setar.plan import Plan
 
     method = method_class("setar")(**spec.options)
     ctx = MethodContext(backbone=backbone, benchmark=resolved, caches=caches, seed=seed, device=device, on_bad=on_bad)
@@ -609,8 +608,7 @@ def prefix_plans(resolved, backbone, spec: RunSpec, caches, device: str, seed: i
     folder = caches.plans / f"prefix-{plan.hash()}-{hash_options(spec.options)}"
     out = {}
     for k in range(len(plan.entries) + 1):
-        prefix = Plan(list(plan.entries[:k]), plan.prune, plan.seed,
-                      {**plan.search, "prefix": {"steps": k, "of": plan.hash(), "options": spec.options}})
+        prefix = plan.prefix(k, prefix={"steps": k, "of": plan.hash(), "options": spec.options})
         path = folder / f"step{k:03d}.json"
         if not path.is_file():
             prefix.save(path)

@@ -30,7 +30,7 @@ GOOD_ENTRY = {"tower": "vision", "weight_type": "W_up", "layer": 0, "ratio": 0.2
     ("unknown-layer", "layer 7"),
     ("ratio", "ratio"),
     ("no-val", "ID val"),
-    ("bad-searcher-option", "--topk"),
+    ("bad-ratios", "ratios"),
     ("negative-lambda", "lambda"),
 ])
 def test_setar_errors_store_nothing(folders, tmp_path, capsys, case, message):
@@ -44,8 +44,8 @@ def test_setar_errors_store_nothing(folders, tmp_path, capsys, case, message):
         extra += ["--plan", _plan(tmp_path, json.dumps({"entries": [GOOD_ENTRY | {"layer": 7}], "prune": "minor"}))]
     elif case == "ratio":
         extra += ["--plan", _plan(tmp_path, json.dumps({"entries": [GOOD_ENTRY | {"ratio": 1.5}], "prune": "minor"}))]
-    elif case == "bad-searcher-option":
-        extra += ["--topk", "6"]  # 6 classes: K >= C leaves no OOD patch
+    elif case == "bad-ratios":
+        extra += ["--ratios", "0,1.5"]
     elif case == "negative-lambda":
         extra += ["--lambda", "-1"]
     assert main(["run", "--post", "mcm", *_args(folders, tmp_path, val), *extra]) == 2
@@ -71,6 +71,14 @@ def test_unused_method_option_is_refused(folders, tmp_path, capsys):
     assert main(["run", "--post", "mcm", *_args(folders, tmp_path), "--topk", "2"]) == 2
     assert "--topk is an option of method setar" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_topk_at_or_above_the_classes_warns(folders, tmp_path, capsys):
+    """K >= C is the ID loss only (the paper's top-K figure includes it): a warning, and the run goes on."""
+    assert main(["run", "--post", "mcm", *_args(folders, tmp_path), "--method", "setar", "--topk", "6", "--ratios",
+                 "0,0.2", "--modality", "vision"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "top-K 6 >= 6 classes" in err and "OOD term vanishes" in err
 
 
 def test_search_reads_only_val_and_class_names(folders, tmp_path, capsys):
