@@ -34,6 +34,9 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--method", default=None, metavar="NAME[,NAME...]",
                    help=f"methods evaluated beside the vanilla model ({', '.join(method_names())}; "
                         "`oodbench list methods`)")
+    p.add_argument("--seeds", default=None, metavar="N[,N...]",
+                   help="run once per seed (e.g. 3,4,5: the paper's fine-tuning and random-prune protocol) and show "
+                        "mean ± std over the seeds; every seed is stored as its own run")
     p.add_argument("--aps", action="store_true",
                    help="tune each postprocessor's hyperparameters on ID-val + OOD-val features (best AUROC)")
     add_benchmark_args(p)
@@ -96,6 +99,8 @@ def run(args) -> int:
     resolved = benchmark_from_args(args)
     backbone = backbone_from_args(args, resolved, device)
     settings = settings_from_args(args, resolved, backbone)
+    if args.seeds:
+        return _run_seeds(args, resolved, settings, caches, store, backbone, t0)
     results = run_pipeline(resolved, settings, caches, store, backbone=backbone)
     by_post: dict[str, dict] = {}
     for r in results:
@@ -103,5 +108,29 @@ def run(args) -> int:
     for records in by_post.values():
         first = next(iter(records.values()))
         out.print(comparison_table(first.postprocessor.get("display_name", first.postprocessor["name"]), records))
+    log.info("%d run(s) stored under %s in %.1f s", len(results), results_root(args), time.perf_counter() - t0)
+    return 0
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"3,4,5"`` -> ``[3, 4, 5]`` (distinct integers, in order)."""
+    try:
+        seeds = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"--seeds expects comma-separated integers, got '{text}'") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds expects distinct integers, got '{text}'")
+    return seeds
+
+
+def _run_seeds(args, resolved, settings, caches, store, backbone, t0) -> int:
+    from oodbench.results.sweep import aggregate, aggregate_table, run_seeds
+
+    if args.seed is not None:
+        raise UserError("give either --seed or --seeds")
+    seeds = parse_seeds(args.seeds)
+    results = run_seeds(resolved, settings, seeds, caches, store, backbone)
+    out.print(aggregate_table(aggregate(results), title=f"mean ± std over seeds {', '.join(map(str, seeds))} "
+                                                        "(average over OOD sets, x100)"))
     log.info("%d run(s) stored under %s in %.1f s", len(results), results_root(args), time.perf_counter() - t0)
     return 0

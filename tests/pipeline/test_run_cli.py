@@ -81,3 +81,19 @@ def test_unreadable_images_are_skipped_and_counted_or_fatal(folders, capsys):
     assert main(["run", "--post", "mcm", "--on-bad", "fail", *_bench_args(folders)]) == 2
     err = capsys.readouterr().err
     assert ("broken.png" in err or "empty.png" in err) and "Traceback" not in err
+
+
+def test_seeds_run_each_seed_and_show_mean_and_std(folders, capsys):
+    import numpy as np
+
+    assert main(["run", "--post", "mcm", "--method", "setar", "--prune", "random", "--ratios", "0,0.3", "--topk", "2",
+                 "--modality", "vision", "--seeds", "3,4", *_bench_args(folders)]) == 0
+    out = capsys.readouterr().out
+    runs = ResultsStore(folders / "runs").runs()
+    setar = sorted((r for r in runs if r.method == "setar"), key=lambda r: r.seed)
+    assert [r.seed for r in setar] == [3, 4] and [r.plan["seed"] for r in setar] == [3, 4]  # the prune seed follows
+    assert sorted(r.seed for r in runs if r.method == "none") == [3, 4]
+    auroc = [100 * r.metrics["average"]["auroc"] for r in setar]
+    assert "±" in out and f"{np.mean(auroc):.2f}" in out and f"{np.std(auroc):.2f}" in out
+    assert main(["run", "--post", "mcm", "--seeds", "3,x", *_bench_args(folders)]) == 2
+    assert main(["run", "--post", "mcm", "--seeds", "3", "--seed", "1", *_bench_args(folders)]) == 2
