@@ -88,3 +88,21 @@ def test_search_reads_only_val_and_class_names(folders, tmp_path, capsys):
                  str(folders / "classes.txt"), "--cache-dir", str(tmp_path / "cache"), "--ratios", "0,0.2",
                  "--topk", "2", "--modality", "vision", "--out", str(out), "-q"]) == 0
     assert (out / "plan.json").is_file()
+
+
+def test_batch_size_zero_is_refused_not_replaced(folders, tmp_path, capsys):
+    assert main(["run", "--post", "mcm", *_args(folders, tmp_path), "--batch-size", "0"]) == 2
+    assert "must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_broken_cache_entry_is_one_line_naming_the_folder(folders, tmp_path, capsys):
+    assert main(["run", "--post", "mcm", *_args(folders, tmp_path)]) == 0
+    metas = list((tmp_path / "cache" / "features").glob("*/meta.json"))
+    assert metas
+    metas[0].write_text("{broken")
+    capsys.readouterr()
+    assert main(["run", "--post", "mcm", *_args(folders, tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"delete the folder {metas[0].parent}" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
