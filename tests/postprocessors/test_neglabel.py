@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from pp_helpers import CLASS_NAMES, FakeTextEncoder
+from oodbench.testing.fixtures import CLASS_NAMES, FakeTextEncoder
 
 from oodbench.errors import UserError
 from oodbench.features import Features
@@ -172,7 +172,8 @@ def test_mining_is_cached_in_memory_and_on_disk(tmp_path):
 
 def test_default_cache_dir_is_used_without_encoder_cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("OODBENCH_CACHE_DIR", str(tmp_path / "home"))
-    enc = FakeTextEncoder()  # no cache_dir attribute
+    enc = FakeTextEncoder()
+    del enc.cache_dir  # an encoder without a cache folder of its own
     nl.NegLabel(corpus=_small_corpus(tmp_path)).fit(_feats(), enc)
     assert len(list((tmp_path / "home" / "neglabel").glob("*.npz"))) == 1
 
