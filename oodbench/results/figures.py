@@ -106,11 +106,7 @@ def plot_metric_lines(fig: FigureSpec, data: list[SeriesData], stem: Path, metri
             ax.set_title(f"{panel}: {m}", fontsize=9)
             if fig.log_x:
                 ax.set_xscale("symlog", linthresh=0.01)
-            ax.grid(alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7)
-            else:
-                ax.text(0.5, 0.5, "no stored runs", ha="center", va="center", transform=ax.transAxes, color="grey")
+            _grid_and_legend(ax)
     f.suptitle(fig.title, fontsize=10)
     f.tight_layout()
     f.text(0.01, -0.01, _wrap(FPR_CAPTION + " " + fig.caption), fontsize=7, color="dimgrey", va="top")
@@ -181,11 +177,7 @@ def plot_loss_curves(fig: FigureSpec, logs: dict[str, list[list[dict[str, float]
         ax.set_xlabel("training step (batches)")
         ax.set_ylabel(f"{name} (nats)")
         ax.set_title(name, fontsize=9)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "no stored runs", ha="center", va="center", transform=ax.transAxes, color="grey")
+        _grid_and_legend(ax)
     f.suptitle(fig.title, fontsize=10)
     f.tight_layout()
     f.text(0.01, -0.02, _wrap(fig.caption + " The ID loss is the cross-entropy of the ID val images; the OOD loss "
@@ -229,3 +221,12 @@ def _draw(fig: FigureSpec, index: RunIndex, out: Path, checkpoints: Path | None)
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_").lower()
+
+
+def _grid_and_legend(ax) -> None:
+    """A light grid, and the legend — or "no stored runs" written across an empty panel."""
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no stored runs", ha="center", va="center", transform=ax.transAxes, color="grey")
