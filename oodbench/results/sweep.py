@@ -548,23 +548,28 @@ def execute(plan: RunPlan, caches, store, *, device: str = "cpu", quiet: bool = 
     t0 = time.perf_counter()
     n = len(plain) + sum(len(v) for v in step_groups.values())
     done = 0
+
+    def run_one(g: Group, label: str, resolved, bb, backbone, pretrained, method, options, seed) -> None:
+        """One group through the pipeline; a UserError is recorded against the group and the sweep goes on."""
+        settings = RunSettings(backbone=backbone, pretrained=pretrained, postprocessors=tuple(g.posts),
+                               methods=(method,), method_options={method: options}, params=g.params, seed=seed,
+                               device=device, quiet=quiet, batch_size=batch_size, num_workers=num_workers,
+                               on_bad=on_bad)
+        seed_everything(settings.seed)
+        try:
+            results.extend(run_pipeline(resolved, settings, caches, store, backbone=bb))
+        except UserError as exc:
+            log.warning("%s: %s", label, exc)
+            failed.append((g, str(exc)))
     for g in plain:
         s = g.first
         resolved = plan.data[s.benchmark].resolved
         bb = plan.weights[(s.backbone, s.pretrained)].backbone if (s.backbone, s.pretrained) in plan.weights \
             else _check_weights(s.backbone, s.pretrained, device).backbone
-        settings = RunSettings(backbone=s.backbone, pretrained=s.pretrained, postprocessors=tuple(g.posts),
-                               methods=(s.method,), method_options={s.method: g.method_options()}, params=g.params,
-                               seed=s.seed if s.seed is not None else 0, device=device, quiet=quiet,
-                               batch_size=batch_size, num_workers=num_workers, on_bad=on_bad)
         done += 1
         log.info("[%d/%d] %s", done, n, g.command())
-        seed_everything(settings.seed)
-        try:
-            results += run_pipeline(resolved, settings, caches, store, backbone=bb)
-        except UserError as exc:
-            log.warning("%s: %s", g.command(), exc)
-            failed.append((g, str(exc)))
+        run_one(g, g.command(), resolved, bb, s.backbone, s.pretrained, s.method, g.method_options(),
+                s.seed if s.seed is not None else 0)
     for (bench, backbone, pretrained, _, seed), groups in step_groups.items():
         resolved = plan.data[bench].resolved
         bb = plan.weights[(backbone, pretrained)].backbone if (backbone, pretrained) in plan.weights \
@@ -580,18 +585,10 @@ def execute(plan: RunPlan, caches, store, *, device: str = "cpu", quiet: bool = 
             if s.step not in prefixes:
                 log.warning("%s: the plan has %d steps, not %d", s.describe(), len(prefixes) - 1, s.step)
                 continue
-            settings = RunSettings(backbone=backbone, pretrained=pretrained, postprocessors=tuple(g.posts),
-                                   methods=("setar",), method_options={"setar": {"plan_file": str(prefixes[s.step])}},
-                                   params=g.params, seed=seed or 0, device=device, quiet=quiet, batch_size=batch_size,
-                                   num_workers=num_workers, on_bad=on_bad)
             done += 1
             log.info("[%d/%d] %s", done, n, s.describe())
-            seed_everything(settings.seed)
-            try:
-                results += run_pipeline(resolved, settings, caches, store, backbone=bb)
-            except UserError as exc:
-                log.warning("%s: %s", s.describe(), exc)
-                failed.append((g, str(exc)))
+            run_one(g, s.describe(), resolved, bb, backbone, pretrained, "setar",
+                    {"plan_file": str(prefixes[s.step])}, seed or 0)
     log.info("ran %d group(s), %d run(s) stored, in %.1f s", done, len(results), time.perf_counter() - t0)
     return results, failed
 
