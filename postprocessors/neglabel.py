@@ -41,11 +41,7 @@ No APS grid (the reference has none).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -55,8 +51,10 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 
+from oodbench import atomic
 from oodbench.errors import UserError
 from oodbench.features import Features
+from oodbench.hashing import hash_json
 from oodbench.postprocessors.base import Postprocessor
 from oodbench.postprocessors.neglabel_corpus import DEFAULT_CORPUS, Corpus, load_corpus
 from oodbench.postprocessors.ops import as_2d, check_in_range, l2_normalize, logsumexp64, row_chunks
@@ -158,10 +156,9 @@ def mine_negative_labels(encoder: Any, class_names: Sequence[str], corpus: Corpu
 
 
 def mining_cache_key(encoder_key: str, class_names: Sequence[str], corpus: Corpus, settings: dict) -> str:
-    """sha256 over everything the mined labels depend on."""
-    blob = json.dumps({"version": _CACHE_VERSION, "encoder": encoder_key, "classes": list(class_names),
-                       "corpus": corpus.digest, "settings": settings}, sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+    """The hash (:func:`oodbench.hashing.hash_json`) of everything the mined labels depend on."""
+    return hash_json({"version": _CACHE_VERSION, "encoder": encoder_key, "classes": list(class_names),
+                      "corpus": corpus.digest, "settings": settings}, 32)
 
 
 def cached_mining(encoder: Any, class_names: Sequence[str], corpus: Corpus, **settings: Any) -> tuple[MinedLabels, str]:
@@ -200,15 +197,8 @@ def _read_mined(path: Path) -> MinedLabels | None:
 
 def _write_mined(path: Path, mined: MinedLabels) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, pos=mined.pos, neg=mined.neg, words=np.array(mined.words, dtype=str),
-                     n_nouns=np.int64(mined.n_nouns))
-        os.replace(tmp, path)  # atomic: a half-written file is never read
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, lambda f: np.savez(f, pos=mined.pos, neg=mined.neg,  # a half-written file is never read
+                                               words=np.array(mined.words, dtype=str), n_nouns=np.int64(mined.n_nouns)))
 
 
 def group_permutation(m: int, ngroup: int, seed: int = 0) -> np.ndarray:

@@ -36,7 +36,7 @@ def create_backbone(name: str, pretrained: str | None = None, **options: Any) ->
         oodbench.registry.RegistryError: unknown name (the message lists the known ones).
         oodbench.errors.UserError: weights that cannot be found, read or loaded.
     """
-    from oodbench.backbones.clip_loading import load_clip_dir, load_open_clip
+    from oodbench.backbones.clip_loading import load_open_clip
 
     if name.startswith("open_clip:"):
         return load_open_clip(name[len("open_clip:") :], pretrained, **options)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from oodbench import atomic
 from oodbench.errors import UserError
 from oodbench.metrics import METRICS
 
@@ -60,22 +59,9 @@ def write_rows(rows: dict[str, dict[str, float]], path: str | Path, meta: dict[s
         text = json.dumps({"metrics": rows, **(meta or {})}, indent=2) + "\n"
     else:
         raise UserError(f"--out {path}: use a .csv or .json file name")
-    atomic_write_text(path, text)
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic.write_text(path, text)
+    return path
 
 
 def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc", "aupr_in", "aupr_out")) -> Table:

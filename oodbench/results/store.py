@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import fnmatch
-import hashlib
 import json
-import os
-import shutil
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from oodbench import __version__
+from oodbench import __version__, atomic
+from oodbench.hashing import hash_json
 from oodbench.metrics import CONVENTIONS
 
 SCHEMA = "oodbench.result/1"
@@ -91,17 +88,12 @@ class ResultsStore:
         final = self.root / record.run_id
         if final.exists():
             raise FileExistsError(f"run folder already exists: {final}")
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
-        try:
-            with open(tmp / "result.json", "w") as fh:
-                json.dump(record.to_json(), fh, indent=2, sort_keys=False, default=_json_default)
-                fh.write("\n")
+        with atomic.folder(final, replace=False) as tmp:
+            atomic.write_text(tmp / "result.json",
+                              json.dumps(record.to_json(), indent=2, sort_keys=False, default=_json_default) + "\n")
             if scores:
-                np.savez_compressed(tmp / "scores.npz", **{k: np.asarray(v) for k, v in scores.items()})
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                atomic.write_bytes(tmp / "scores.npz", lambda f: np.savez_compressed(
+                    f, **{k: np.asarray(v) for k, v in scores.items()}))
         return final
 
     def load(self, run_id: str) -> RunRecord:
@@ -141,7 +133,7 @@ class ResultsStore:
     @staticmethod
     def _new_id(record: RunRecord) -> str:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        digest = hashlib.sha1(json.dumps(record.to_json(), sort_keys=True, default=_json_default).encode()).hexdigest()
+        digest = hash_json(json.loads(json.dumps(record.to_json(), default=_json_default)), 6)
         parts = [stamp, record.benchmark, record.backbone.get("name", "?"), record.method, record.postprocessor.get("name", "?")]
         safe = "-".join(p.replace("/", "_").replace(" ", "_") for p in parts)
         return f"{safe}-{digest[:6]}"

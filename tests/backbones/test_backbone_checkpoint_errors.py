@@ -6,7 +6,6 @@ import logging
 import random
 import subprocess
 import sys
-import textwrap
 
 import open_clip
 import pytest

@@ -1,7 +1,6 @@
 """Inputs that make OOD metrics meaningless are refused (or warned about) before any number is computed."""
 
 import json
-import logging
 
 import numpy as np
 import pytest

@@ -8,7 +8,7 @@ import torch
 
 from oodbench.backbones import create_backbone
 from oodbench.errors import UserError
-from oodbench.methods.finetune.adapters import AdapterSet, lora_adapters, setar_ft_adapters
+from oodbench.methods.finetune.adapters import lora_adapters, setar_ft_adapters
 from oodbench.methods.finetune.presets import OFFICIAL_CODE_LORA_ALPHA
 from oodbench.methods.setar import Plan, PlanEntry
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from PIL import Image
 
 from oodbench.cli import main
 from oodbench.results import ResultsStore

@@ -6,7 +6,7 @@ import pytest
 import torch
 from pipeline_helpers import ForwardCounter
 
-from oodbench.errors import IncompatibleError, UserError
+from oodbench.errors import IncompatibleError
 from oodbench.cache import CacheRoot
 from oodbench.metrics import evaluate
 from oodbench.pipeline import RunSettings, run, select_postprocessors
