@@ -171,7 +171,8 @@ def adhoc_benchmark(id_test: str | Path, classes: str | Path | None, ood: dict[s
         raise UserError(f"--classes {classes if classes is not None else class_map}: {len(names)} class name; an ID "
                         "set needs at least 2 classes (with one, MCM and softmax scores are constant and ID "
                         "accuracy is trivially 100%)")
-    order, rule = class_order(test_dir, names, class_map=pairs, by_position=classes_by_position)
+    flag = "--id-val" if val_dir is not None and val_dir == test_dir else "--id-test"  # val only (a search)
+    order, rule = class_order(test_dir, names, class_map=pairs, by_position=classes_by_position, flag=flag)
     if val_dir is not None and val_dir != test_dir:
         _same_classes(val_dir, test_dir, order)
     test = SplitSpec("ID test", str(test_dir), group="id", classes=order, source="--id-test")
