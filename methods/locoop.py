@@ -41,6 +41,8 @@ class LocoopMethod(FinetuneMethod):
     """LoCoOp: learn 16 shared prompt context vectors with the LoCoOp loss (CLIP; or --prompts FILE)."""
 
     display_name = "LoCoOp"
+    # the conformance checks run on the tiny test CLIP, whose text context holds 16 tokens
+    conformance_options = {"n_ctx": 4, "epochs": 1}
     backbone_kinds = ("clip",)
     produces = "prompts"
     option_names = (*TRAIN_OPTIONS, "n_ctx", "class_specific", "prompts_file")
