@@ -176,7 +176,7 @@ def render_markdown(board: dict[str, list[Row]], out: Path, metric: str, pick: s
             rec = row.record
             mark = "" if row.same_sets else "*"
             flagged |= not row.same_sets
-            cells = [str(row.rank), rec.backbone.get("name", ""), rec.method, rec.postprocessor.get("name", ""),
+            cells = [str(row.rank), rec.backbone.get("name", ""), method_title(rec), post_title(rec),
                      row.hyper() or "defaults"]
             cells += [_fmt(row.value(m)) + mark for m, _ in AVG_COLUMNS]
             cells += [_fmt(row.value(m, s)) for s in sets for m, _ in SET_METRICS]
@@ -302,8 +302,8 @@ def render_html(board: dict[str, list[Row]], out: Path, metric: str, pick: str) 
             rec = row.record
             flagged |= not row.same_sets
             mark = "" if row.same_sets else "*"
-            cells = [_td(row.rank, str(row.rank), True), _td(rec.backbone.get("name", "")), _td(rec.method),
-                     _td(rec.postprocessor.get("name", "")), _td(row.hyper() or "defaults")]
+            cells = [_td(row.rank, str(row.rank), True), _td(rec.backbone.get("name", "")), _td(method_title(rec)),
+                     _td(post_title(rec)), _td(row.hyper() or "defaults")]
             cells += [_td(_fmt(row.value(m), 6), _fmt(row.value(m)) + mark, True) for m, _ in AVG_COLUMNS]
             cells += [_td(_fmt(row.value(m, s), 6), _fmt(row.value(m, s)), True) for s in sets for m, _ in SET_METRICS]
             links = _links(row, out)
@@ -325,3 +325,13 @@ def _td(value: Any, text: str | None = None, numeric: bool = False) -> str:
     shown = str(value) if text is None else text
     cls = ' class="num"' if numeric else ""
     return f'<td data-v="{e(str(value))}"{cls}>{e(shown)}</td>'
+
+
+def method_title(rec) -> str:
+    """The method's display name as recorded (``SeTAR+FT``), else its registry name."""
+    return rec.plan.get("display_name") or rec.method
+
+
+def post_title(rec) -> str:
+    """The score's display name as recorded (``GL-MCM``), else its registry name."""
+    return rec.postprocessor.get("display_name") or rec.postprocessor.get("name", "")
