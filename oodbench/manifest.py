@@ -54,6 +54,7 @@ BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("postprocessors", "neglabel", f"{_P}.neglabel:NegLabel",
      "NegLabel (Jiang et al., ICLR 2024): ID softmax mass against mined negative labels, averaged over groups.",
      ()),
+    ("postprocessors", "csp", f"{_P}.csp:CSP", "CSP (Chen et al., NeurIPS 2024): NegLabel's score over a conjugated semantic pool.", ()),  # noqa: E501
     ("postprocessors", "msp", f"{_P}.msp:MSP",
      "MSP (Hendrycks & Gimpel, ICLR 2017): maximum softmax probability of the logits.", ()),
     ("postprocessors", "energy", f"{_P}.energy:Energy",

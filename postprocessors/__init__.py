@@ -22,6 +22,7 @@ name                       class                                       needs
 
 from oodbench.postprocessors import (  # noqa: F401  (imported for registration)
     ash,
+    csp,
     dice,
     energy,
     glmcm,
