@@ -51,6 +51,7 @@ BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("postprocessors", "glmcm", f"{_P}.glmcm:GLMCM",
      "GL-MCM (Miyai et al.): MCM of the global embedding plus lambda x the best patch-level MCM.",
      ("gl_mcm", "gl-mcm")),
+    ("postprocessors", "adaneg", f"{_P}.adaneg:AdaNeg", "AdaNeg (Zhang & Zhang, NeurIPS 2024): NegLabel against proxies adapted from a memory of the test stream.", ()),
     ("postprocessors", "neglabel", f"{_P}.neglabel:NegLabel",
      "NegLabel (Jiang et al., ICLR 2024): ID softmax mass against mined negative labels, averaged over groups.",
      ()),

@@ -222,10 +222,17 @@ def _evaluate_one(cls, method, modification: Modification, backbone: Backbone, r
         post.fit(fit_input, encoder=encoder)
     for warning in post.feature_warnings(id_feats):
         log.warning("%s", warning)
-    id_scores = post.score(id_feats)
     ood_feats = {f.name: f for f in by_role[Role.OOD]}
-    ood_scores = {name: post.score(f) for name, f in ood_feats.items()}
-    rows = evaluate(id_scores, ood_scores)
+    stream = None
+    if getattr(cls, "test_time", False):  # a score adapting to the test stream gets the declared protocol
+        from oodbench.stream import evaluate_streams
+
+        stream = evaluate_streams(post, id_feats, ood_feats, cls.registry_name)
+        id_scores, ood_scores, rows = stream.id_scores, stream.ood_scores, stream.metrics
+    else:
+        id_scores = post.score(id_feats)
+        ood_scores = {name: post.score(f) for name, f in ood_feats.items()}
+        rows = evaluate(id_scores, ood_scores)
     seconds = time.perf_counter() - t0
     id_acc = None
     if "logits" in id_feats:
@@ -253,9 +260,12 @@ def _evaluate_one(cls, method, modification: Modification, backbone: Backbone, r
         device=str(settings.device),
         extra={"prompt": spec.prompt, "num_classes": len(spec.class_names), "score_seconds": seconds,
                "skipped_files": {n: f.meta["skipped"] for n, f in features.items() if f.meta.get("skipped")},
-               "data": benchmark_identity(resolved), "torch": torch.__version__},
+               "data": benchmark_identity(resolved), "torch": torch.__version__}
+              | ({"stream": stream.record} if stream is not None else {}),
     )
     scores = {"id": id_scores, **{f"ood/{n}": s for n, s in ood_scores.items()}}
+    if stream is not None:
+        scores.update(stream.extra_scores)
     return PostResult(method.name, cls.registry_name, record, None, scores)
 
 

@@ -8,6 +8,7 @@ name                       class                                       needs
 ``mcm``                    :class:`.mcm.MCM`                           image, text
 ``glmcm``                  :class:`.glmcm.GLMCM`                       image, local, text
 ``neglabel``               :class:`.neglabel.NegLabel`                 image, class_names (+ a text encoder)
+``adaneg``                 :class:`.adaneg.AdaNeg` (test-time)         image, class_names, logit_scale (+ encoder)
 ``msp``                    :class:`.msp.MSP`                           logits
 ``energy``                 :class:`.energy.Energy`                     logits
 ``maxlogit``               :class:`.maxlogit.MaxLogit`                 logits
@@ -21,6 +22,7 @@ name                       class                                       needs
 """
 
 from oodbench.postprocessors import (  # noqa: F401  (imported for registration)
+    adaneg,
     ash,
     csp,
     dice,

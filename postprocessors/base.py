@@ -8,6 +8,10 @@
 * ``score(features) -> np.ndarray [N]`` (float64), **higher = more in-distribution**. It never runs a network,
   never mutates its input or itself.
 * ``requires``: feature names it reads (see :mod:`oodbench.features.featureset`); ``search_space``: the APS grid.
+* ``test_time = True`` declares a score that adapts to the test stream (AdaNeg): its state evolves batch by batch,
+  so a score depends on what came before it. It implements ``score_stream(batches)`` (one stream, fed in order
+  from a fresh state, nothing kept afterwards) and ``stream_protocol()`` (order seeds, batch size); the benchmark
+  then feeds it the declared streams of :mod:`oodbench.stream` instead of scoring each split on its own.
 
 A postprocessor never imports a backbone.
 """
@@ -15,7 +19,7 @@ A postprocessor never imports a backbone.
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 
@@ -41,6 +45,8 @@ class Postprocessor:
     # Backbone kinds ("clip", "classifier") for which `oodbench run` uses this score when --post is not given
     # (a benchmark may declare its own default_postprocessors instead).
     default_for: ClassVar[frozenset[str]] = frozenset()
+    # True: the score adapts to the test stream; see ``score_stream`` and :mod:`oodbench.stream`.
+    test_time: ClassVar[bool] = False
 
     # ----------------------------------------------------------------------------- parameters
     @classmethod
@@ -76,6 +82,16 @@ class Postprocessor:
 
     def score(self, features: Features) -> np.ndarray:
         raise NotImplementedError
+
+    def score_stream(self, batches: Iterable[Features]) -> list[np.ndarray]:
+        """Test-time scores only: the scores (float64 ``[n_b]``) of each batch of one stream, fed in order from a
+        fresh state; the object itself is left unchanged."""
+        raise NotImplementedError(f"{type(self).__name__} is not a test-time score (test_time = False)")
+
+    def stream_protocol(self) -> dict[str, Any]:
+        """Test-time scores only: ``{"seeds": [int, ...], "batch_size": int}``, the stream orders and batch size the
+        benchmark feeds (see :mod:`oodbench.stream`)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a test-time score (test_time = False)")
 
     def feature_warnings(self, features: Features) -> list[str]:
         """Reasons this score is meaningless on ``features`` (e.g. ASH on signed features); shown as warnings."""
