@@ -36,10 +36,11 @@ best ID cosine exceeds 0.95 is never selected. These are choices of the code; oo
 
 Differences from the reference code:
 
-* the word list is the shipped WordNet 3.0 rebuild filtered by lexicographer file *after* NegLabel's global
-  de-duplication, so a word whose first occurrence is in an excluded file is missing even when a kept file
-  repeats it (the reference de-duplicates after excluding); the reference reads its files in ``os.listdir``
-  order, which decides the adjective order and therefore which superclass each adjective draws;
+* the default word list is the shipped WordNet 3.0 rebuild, which is already de-duplicated across files, so a
+  word whose first occurrence is in an excluded file is missing even when a kept file repeats it (the reference
+  de-duplicates after excluding); the reference reads its files in ``os.listdir`` order, which decides the
+  adjective order and therefore which superclass each adjective draws. ``corpus=FILE`` takes
+  ``part<TAB>lexicographer file<TAB>word`` lines in any order, duplicates allowed (see :func:`pool_words`);
 * the NegLabel-side differences (:mod:`.neglabel`): CPU permutation, float64 group masses, fp32 text encoder
   (the reference averages fp16 embeddings);
 * ``torch.argsort`` is not stable; ties keep corpus order here.
@@ -122,16 +123,22 @@ def pool_words(rows: Sequence[tuple[str, str, str]], exclude: Sequence[str] = DE
                seed: int = 0) -> tuple[list[str], list[str]]:
     """The nouns and the conjugated adjective phrases of the pool, in corpus order.
 
+    Rows of excluded files are skipped first, then repeated words (the first occurrence wins), as the reference
+    does; so a corpus file written from the reference's own word files, in its reading order and with its
+    duplicates, gives the reference's pool exactly.
+
     Returns:
         (nouns, phrases): ``phrases[j]`` is adjective j in a superclass template drawn by ``random.choice`` from
         :data:`SUPERCLASS_TEMPLATES` with a generator seeded ``seed`` (one draw per adjective, in order).
     """
     rng = random.Random(seed)
     excluded = set(exclude)
+    seen: set[str] = set()
     nouns, phrases = [], []
     for part, lexfile, word in rows:
-        if lexfile in excluded:
+        if lexfile in excluded or word in seen:
             continue
+        seen.add(word)
         if part == "noun":
             nouns.append(word)
         else:

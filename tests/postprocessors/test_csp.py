@@ -34,6 +34,8 @@ def _corpus(tmp_path, n_noun=240, n_adj=90, seed=1):
     for i in range(n_adj):
         lex = ["adj.all", "adj.pert", "adj.ppl"][i % 3]
         lines.append(f"adj\t{lex}\ta{i} {rng.choice(vocab)}")
+    # a word of an excluded file repeated in a kept one (kept once), and an adjective repeating a noun (dropped)
+    lines += ["noun\tnoun.person\tdupword", "noun\tnoun.plant\tdupword", "adj\tadj.all\tdupword"]
     path = tmp_path / "corpus.tsv"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
@@ -53,10 +55,11 @@ def _ref_pool(encoder, corpus_path, classes, seed=0, q=0.95, topk=0.15):
     pos = pos.view(-1, len(classes), pos.shape[-1]).mean(dim=0)
     pos = pos / pos.norm(dim=-1, keepdim=True)
     random.seed(seed)
-    words_noun, words_adj, nouns, phrases = [], [], [], []
+    words_noun, words_adj, nouns, phrases, dedup = [], [], [], [], {}
     for part, lexfile, word in rows:
-        if lexfile in REF_EXCLUDE:
+        if lexfile in REF_EXCLUDE or word in dedup:
             continue
+        dedup[word] = None
         if part == "noun":
             nouns.append(word)
             words_noun += [t.format(word) for t in REF_NOUN]
@@ -103,7 +106,8 @@ def test_pool_and_score_equal_the_reference(tmp_path, ngroup, t):
     path = _corpus(tmp_path)
     enc = FakeTextEncoder(cache_dir=tmp_path / "cache")
     pp = csp.CSP(corpus=path, ngroup=ngroup, temperature=t).fit(_feats(), enc)
-    pos, neg, words, _ = _ref_pool(FakeTextEncoder(), path, CLASSES)
+    pos, neg, words, phrases = _ref_pool(FakeTextEncoder(), path, CLASSES)
+    assert csp.pool_words(csp.corpus_rows(path))[1] == phrases  # every conjugated phrase, selected or not
     assert list(pp.neg_words_) == words
     np.testing.assert_allclose(pp.pos_text_, pos.numpy(), atol=1e-6)
     np.testing.assert_allclose(pp.neg_text_, neg.numpy(), atol=1e-6)
@@ -115,8 +119,10 @@ def test_pool_rules(tmp_path):
     path = _corpus(tmp_path)
     pp = csp.CSP(corpus=path, ngroup=2).fit(_feats(), FakeTextEncoder(cache_dir=tmp_path / "c"))
     _, _, _, phrases = _ref_pool(FakeTextEncoder(), path, CLASSES)
-    # 1 + 240 nouns, 90 adjectives; person/group and adj.pert dropped → 121 nouns, 60 adjective phrases
-    assert pp.n_neg_nouns_ == int(121 * 0.15) and len(pp.neg_words_) == int(121 * 0.15) + int(60 * 0.15)
+    # 1 + 240 + 2 nouns, 90 + 1 adjectives; person/group, adj.pert and repeats dropped → 122 nouns, 60 phrases
+    nouns, _ = csp.pool_words(csp.corpus_rows(path))
+    assert len(nouns) == 122 and nouns.count("dupword") == 1 and len(phrases) == 60
+    assert pp.n_neg_nouns_ == int(122 * 0.15) and len(pp.neg_words_) == int(122 * 0.15) + int(60 * 0.15)
     assert "cat" not in pp.neg_words_  # best ID cosine 1 > 0.95: never selected
     rng = random.Random(0)
     kept_adj = [f"a{i}" for i in range(90) if i % 3 != 1]
