@@ -89,13 +89,16 @@ def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc
         cells = [name, first.ood_sets.get(name, "")]
         for method in methods:
             row = records[method].metrics[name]
-            cells += [f"{100 * row[m]:.2f}" for m in metrics]
+            std = ((records[method].extra or {}).get("stream") or {}).get("std", {}).get(name)
+            cells += [f"{100 * row[m]:.2f}" + (f" ± {100 * std[m]:.2f}" if std and m in std else "") for m in metrics]
         table.add_row(*cells)
     accs = [(f"{m}: " if multi else "") + f"{100 * r.id_accuracy:.2f}"
             for m, r in records.items() if r.id_accuracy is not None]
     counts = first.counts
     table.caption = (f"{first.benchmark} | {first.backbone['name']} | ID {first.id_set}: {counts['id']} images"
                      + (f" | ID accuracy {', '.join(accs)}" if accs else "")
-                     + " | FPR95: ID positive, nearest recall to 95%")
+                     + " | FPR95: ID positive, nearest recall to 95%"
+                     + (" | test-time score: mean ± std over stream orders" if any(
+                         (r.extra or {}).get("stream") for r in records.values()) else ""))
     table.caption_justify = "left"
     return table

@@ -144,3 +144,19 @@ def test_pipeline_runs_adaneg_under_the_protocol_and_leaves_static_scores_alone(
         assert roc_auc_score(np.r_[np.ones(n_id), np.zeros(len(ood))], expected) == pytest.approx(
             stream["per_order"]["0"][name]["auroc"], abs=1e-9)
     np.testing.assert_array_equal(stored["id"], stored[f"id/{next(iter(small_digits.ood))}"])
+
+
+def test_the_run_table_shows_mean_and_std_over_orders(small_digits, tiny_clip, tmp_path):
+    from rich.console import Console
+
+    from oodbench.results.render import comparison_table
+
+    params = {"adaneg": {"corpus": _corpus(tmp_path), "stream_seeds": (0, 3), "batch_size": 16}}
+    ada = run(small_digits, RunSettings("test_clip_tiny", postprocessors=("adaneg",), params=params),
+              CacheRoot(tmp_path / "c"), None, backbone=tiny_clip)[0].record
+    console = Console(width=200, record=True)
+    console.print(comparison_table("AdaNeg", {"Vanilla": ada}))
+    text = console.export_text()
+    name = next(iter(small_digits.ood))
+    mean, std = ada.metrics[name]["auroc"], ada.extra["stream"]["std"][name]["auroc"]
+    assert f"{100 * mean:.2f} ± {100 * std:.2f}" in text and "mean ± std over stream orders" in text
