@@ -1,6 +1,6 @@
 """OOD scores over cached features, one file per score family (installed as ``oodbench.postprocessors``).
 
-Importing this package registers every built-in postprocessor (``@register("postprocessors", name)``):
+Every built-in postprocessor (``@register("postprocessors", name)``), listed in :mod:`oodbench.manifest`:
 
 =========================  ==========================================  ======================================
 name                       class                                       needs
@@ -8,6 +8,7 @@ name                       class                                       needs
 ``mcm``                    :class:`.mcm.MCM`                           image, text
 ``glmcm``                  :class:`.glmcm.GLMCM`                       image, local, text
 ``neglabel``               :class:`.neglabel.NegLabel`                 image, class_names (+ a text encoder)
+``csp``                    :class:`.csp.CSP`                           image, class_names (+ a text encoder)
 ``adaneg``                 :class:`.adaneg.AdaNeg` (test-time)         image, class_names, logit_scale (+ encoder)
 ``msp``                    :class:`.msp.MSP`                           logits
 ``energy``                 :class:`.energy.Energy`                     logits
