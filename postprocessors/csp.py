@@ -65,19 +65,18 @@ import numpy as np
 
 from oodbench.errors import UserError
 from oodbench.features import Features
-from oodbench.postprocessors.base import Postprocessor
 from oodbench.postprocessors.neglabel import (
     ENCODE_BATCH,
     MinedLabels,
+    NegLabel,
     _read_mined,
     _write_mined,
     candidate_similarity,
     mining_cache_key,
-    neglabel_score,
     select_negatives,
 )
 from oodbench.postprocessors.neglabel_corpus import _SHIPPED, DEFAULT_CORPUS, load_corpus
-from oodbench.postprocessors.ops import as_2d, check_in_range, l2_normalize
+from oodbench.postprocessors.ops import check_in_range, l2_normalize
 from oodbench.registry import register
 
 log = logging.getLogger("oodbench")
@@ -226,7 +225,7 @@ def cached_pool(encoder: Any, class_names: Sequence[str], corpus: str, **setting
 
 # ------------------------------------------------------------------------------------------------- class
 @register("postprocessors", "csp")
-class CSP(Postprocessor):
+class CSP(NegLabel):
     """CSP (Chen et al., NeurIPS 2024): NegLabel's score over a conjugated semantic pool."""
 
     display_name: ClassVar[str] = "CSP"
@@ -261,31 +260,9 @@ class CSP(Postprocessor):
         if self.templates not in _NOUN_SETS:
             raise UserError(f"csp: templates={self.templates!r} must be one of {', '.join(_NOUN_SETS)}")
         exclude = (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude)
-        if encoder is None or not hasattr(encoder, "encode_text") or not hasattr(encoder, "cache_key"):
-            raise UserError("csp needs a text encoder (an object with encode_text() and cache_key) to build its "
-                            "semantic pool; it works with CLIP backbones only")
-        if features is None or "class_names" not in features:
-            raise UserError("csp needs the ID class names (feature 'class_names') to build its semantic pool")
-        class_names = [str(c) for c in features["class_names"]]
+        class_names = self._class_names(features, encoder, "build its semantic pool")
         settings = {"exclude": list(exclude), "seed": int(self.pool_seed), "quantile": float(self.quantile),
                     "fraction": float(self.neg_fraction), "max_sim": float(self.max_sim),
                     "templates": self.templates}
-        pool, key = cached_pool(encoder, class_names, self.corpus, **settings)
-        if len(pool.words) == 0:
-            raise UserError("csp: the pool is too small to select any negative label; raise neg_fraction")
-        self.pos_text_ = pool.pos
-        self.neg_text_ = pool.neg
-        self.neg_words_ = pool.words
-        self.n_neg_nouns_ = pool.n_nouns
-        self.cache_key_ = key
-        return self
+        return self._keep(*cached_pool(encoder, class_names, self.corpus, **settings))
 
-    def score(self, features: Features) -> np.ndarray:
-        self._check_fitted("neg_text_")
-        if isinstance(self.ngroup, bool) or not isinstance(self.ngroup, (int, np.integer)) or self.ngroup < 1:
-            raise UserError(f"csp: ngroup={self.ngroup!r} must be a positive integer")
-        if self.ngroup > len(self.neg_text_):
-            raise UserError(f"csp: ngroup={self.ngroup} exceeds the {len(self.neg_text_)} selected negative labels")
-        check_in_range("csp", "temperature", self.temperature, 0, float("inf"), low_open=True)
-        return neglabel_score(as_2d(features, "image"), self.pos_text_, self.neg_text_, int(self.ngroup),
-                              self.temperature, int(self.seed))

@@ -269,17 +269,26 @@ class NegLabel(Postprocessor):
             value = getattr(self, name)
             if not isinstance(value, str) or value.count("{}") != 1:
                 raise UserError(f"neglabel: {name}={value!r} must contain one '{{}}' for the word")
-        if encoder is None or not hasattr(encoder, "encode_text") or not hasattr(encoder, "cache_key"):
-            raise UserError("neglabel needs a text encoder (an object with encode_text() and cache_key) to mine "
-                            "its negative labels; it works with CLIP backbones only")
-        if features is None or "class_names" not in features:
-            raise UserError("neglabel needs the ID class names (feature 'class_names') to mine negative labels")
-        class_names = [str(c) for c in features["class_names"]]
+        class_names = self._class_names(features, encoder, "mine its negative labels")
         settings = {"quantile": float(self.quantile), "fraction": float(self.neg_fraction),
                     "pos_prompt": self.pos_prompt, "noun_prompt": self.noun_prompt, "adj_prompt": self.adj_prompt}
-        mined, key = cached_mining(encoder, class_names, load_corpus(self.corpus), **settings)
+        return self._keep(*cached_mining(encoder, class_names, load_corpus(self.corpus), **settings))
+
+    def _class_names(self, features: Features | None, encoder: Any, purpose: str) -> list[str]:
+        """The ID class names, after checking that a text encoder and the names were given."""
+        name = self.registry_name or type(self).__name__
+        if encoder is None or not hasattr(encoder, "encode_text") or not hasattr(encoder, "cache_key"):
+            raise UserError(f"{name} needs a text encoder (an object with encode_text() and cache_key) to "
+                            f"{purpose}; it works with CLIP backbones only")
+        if features is None or "class_names" not in features:
+            raise UserError(f"{name} needs the ID class names (feature 'class_names') to {purpose}")
+        return [str(c) for c in features["class_names"]]
+
+    def _keep(self, mined: MinedLabels, key: str) -> "NegLabel":
+        """Store the mined (or pooled) labels as the fitted state."""
         if len(mined.words) == 0:
-            raise UserError("neglabel: the corpus is too small to select any negative label; raise neg_fraction")
+            raise UserError(f"{self.registry_name}: too few candidates to select any negative label; "
+                            "raise neg_fraction")
         self.pos_text_ = mined.pos
         self.neg_text_ = mined.neg
         self.neg_words_ = mined.words
@@ -289,10 +298,11 @@ class NegLabel(Postprocessor):
 
     def score(self, features: Features) -> np.ndarray:
         self._check_fitted("neg_text_")
+        name = self.registry_name or type(self).__name__
         if isinstance(self.ngroup, bool) or not isinstance(self.ngroup, (int, np.integer)) or self.ngroup < 1:
-            raise UserError(f"neglabel: ngroup={self.ngroup!r} must be a positive integer")
+            raise UserError(f"{name}: ngroup={self.ngroup!r} must be a positive integer")
         if self.ngroup > len(self.neg_text_):
-            raise UserError(f"neglabel: ngroup={self.ngroup} exceeds the {len(self.neg_text_)} mined negative labels")
-        check_in_range("neglabel", "temperature", self.temperature, 0, float("inf"), low_open=True)
+            raise UserError(f"{name}: ngroup={self.ngroup} exceeds the {len(self.neg_text_)} selected negative labels")
+        check_in_range(name, "temperature", self.temperature, 0, float("inf"), low_open=True)
         return neglabel_score(as_2d(features, "image"), self.pos_text_, self.neg_text_, int(self.ngroup),
                               self.temperature, int(self.seed))
