@@ -23,6 +23,7 @@ import pytest
 
 from oodbench.methods.setar import evaluator as evaluator_mod
 from oodbench.methods.setar.loss import LossResult
+from scripted_evaluator import Scripted
 from oodbench.methods.setar.search import SearchConfig, greedy, search
 from oodbench.methods.setar.searchlog import SearchCheckpoint, SearchLog, SearchState
 
@@ -108,30 +109,6 @@ def test_a_checkpoint_of_other_settings_is_ignored(tiny_clip, val_set, tmp_path,
 
 
 # ------------------------------------------------------------------- the acceptance rule across a resume
-class _Scripted:
-    """Loss = a fixed table of the accepted configuration + the candidate (as in test_setar_search)."""
-
-    def __init__(self, table, default=10.0):
-        self.table, self.default, self.accepted = table, default, {}
-
-    def evaluate(self, target, ratio):
-        cfg = {**self.accepted, target: ratio}
-        v = self.table.get(frozenset((t, r) for t, r in cfg.items() if r > 0), self.default)
-        return LossResult(v, v, 0.0, 0.0, 0.0), round(10 * ratio), True
-
-    def mark_best(self):
-        pass
-
-    def accept(self, target, ratio, result):
-        self.accepted[target] = ratio
-
-    def forget(self, target):
-        pass
-
-    def resume(self, accepted, best):
-        self.accepted = dict(accepted)
-
-
 A, B, C = ("vision", "W_up", 2), ("vision", "W_up", 1), ("vision", "W_up", 0)
 # Step 1's candidates beat step 0's ratio-0 loss (5.0) but not the global best (4.0): a resume that forgot the
 # global best would accept B at 0.2.
@@ -143,11 +120,11 @@ def test_resume_keeps_the_global_best():
     cfg = SearchConfig(ratios=(0.0, 0.1, 0.2))
     log = SearchLog()
     states = []
-    accepted, best = greedy(_Scripted(TABLE), [A, B, C], cfg, log,
+    accepted, best = greedy(Scripted(TABLE), [A, B, C], cfg, log,
                             on_step=lambda acc, b: states.append((list(acc), b, len(log.candidates))))
     assert accepted == [(A, 0.1), (B, 0.0), (C, 0.2)] and best.locoop_loss == 3.0
     for acc, b, n in states[:-1]:
-        ev = _Scripted(TABLE)
+        ev = Scripted(TABLE)
         ev.resume(acc, b)
         resumed_log = SearchLog(steps=log.steps[:len(acc)], candidates=log.candidates[:n])
         acc2, best2 = greedy(ev, [A, B, C], cfg, resumed_log, resume=SearchState(acc, b, resumed_log))

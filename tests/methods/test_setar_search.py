@@ -8,42 +8,19 @@ import torch
 from reference_search import reference_search
 
 from oodbench.errors import IncompatibleError, UserError
-from oodbench.methods.setar.loss import LossResult
+from scripted_evaluator import Scripted
 from oodbench.methods.setar.plan import Plan
 from oodbench.methods.setar.search import SearchConfig, greedy, search, search_order
 from oodbench.methods.setar.searchlog import SearchLog
 
 
 # ------------------------------------------------------------------------------ acceptance rule (scripted)
-class _Scripted:
-    """An evaluator whose loss is a fixed table: loss(accepted config + candidate)."""
-
-    def __init__(self, table, default=10.0):
-        self.table, self.default, self.accepted, self.calls = table, default, {}, []
-
-    def evaluate(self, target, ratio):
-        self.calls.append((target, ratio))
-        cfg = {**self.accepted, target: ratio}
-        key = frozenset((t, r) for t, r in cfg.items() if r > 0)
-        v = self.table.get(key, self.default)
-        return LossResult(v, v, 0.0, 0.0, 0.0), round(10 * ratio), True
-
-    def mark_best(self):
-        pass
-
-    def accept(self, target, ratio, result):
-        self.accepted[target] = ratio
-
-    def forget(self, target):
-        pass
-
-
 A, B, C = ("vision", "W_up", 2), ("vision", "W_up", 1), ("vision", "W_up", 0)
 
 
 def _run(table, searcher="setar-s", ratios=(0.0, 0.1, 0.2)):
     cfg = SearchConfig(searcher=searcher, ratios=ratios)
-    ev = _Scripted({frozenset(k): v for k, v in table.items()})
+    ev = Scripted({frozenset(k): v for k, v in table.items()})
     log = SearchLog()
     accepted, best = greedy(ev, [A, B, C], cfg, log)
     return accepted, best, log, ev
