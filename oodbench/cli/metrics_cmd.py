@@ -25,6 +25,16 @@ from oodbench.scorefiles import ORIENTATIONS, read_named_scores
 log = logging.getLogger("oodbench")
 
 
+def add_score_file_args(parser) -> None:
+    """``--id FILE --ood NAME=FILE ... [--column COL] [--higher-is id|ood]`` (metrics and runs import)."""
+    parser.add_argument("--id", required=True, metavar="FILE", help="scores of the ID test set")
+    parser.add_argument("--ood", required=True, action="append", metavar="NAME=FILE",
+                        help="an OOD set (repeatable)")
+    parser.add_argument("--column", default=None, help="column (CSV header) or key (npz) to read in every file")
+    parser.add_argument("--higher-is", choices=ORIENTATIONS, default="id",
+                        help="what larger values in the files mean (default id; official SeTAR score CSVs: ood)")
+
+
 def add_parser(sub, parents) -> None:
     p = add_command(
         sub, "metrics", parents,
@@ -33,11 +43,7 @@ def add_parser(sub, parents) -> None:
                     "negated, higher = OOD): oodbench metrics --id scores_ImageNet.csv --ood iNat=scores_iNat.csv "
                     "--column mcm_score --higher-is ood",
     )
-    p.add_argument("--id", required=True, metavar="FILE", help="scores of the ID test set")
-    p.add_argument("--ood", required=True, action="append", metavar="NAME=FILE", help="an OOD set (repeatable)")
-    p.add_argument("--column", default=None, help="column (CSV header) or key (npz) to read in every file")
-    p.add_argument("--higher-is", choices=ORIENTATIONS, default="id",
-                   help="what larger values in the files mean (default id; SeTAR score CSVs: ood)")
+    add_score_file_args(p)
     p.add_argument("--out", default=None, metavar="FILE.csv|FILE.json", help="also write the table")
     p.set_defaults(handler=run)
 

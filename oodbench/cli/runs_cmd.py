@@ -16,7 +16,7 @@ from oodbench.cli.common import add_command, parse_named, results_root
 from oodbench.console import out
 from oodbench.errors import UserError
 from oodbench.metrics import CONVENTIONS, METRICS
-from oodbench.scorefiles import ORIENTATIONS
+from oodbench.cli.metrics_cmd import add_score_file_args
 
 
 def add_parser(sub, parents) -> None:
@@ -52,11 +52,7 @@ def add_parser(sub, parents) -> None:
                     "oodbench runs import --id scores_ImageNet.csv --ood iNaturalist=scores_iNaturalist.csv "
                     "--higher-is ood --backbone clip_vit_b16 --benchmark imagenet1k --method setar --post mcm",
     )
-    imp.add_argument("--id", required=True, metavar="FILE", help="scores of the ID test set")
-    imp.add_argument("--ood", required=True, action="append", metavar="NAME=FILE", help="an OOD set (repeatable)")
-    imp.add_argument("--column", default=None, help="column (CSV header) or key (npz) to read in every file")
-    imp.add_argument("--higher-is", choices=ORIENTATIONS, default="id",
-                     help="what larger values in the files mean (default id; official SeTAR score CSVs: ood)")
+    add_score_file_args(imp)
     imp.add_argument("--backbone", required=True, help="the backbone that produced the scores")
     imp.add_argument("--benchmark", required=True, help="the benchmark the scores are of")
     imp.add_argument("--method", required=True, help="the method: none, setar, ...")
