@@ -46,9 +46,14 @@ def backbone_identity(backbone) -> dict[str, Any]:
             "weights_hash": backbone.weights_hash(), "version": getattr(backbone, "version", None)}
 
 
-def key_ingredients(backbone, plan_hash: str, source, precision: str) -> dict[str, Any]:
-    """Everything the per-sample arrays of ``source`` depend on (JSON-able); its hash is the cache key."""
-    return {
+def key_ingredients(backbone, plan_hash: str, source, precision: str, decode: str = "pil",
+                    device=None) -> dict[str, Any]:
+    """Everything the per-sample arrays of ``source`` depend on (JSON-able); its hash is the cache key.
+
+    A ``decode`` other than the default PIL path adds ``"decode"`` (:func:`oodbench.data.decode.decode_identity`
+    on ``device``); keys of the default path are unchanged by that option.
+    """
+    out = {
         "backbone": backbone_identity(backbone),
         "plan": plan_hash,
         "preprocess": backbone.preprocess_config(),
@@ -56,6 +61,11 @@ def key_ingredients(backbone, plan_hash: str, source, precision: str) -> dict[st
         "precision": precision,
         "extractor": EXTRACTOR_VERSION,
     }
+    if decode != "pil":
+        from oodbench.data.decode import decode_identity
+
+        out["decode"] = decode_identity(decode, device)
+    return out
 
 
 def shared_ingredients(backbone, plan_hash: str, names, class_names, prompt) -> dict[str, Any]:
