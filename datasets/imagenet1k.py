@@ -7,7 +7,10 @@ MCM / SeTAR; prompt ``"a photo of a {}"``. Reference: X1AOX1A/SeTAR ``data/READM
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from oodbench.datasets.base import BenchmarkSpec
+from oodbench.datasets.fullspectrum_splits import IMAGENET_CSID
 from oodbench.datasets.resources import read_classnames
 from oodbench.datasets.setar_splits import IMAGENET_TEST, IMAGENET_VAL, LISTS, MOS_OOD, PROMPT
 from oodbench.registry import register
@@ -27,3 +30,11 @@ def imagenet1k() -> BenchmarkSpec:
         family="imagenet",
         **LISTS,
     )
+
+
+@register("benchmarks", "imagenet1k_fs", aliases=("imagenet1k_fsood", "imagenet-fs"))
+def imagenet1k_fs() -> BenchmarkSpec:
+    """ImageNet-1K (SeTAR layout), full-spectrum: ImageNet-V2, -R, -Sketch, -A scored as ID beside the ID test."""
+    return replace(imagenet1k(), name="imagenet1k_fs", csid=IMAGENET_CSID,
+                   description="ImageNet-1K (SeTAR splits) + ImageNet-V2 / -R / -Sketch / -A as ID vs iNaturalist / "
+                               "SUN / Places / Texture (full-spectrum)")

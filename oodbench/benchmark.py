@@ -13,7 +13,13 @@ Roles (:class:`Role`):
              stands in when a benchmark has none
 ``ood``      OOD test sets, each in a :class:`Group` (``near`` or ``far``)
 ``ood_val``  OOD images for APS only, never a test set
+``csid``     covariate-shifted ID test sets (full-spectrum evaluation: ImageNet-V2/-R/-Sketch/-A): ID
+             classes under another image distribution, scored *as ID* beside the ID test set
 =========  ==========================================================================================
+
+A benchmark with ``csid`` splits is evaluated twice over the same scores, as OpenOOD v1.5 does: the standard
+metrics (ID test against each OOD set) and the full-spectrum ones (ID test together with every csID set against
+each OOD set), plus the classification accuracy of each csID set.
 """
 
 from __future__ import annotations
@@ -35,13 +41,14 @@ class Role(str, Enum):
     ID_FIT = "id_fit"
     OOD = "ood"
     OOD_VAL = "ood_val"
+    CSID = "csid"
 
     def __str__(self) -> str:
         return self.value
 
     @property
     def is_id(self) -> bool:
-        return self in (Role.ID_TEST, Role.ID_VAL, Role.ID_FIT)
+        return self in (Role.ID_TEST, Role.ID_VAL, Role.ID_FIT, Role.CSID)
 
 
 class Group(str, Enum):
@@ -76,6 +83,11 @@ class SplitSpec:
         source: where the images come from (shown by ``oodbench data layout``).
         classes: explicit class-folder order of an ID split (label ``i`` = folder ``classes[i]``); None = sorted
             folder names (ImageFolder).
+        class_subset: the split's class folders are a subset of ``classes`` (ImageNet-R and ImageNet-A hold 200 of
+            the 1,000 ImageNet wnids): labels are still indices into ``classes``; a folder not in ``classes`` is
+            an error.
+        list_sha256: SHA-256 of the ``list_file`` the published numbers were computed on; a list with another
+            digest is refused (None: not pinned; the digest of the list used is still recorded with every run).
     """
 
     name: str
@@ -86,9 +98,13 @@ class SplitSpec:
     group: str = "far"
     source: str = ""
     classes: tuple[str, ...] | None = None
+    class_subset: bool = False
+    list_sha256: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "group", Group(self.group).value)
+        if self.class_subset and not self.classes:
+            raise ValueError(f"split {self.name}: class_subset needs the full class-folder order in classes")
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,7 @@ class BenchmarkSpec:
         lists_dir: folder of the file lists that ship with the benchmark (``pkg:`` list files).
         lists_source: where the shipped lists come from (shown by ``oodbench data layout``).
         identity: extra data identifying the benchmark in results (ad-hoc benchmarks: folders, class names).
+        csid: covariate-shifted ID test sets, scored as ID (full-spectrum evaluation); their ``group`` is ``id``.
     """
 
     name: str
@@ -121,12 +138,14 @@ class BenchmarkSpec:
     lists_dir: str | None = None
     lists_source: str = ""
     identity: dict[str, Any] = field(default_factory=dict)
+    csid: tuple[SplitSpec, ...] = ()
 
     def split_specs(self) -> list[tuple[Role, SplitSpec]]:
-        """Every split with its role, in the fixed order ID test, ID val, ID fit, OOD, OOD val."""
+        """Every split with its role, in the fixed order ID test, ID val, ID fit, OOD, OOD val, csID."""
         out: list[tuple[Role, SplitSpec]] = [(Role.ID_TEST, self.id_test)]
         out += [(r, s) for r, s in ((Role.ID_VAL, self.id_val), (Role.ID_FIT, self.id_fit)) if s is not None]
         out += [(Role.OOD, s) for s in self.ood] + [(Role.OOD_VAL, s) for s in self.ood_val]
+        out += [(Role.CSID, s) for s in self.csid]
         return out
 
     @property
@@ -164,8 +183,8 @@ class Split:
 class ResolvedBenchmark:
     """Image sources of every split of one benchmark on one data root.
 
-    ``id_test``, ``id_val``, ``id_fit`` are sources (None when absent); ``ood`` and ``ood_val`` map split names to
-    sources. :meth:`splits` is the one place that pairs each with its role and group.
+    ``id_test``, ``id_val``, ``id_fit`` are sources (None when absent); ``ood``, ``ood_val`` and ``csid`` map split
+    names to sources. :meth:`splits` is the one place that pairs each with its role and group.
     """
 
     spec: BenchmarkSpec
@@ -176,6 +195,8 @@ class ResolvedBenchmark:
     ood_val: dict[str, "ImageSource"] = field(default_factory=dict)
     skipped: dict[str, list[str]] = field(default_factory=dict)  # split -> unreadable files left out
     counts: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> {"expected", "found", ...}
+    csid: dict[str, "ImageSource"] = field(default_factory=dict)
+    list_digests: dict[str, str] = field(default_factory=dict)  # split -> SHA-256 of its file list
 
     def splits(self, *roles: Role | str) -> list[Split]:
         """Resolved splits with these roles (all when none given), in :meth:`BenchmarkSpec.split_specs` order."""
@@ -196,6 +217,8 @@ class ResolvedBenchmark:
             add(Role.OOD, name, src)
         for name, src in self.ood_val.items():
             add(Role.OOD_VAL, name, src)
+        for name, src in self.csid.items():
+            add(Role.CSID, name, src)
         return out
 
     def __iter__(self) -> Iterator[Split]:

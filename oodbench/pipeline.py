@@ -124,9 +124,10 @@ def feature_names(classes: Sequence[type], backbone: Backbone) -> set[str]:
 
 
 def needed_roles(classes: Sequence[type], resolved: ResolvedBenchmark, aps: bool) -> set[Role]:
-    """The split roles the evaluation reads: ID test and OOD always, the fit split only for scores that fit on
-    ID images (``fit_on == "id_fit"``), ID val and OOD val for APS."""
-    roles = {Role.ID_TEST, Role.OOD}
+    """The split roles the evaluation reads: ID test and OOD always, covariate-shifted ID when the benchmark has
+    some, the fit split only for scores that fit on ID images (``fit_on == "id_fit"``), ID val and OOD val for
+    APS."""
+    roles = {Role.ID_TEST, Role.OOD} | ({Role.CSID} if resolved.csid else set())
     if any(c.fit_on == "id_fit" for c in classes):
         fit = resolved.fit_split()
         if fit is None:
@@ -233,10 +234,11 @@ def _evaluate_one(cls, method, modification: Modification, backbone: Backbone, r
         id_scores = post.score(id_feats)
         ood_scores = {name: post.score(f) for name, f in ood_feats.items()}
         rows = evaluate(id_scores, ood_scores)
+    csid_feats = {f.name: f for f in by_role.get(Role.CSID, [])}
+    fsood, csid_scores = (full_spectrum(post, cls, id_feats, id_scores, csid_feats, ood_feats, ood_scores)
+                          if csid_feats else (None, {}))
     seconds = time.perf_counter() - t0
-    id_acc = None
-    if "logits" in id_feats:
-        id_acc = accuracy(np.argmax(id_feats["logits"], axis=1), id_feats["labels"])
+    id_acc = _accuracy(id_feats)
     spec = resolved.spec
     groups = resolved.groups
     import torch
@@ -261,18 +263,54 @@ def _evaluate_one(cls, method, modification: Modification, backbone: Backbone, r
         extra={"prompt": spec.prompt, "num_classes": len(spec.class_names), "score_seconds": seconds,
                "skipped_files": {n: f.meta["skipped"] for n, f in features.items() if f.meta.get("skipped")},
                "data": benchmark_identity(resolved), "torch": torch.__version__}
-              | ({"stream": stream.record} if stream is not None else {}),
+              | ({"stream": stream.record} if stream is not None else {})
+              | ({"fsood": fsood} if fsood is not None else {}),
     )
-    scores = {"id": id_scores, **{f"ood/{n}": s for n, s in ood_scores.items()}}
+    scores = {"id": id_scores, **{f"ood/{n}": s for n, s in ood_scores.items()},
+              **{f"csid/{n}": s for n, s in csid_scores.items()}}
     if stream is not None:
         scores.update(stream.extra_scores)
     return PostResult(method.name, cls.registry_name, record, None, scores)
 
 
+def _accuracy(feats: Features) -> float | None:
+    if "logits" not in feats:
+        return None
+    return accuracy(np.argmax(feats["logits"], axis=1), feats["labels"])
+
+
+def full_spectrum(post, cls, id_feats: Features, id_scores: np.ndarray, csid_feats: dict[str, Features],
+                  ood_feats: dict[str, Features], ood_scores: dict[str, np.ndarray]):
+    """Full-spectrum metrics: ID test and every covariate-shifted ID set together as ID, against each OOD set.
+
+    A static score scores each csID set once; a test-time score gets the declared streams with the csID images
+    in the ID part (so they share the streams with the ID test images). Returns (the record's ``fsood`` entry,
+    per-image csID scores).
+    """
+    csid = {n: {"n": len(f), "accuracy": _accuracy(f)} for n, f in csid_feats.items()}
+    entry: dict[str, Any] = {"protocol": "OOD against ID test + every csID set together (OpenOOD v1.5 "
+                                         "eval_ood(fsood=True))", "csid": csid}
+    if getattr(cls, "test_time", False):
+        from oodbench.stream import evaluate_streams
+
+        joint = Features.concat([id_feats, *csid_feats.values()], name="ID test + csID")
+        stream = evaluate_streams(post, joint, ood_feats, cls.registry_name)
+        first = stream.extra_scores[f"id/{next(iter(ood_feats))}"]
+        bounds = np.cumsum([len(id_feats)] + [len(f) for f in csid_feats.values()])
+        scores = {n: first[a:b] for n, a, b in zip(csid_feats, bounds[:-1], bounds[1:])}
+        entry |= {"metrics": stream.metrics, "stream": {k: stream.record[k] for k in ("seeds", "per_order", "std")}}
+        return entry, scores
+    scores = {n: post.score(f) for n, f in csid_feats.items()}
+    entry["metrics"] = evaluate(np.concatenate([np.asarray(id_scores), *scores.values()]), ood_scores)
+    return entry, scores
+
+
 def benchmark_identity(resolved: ResolvedBenchmark) -> dict[str, Any]:
-    """What identifies the data of a run: per split its role, image count and file-list fingerprint, plus what
-    the spec declares (ad-hoc benchmarks: folders and class names)."""
+    """What identifies the data of a run: per split its role, image count, file-list fingerprint and the SHA-256
+    of its file list (list-based splits), plus what the spec declares (ad-hoc benchmarks: folders, class names)."""
+    digests = resolved.list_digests
     return {"splits": {s.name: {"role": str(s.role), "n": len(s.source), "fingerprint": s.source.fingerprint()}
+                       | ({"list_sha256": digests[s.name]} if s.name in digests else {})
                        for s in resolved.splits()},
             **resolved.spec.identity}
 

@@ -28,6 +28,9 @@ ${env}). Two layouts can share the same root:
   OpenOOD v1.5 layout (openood_imagenet1k, ssb_hard) - image lists over image folders:
     DATA/benchmark_imglist/imagenet/*.txt        DATA/images_largescale/<set>/...
     DATA/images_classic/texture/...
+  Full-spectrum (imagenet1k_fs, openood_imagenet1k_fs) adds covariate-shifted ID sets, scored as ID:
+    DATA/images_largescale/imagenet_{{v2,r}}/ (OpenOOD lists)   DATA/imagenet_sketch/sketch/<wnid>/
+    DATA/imagenet-a/<wnid>/ (200 of the 1,000 wnids)
     The lists: {lists}; OpenOOD's scripts/download/download.py
     fetches lists and images.
 
@@ -119,7 +122,7 @@ def run_layout(args) -> int:
             if s.list_file:
                 location += f" ({s.list_file if s.list_file.startswith('pkg:') else 'DATA/' + s.list_file})"
             table.add_row(s.name, str(role), s.group, f"{s.expected:,}" if s.expected else "as listed", location)
-            sources.append(f"  {s.name}: {s.source}")
+            sources.append(f"  {s.name}: {s.source}" + (f" (list SHA-256 {s.list_sha256})" if s.list_sha256 else ""))
         out.print(table)
         out.print(escape("Sources:\n" + "\n".join(sources)) + "\n", highlight=False)
     return 0
@@ -145,6 +148,7 @@ def run_verify(args) -> int:
     for col in ("benchmark", "split", "group", "expected", "found", "unreadable", "status"):
         table.add_column(col, overflow="fold", justify="right" if col in ("expected", "found", "unreadable") else "left")
     problems: list[str] = []
+    digests: list[str] = []
     absent: list[str] = []
     ok = True
     for spec, root in specs:
@@ -160,8 +164,13 @@ def run_verify(args) -> int:
                           f"{c.found:,}", "-" if args.quick else f"{len(bad):,}",
                           f"[green]{status}[/]" if status == "ok" else f"[red]{status}[/]")
             problems += _problem_lines(c, bad, args.show)
+            if c.list_sha256:
+                digests.append(f"{spec.name} / {c.split.name}: {c.split.list_file} SHA-256 {c.list_sha256}"
+                               + (" (pinned)" if c.split.list_sha256 else ""))
     if table.rows:
         out.print(table)
+    for line in digests:
+        out.print(escape(line), highlight=False, soft_wrap=True)
     for line in problems:
         out.print(escape(line), highlight=False, soft_wrap=True)
     if absent:

@@ -59,14 +59,16 @@ def class_folders(root: str | Path) -> list[str]:
 
 
 def read_imagefolder(root: str | Path, name: str, *, classes: Sequence[str] | None = None,
-                     ood: bool = False) -> FileListSource:
+                     ood: bool = False, class_subset: bool = False) -> FileListSource:
     """Read an ImageFolder tree.
 
     Args:
         root: the split folder (its sub-folders are the classes).
         name: display name of the split.
         classes: explicit class-folder order (label ``i`` = folder ``classes[i]``); None = sorted folder names.
-            Every listed folder must exist.
+            Every listed folder must exist, unless ``class_subset``.
+        class_subset: the tree holds some of the ``classes`` folders (ImageNet-R: 200 of the 1,000 wnids); each
+            image is labelled with its folder's index in ``classes``, and a folder not in ``classes`` is an error.
         ood: label every image -1. Images directly inside ``root`` are then read too (an OOD folder needs no
             dummy class folder); for ID splits they are ignored, as ImageFolder does.
 
@@ -75,7 +77,17 @@ def read_imagefolder(root: str | Path, name: str, *, classes: Sequence[str] | No
     """
     root = Path(root)
     folders = class_folders(root)
-    if classes is not None:
+    index = None
+    if class_subset:
+        if classes is None:
+            raise DataError(f"{name}: a class-subset split needs the full class-folder order")
+        position = {c: i for i, c in enumerate(classes)}
+        unknown = [f for f in folders if f not in position]
+        if unknown:
+            raise DataError(f"{name}: folder(s) {', '.join(unknown[:5])} under {root} are not among the "
+                            f"{len(classes):,} classes of the benchmark")
+        index = [position[f] for f in folders]
+    elif classes is not None:
         absent = [c for c in classes if c not in folders]
         if absent and root.is_dir():
             raise DataError(f"{name}: class folder(s) {', '.join(absent[:5])} missing under {root}")
@@ -86,11 +98,12 @@ def read_imagefolder(root: str | Path, name: str, *, classes: Sequence[str] | No
         top = sorted(e.name for e in os.scandir(root) if e.is_file() and is_image_file(e.name))
         relpaths += top
         labels += [OOD_LABEL] * len(top)
-    for idx, folder in enumerate(folders):
+    for k, folder in enumerate(folders):
         files = _walk_images(root / folder)
         relpaths += [f"{folder}/{f}" for f in files]
-        labels += [OOD_LABEL if ood else idx] * len(files)
-    return FileListSource(name, root, relpaths, np.asarray(labels, dtype=np.int64), classes=list(folders))
+        labels += [OOD_LABEL if ood else (k if index is None else index[k])] * len(files)
+    return FileListSource(name, root, relpaths, np.asarray(labels, dtype=np.int64),
+                          classes=list(classes) if class_subset else list(folders))
 
 
 def parse_imglist(text: str, list_name: str) -> tuple[list[str], list[int]]:

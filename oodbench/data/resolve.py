@@ -10,7 +10,9 @@ Rules (the official SeTAR checker compares file lists exactly; we compare counts
 * a split with an expected count must have exactly that many images;
 * a listed file (imglist / JSON list) that does not exist is reported; without an expected count it is left
   out with a warning (``on_bad="skip"``) or fatal (``on_bad="fail"``);
-* an ID split must cover the benchmark's classes (as many class folders as class names, labels in range).
+* an ID split must cover the benchmark's classes (as many class folders as class names, labels in range);
+* a file list whose SHA-256 is pinned in the spec (``SplitSpec.list_sha256``) must have that digest; every list's
+  digest is kept (``ResolvedBenchmark.list_digests``) and recorded with each run.
 
 Unreadable image *contents* (corrupt, truncated, zero-byte, not an image) are found while loading
 (:mod:`oodbench.features.extract`) or by ``oodbench data verify``, not here: resolving never decodes images.
@@ -28,6 +30,7 @@ from oodbench.benchmark import BenchmarkSpec, ResolvedBenchmark, Role, SplitSpec
 from oodbench.data.readers import read_imagefolder, read_imglist, read_jsonlist
 from oodbench.data.sources import FileListSource, ImageSource
 from oodbench.errors import DataError, UserError
+from oodbench.hashing import hash_file
 
 log = logging.getLogger("oodbench")
 
@@ -46,6 +49,7 @@ class SplitCheck:
         listed: files the split names (for ImageFolder trees: the files found).
         missing: listed files that do not exist (paths).
         problem: one-line reason the split is unusable, or None.
+        list_sha256: SHA-256 of the split's file list (lists only).
     """
 
     role: Role
@@ -55,6 +59,7 @@ class SplitCheck:
     listed: int = 0
     missing: list[str] = field(default_factory=list)
     problem: str | None = None
+    list_sha256: str | None = None
 
     @property
     def found(self) -> int:
@@ -77,13 +82,18 @@ def check_split(spec: BenchmarkSpec, role: Role, split: SplitSpec, data_root: st
     ood = not Role(role).is_id
     try:
         if split.format == "imagefolder":
-            check.source = read_imagefolder(location, split.name, classes=split.classes, ood=ood)
+            check.source = read_imagefolder(location, split.name, classes=split.classes, ood=ood,
+                                            class_subset=split.class_subset)
         elif split.format in ("imglist", "jsonlist"):
             if not split.list_file:
                 raise DataError(f"{split.name}: format {split.format} needs a list_file")
             lst = spec.list_path(split.list_file, data_root)
             if not lst.is_file():
                 raise DataError(f"{split.name} split: file list {lst} not found — {_hint(spec)}")
+            check.list_sha256 = hash_file(lst)
+            if split.list_sha256 and check.list_sha256 != split.list_sha256:
+                raise DataError(f"{split.name} split: file list {lst} has SHA-256 {check.list_sha256[:16]}…, not the "
+                                f"pinned {split.list_sha256[:16]}… of the published list — {_hint(spec)}")
             if split.format == "imglist":
                 check.source = read_imglist(lst, location, split.name, ood=ood)
             else:
@@ -166,6 +176,8 @@ def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None, on_bad: str
         sources[c.role][c.split.name] = c.source  # type: ignore[assignment]
         resolved.counts[c.split.name] = {"role": str(c.role), "group": c.split.group, "expected": c.split.expected,
                                          "listed": c.listed, "found": c.found, "missing": len(c.missing)}
+        if c.list_sha256:
+            resolved.list_digests[c.split.name] = c.list_sha256
         if c.missing:
             resolved.skipped[c.split.name] = list(c.missing)
             log.warning("%s: %d listed file(s) missing, left out (e.g. %s)", c.split.name, len(c.missing), c.missing[0])
@@ -174,6 +186,7 @@ def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None, on_bad: str
     resolved.id_fit = next(iter(sources[Role.ID_FIT].values()), None)
     resolved.ood = sources[Role.OOD]
     resolved.ood_val = sources[Role.OOD_VAL]
+    resolved.csid = sources[Role.CSID]
     return resolved
 
 
