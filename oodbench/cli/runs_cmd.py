@@ -79,14 +79,25 @@ def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.2f}"
 
 
+def _pm(rec, row: str, metric: str) -> str:
+    """x100 value of ``metric`` in ``row``, ``± std`` over the stream orders for a test-time run."""
+    from oodbench.results.runs import order_std
+
+    value = rec.metrics.get(row, {}).get(metric)
+    std = order_std(rec, row, metric)
+    return _pct(value) + ("" if std is None or value is None else f" ± {100 * std:.2f}")
+
+
 def run_list(args) -> int:
-    from oodbench.results.runs import average, list_runs
+    from oodbench.results.runs import is_test_time, list_runs
 
     store = _store(args)
     runs = list_runs(store, limit=args.limit, benchmark=args.benchmark, backbone=args.backbone, method=args.method,
                      post=args.post)
     table = Table(title=f"Stored runs under {escape(str(store.root))} (newest first)", title_justify="left",
-                  caption=f"{len(runs)} run(s); FPR95, AUROC: averages x100 over each run's OOD sets; FPR95: {CONVENTIONS['fpr95']}",
+                  caption=f"{len(runs)} run(s); FPR95, AUROC: averages x100 over each run's OOD sets; FPR95: {CONVENTIONS['fpr95']}"
+                          + ("; test-time scores: mean ± std over their stream orders (`runs show RUN` names them)"
+                             if any(is_test_time(r.record) for r in runs) else ""),
                   caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
     table.add_column("id", overflow="fold", min_width=12)
     table.add_column("time (UTC)", min_width=10)
@@ -98,7 +109,7 @@ def run_list(args) -> int:
         rec = r.record
         table.add_row(r.run_id, rec.time[:16].replace("T", " "), rec.benchmark,
                       rec.backbone.get("name", "?"), rec.method, rec.postprocessor.get("name", "?"),
-                      _pct(average(rec, "fpr95")), _pct(average(rec, "auroc")))
+                      _pm(rec, "average", "fpr95"), _pm(rec, "average", "auroc"))
     # piped output is not cut to 80 columns: ids stay whole and copyable
     console = out if out.is_terminal else Console(width=max(out.width, 130), soft_wrap=False)
     console.print(table)
@@ -107,8 +118,8 @@ def run_list(args) -> int:
 
 def run_show(args) -> int:
     from oodbench.results.importer import is_imported
-    from oodbench.results.render import metrics_table
-    from oodbench.results.runs import find_run, params_text
+    from oodbench.results.render import metrics_table, stream_stds
+    from oodbench.results.runs import find_run, fsood_of, params_text, protocol_text, stream_of
 
     run = find_run(_store(args), args.run)
     rec = run.record
@@ -135,6 +146,14 @@ def run_show(args) -> int:
         rows.append(("APS", json.dumps(post["aps"].get("chosen"), sort_keys=True)))
     if post.get("fit_split"):
         rows.append(("fit on", f"{post['fit_split']} ({post.get('fit_count')})"))
+    if stream_of(rec) is not None:
+        stream = stream_of(rec)
+        rows.append(("protocol", f"{protocol_text(rec)}; {stream.get('protocol', '')}; metrics: mean ± population "
+                                 "std over the orders"))
+    fs = fsood_of(rec)
+    if fs is not None:
+        rows.append(("csID", ", ".join(f"{n} ({v.get('n', '?')}, accuracy {_pct(v.get('accuracy'))})"
+                                       for n, v in (fs.get("csid") or {}).items()) or "-"))
     if rec.id_accuracy is not None:
         rows.append(("ID accuracy", f"{100 * rec.id_accuracy:.2f}"))
     skipped = {k: v for k, v in (rec.counts.get("skipped") or {}).items() if v}
@@ -156,14 +175,23 @@ def run_show(args) -> int:
     for k, v in rows:
         info.add_row(k, escape(str(v)))
     out.print(info)
-    out.print(metrics_table(rec.metrics, title="Metrics (x100)", groups=rec.ood_sets,
-                            caption=f"FPR95: {rec.conventions.get('fpr95', CONVENTIONS['fpr95'])}"))
+    # piped output of a test-time run (value ± std) is not cut to 80 columns, as in `runs list`
+    console = out if out.is_terminal or stream_of(rec) is None else Console(width=max(out.width, 150),
+                                                                               soft_wrap=False)
+    console.print(metrics_table(rec.metrics, title="Metrics (x100)", groups=rec.ood_sets, stds=stream_stds(rec),
+                                caption=f"FPR95: {rec.conventions.get('fpr95', CONVENTIONS['fpr95'])}"
+                                        + ("; ± population std over the stream orders" if stream_of(rec) else "")))
+    if fs is not None:
+        out.print(metrics_table({k: v for k, v in fs["metrics"].items() if isinstance(v, dict)},
+                                title="Full-spectrum metrics (x100): OOD vs ID test ∪ every csID set",
+                                groups=rec.ood_sets, metrics=tuple(m for m in METRICS if all(
+                                    m in v for v in fs["metrics"].values() if isinstance(v, dict)))))
     return 0
 
 
 def run_compare(args) -> int:
     from oodbench.results.render import HEADERS
-    from oodbench.results.runs import compare, describe, find_run
+    from oodbench.results.runs import compare, describe, find_run, order_std, protocol_text
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     bad = [m for m in metrics if m not in METRICS]
@@ -194,11 +222,16 @@ def run_compare(args) -> int:
             for m in metrics:
                 c = row[m]
                 text = _pct(c.value)
+                std = order_std(records[i], name, m)
+                if std is not None and c.value is not None:
+                    text += f" ± {100 * std:.2f}"
                 if c.diff is not None:
                     text += f" ({100 * c.diff:+.2f})"
                 cells.append(text)
         table.add_row(*cells)
-    legend = [f"{label}: {r.run_id} — {describe(r.record)} on {r.record.benchmark}" for label, r in zip(labels, runs)]
+    legend = [f"{label}: {r.run_id} — {describe(r.record)} on {r.record.benchmark}"
+              + (f" ({protocol_text(r.record)}; ± std over the orders)" if protocol_text(r.record) else "")
+              for label, r in zip(labels, runs)]
     sets = {tuple(sorted(k for k in rec.metrics if k != "average")) for rec in records}
     if len(sets) > 1:
         legend.append("note: the runs have different OOD sets; each average is over the run's own sets")

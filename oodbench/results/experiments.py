@@ -51,9 +51,6 @@ LOWER_IS_BETTER = {"FPR95"}
 SEEDS = (3, 4, 5)
 PAPER_VERSIONS = ("neurips", "arxiv")
 
-#: Postprocessor registry name -> the paper's score label.
-SCORE_LABELS = {"mcm": "MCM", "glmcm": "GL-MCM", "msp": "MSP", "energy": "Energy", "neglabel": "NegLabel",
-                "react": "ReAct", "dice": "DICE", "ash_p": "ASH-P", "ash_b": "ASH-B", "ash_s": "ASH-S"}
 #: Method registry name -> label.
 METHOD_LABELS = {"none": "Vanilla", "setar": "SeTAR", "setar-ft": "SeTAR+FT", "lora": "LoRA", "locoop": "LoCoOp"}
 #: Paper backbone labels -> registered backbones.
@@ -66,6 +63,26 @@ PAPER_ID_SETS = {"ImageNet1K": "imagenet1k", "Pascal-VOC": "voc"}
 SEARCH_STEPS = {"clip_vit_b16": 24, "clip_vit_l14": 48, "digits_clip": 7}
 WEIGHT_TYPES = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down")
 PAPER_OOD_ORDER = ("iNaturalist", "SUN", "Places", "Texture", "ImageNet22K", "COCO")
+
+
+def score_label(post: str) -> str:
+    """The score's label in the tables: the ``display_name`` the registered postprocessor declares (``glmcm`` ->
+    ``GL-MCM``, ``csp`` -> ``CSP``), else its registry name. Read through the registry, so that a plugin score gets
+    its own label and this module names no postprocessor module."""
+    if post not in _LABELS:
+        from oodbench.registry import RegistryError, get
+
+        try:
+            cls = get("postprocessors", post)
+        except RegistryError:
+            _LABELS[post] = post
+        else:
+            title = getattr(cls, "title", None)
+            _LABELS[post] = str(title() if callable(title) else getattr(cls, "display_name", "") or post)
+    return _LABELS[post]
+
+
+_LABELS: dict[str, str] = {}
 
 #: What a user must supply for the OOD-set columns of Table 7 (classification accuracy on SUN, Places, Texture).
 CLASSIFY_LABELS_NEEDED = (
@@ -343,11 +360,11 @@ def detail_cells(id_sets: Iterable[IdSet], scores: Iterable[str], conditions: It
     columns = list(columns)
     for ids in id_sets:
         for post in scores:
-            score = score_level.format(SCORE_LABELS.get(post, post))
+            score = score_level.format(score_label(post))
             for cond in conditions:
                 runs = cond.runs(ids.benchmark, backbone, post, _params_for(post, cond.backbone or backbone, params))
                 row = (ids.label, score, cond.label)
-                paper = cond.paper.format(score=SCORE_LABELS.get(post, post)) if cond.paper else None
+                paper = cond.paper.format(score=score_label(post)) if cond.paper else None
                 paper_row = " / ".join((ids.label, score, paper)) if (paper and paper_path) else paper
                 for col in columns + ["Average"]:
                     for m in metrics:
@@ -367,7 +384,7 @@ def summary_cells(id_sets: Iterable[IdSet], scores: Iterable[str], conditions: I
     cells = []
     for ids in id_sets:
         for post in scores:
-            label = SCORE_LABELS.get(post, post)
+            label = score_label(post)
             for cond in conditions:
                 runs = cond.runs(ids.benchmark, backbone, post, _params_for(post, cond.backbone or backbone, params))
                 pcol = (paper_columns or {}).get(cond.label, cond.label) if cond.paper is not None else None
@@ -533,8 +550,8 @@ def paper_experiments(version: str = "neurips") -> list[Experiment]:
         for col, method in (("Vanilla Method", "none"), ("SeTAR", "setar")):
             runs = (RunSpec.make(bench, bb, post, method, params=_params_for(post, bb)),)
             for m in METRICS:
-                summary.append(Cell((id_label, bb_label, SCORE_LABELS[post]), col, m, runs, "average",
-                                    paper_row=f"{id_label} / {bb_label} / {SCORE_LABELS[post]}", paper_column=col))
+                summary.append(Cell((id_label, bb_label, score_label(post)), col, m, runs, "average",
+                                    paper_row=f"{id_label} / {bb_label} / {score_label(post)}", paper_column=col))
     detail = []
     detail_rows = [("ImageNet1K", "CLIP-base", ("mcm", "glmcm") + (("neglabel",) if arxiv else ())),
                    ("ImageNet1K", "CLIP-large", ("mcm", "glmcm")), ("ImageNet1K", "Swin-base", ("msp", "energy")),
@@ -544,7 +561,7 @@ def paper_experiments(version: str = "neurips") -> list[Experiment]:
         ids_ = IdSet(id_label, bench, ood_sets_of(bench))
         paper_bb = "SwinTransformerV2-base" if bb_label == "Swin-base" else bb_label
         for post in posts:
-            score = SCORE_LABELS[post]
+            score = score_label(post)
             mark = "†" if post == "neglabel" else "∗"
             for cond in (Condition(f"Vanilla {score}", paper=f"Vanilla {score}{mark}"),
                          Condition(f"SeTAR+{score}", "setar", paper=f"SeTAR+{score}")):
@@ -645,7 +662,7 @@ def _sensitivity(version: str | None, eid: str, title: str, option: str, symbol:
                 cond = Condition(fmt.format(v), "setar", {option: v}, paper=fmt.format(v))
                 cells.extend(detail_cells([ids], (post,), [cond], backbone, columns))
                 points.append((float(v), cond.runs(ids.benchmark, backbone, post)))
-            series.append(Series(ids.label, f"SeTAR+{SCORE_LABELS[post]}", tuple(points)))
+            series.append(Series(ids.label, f"SeTAR+{score_label(post)}", tuple(points)))
     table = TableSpec(_key(paper, f"{eid}"), title, ("ID set", "Score", symbol), tuple(cells), paper,
                       f"CLIP-B/16, SeTAR-S with {symbol} varied, the other settings the presets. " + _conventions()
                       if backbone == "clip_vit_b16" else f"SeTAR-S with {symbol} varied. " + _conventions())
@@ -662,7 +679,7 @@ def _weight_types(eid: str, id_sets: list[IdSet], backbone: str, key: str, title
             for wt in WEIGHT_TYPES:
                 points = tuple((float(k), (RunSpec.make(ids.benchmark, backbone, post, "setar", {"weight_type": wt},
                                                         step=k),)) for k in range(steps + 1))
-                series.append(Series(f"{ids.label} / {SCORE_LABELS[post]}", wt, points))
+                series.append(Series(f"{ids.label} / {score_label(post)}", wt, points))
     fig = FigureSpec("weight-types", key, title, "weight matrices searched (search steps)", tuple(series),
                      "SeTAR-S over both towers with one weight type per run; after each step the plan so far is "
                      "evaluated on the test splits (step 0: the vanilla model).")
@@ -705,7 +722,7 @@ def _near_ood(version: str) -> Experiment:
                                       ("SeTAR+FT", "setar-ft", SEEDS, "Finetuning")):
         for post in ("mcm", "glmcm"):
             runs = tuple(RunSpec.make("ssb_hard", "clip_vit_b16", post, method, seed=s) for s in seeds)
-            col = f"{SCORE_LABELS[post]} Score"
+            col = f"{score_label(post)} Score"
             for m in METRICS:
                 cells.append(Cell((label,), col, m, runs, "ssb_hard", paper_row=f"{label} / {cat}", paper_column=col))
     paper = _num(version, None, 10)
@@ -719,6 +736,8 @@ def _near_ood(version: str) -> Experiment:
 # ------------------------------------------------------------------------------------------- digits edition
 DIGITS_LAMBDAS = (0.01, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
 DIGITS_TOPK = (0, 1, 2, 3, 4, 5)
+#: Scores of the digits "beyond the paper" table: the paper's two and the negative-label scores after it.
+BEYOND_SCORES = ("mcm", "glmcm", "neglabel", "csp", "adaneg")
 
 
 def digits_experiments() -> list[Experiment]:
@@ -735,13 +754,25 @@ def digits_experiments() -> list[Experiment]:
                   ("ID set", "Score", "Method"), detail_cells(ids, ("mcm", "glmcm"), conds, bb, cols), None,
                   "digits_clip; SeTAR-S with the digits preset (lambda 0.10, K 2). " + conv),)))
 
+    exps.append(Experiment("beyond", "Beyond the paper: NegLabel, CSP and AdaNeg with SeTAR (digits)", (
+        TableSpec("beyond", "Scores beyond the paper, vanilla and SeTAR (digits_clip)", ("ID set", "Score", "Method"),
+                  detail_cells(ids, BEYOND_SCORES, conds, bb, cols), None,
+                  "digits_clip; SeTAR-S with the digits preset (lambda 0.10, K 2), the same plan for every score. "
+                  "Every score at its defaults; NegLabel, CSP and AdaNeg mine their negative labels from the shipped "
+                  "WordNet corpus with the digits_clip text tower. " + conv,
+                  ("AdaNeg adapts to the test stream: its cells are the mean ± population std over the declared "
+                   "stream orders (one stream per OOD set, ID test + that set, shuffled by each order seed, the "
+                   "reference batch size); the other scores are static and deterministic (one run).",
+                   "digits_clip was trained on digit prompts only: the general English words NegLabel, CSP and "
+                   "AdaNeg use as negatives mean little to its text tower (results/digits/README.md).")),)))
+
     ft = [Condition("Vanilla"), Condition("SeTAR", "setar"), Condition("LoCoOp", "locoop", seeds=SEEDS),
           Condition("LoRA", "lora", seeds=SEEDS), Condition("SeTAR+FT", "setar-ft", seeds=SEEDS)]
     summary = []
     for cond in ft:
         for post in ("mcm", "glmcm"):
             for m in METRICS:
-                summary.append(Cell((cond.label,), f"{SCORE_LABELS[post]} Score", m, cond.runs(bench, bb, post),
+                summary.append(Cell((cond.label,), f"{score_label(post)} Score", m, cond.runs(bench, bb, post),
                                     "average"))
     exps.append(Experiment("finetune", "Fine-tuning (digits)", (
         TableSpec("finetune", "Fine-tuning on digits (Table 2 analogue, averages)", ("Method",), tuple(summary), None,

@@ -5,6 +5,16 @@ hyperparameters). Each row shows one run of its group: by default the **latest**
 ``pick="best"`` the best by the ranking metric (lowest FPR95 / highest AUROC). Rows are ranked by the average
 of the ranking metric over the run's OOD sets. Values are x100 with 2 decimals (CSV: 4 decimals).
 
+Test-time scores (AdaNeg: the run records ``extra["stream"]``) are evaluated under a declared stream protocol; their
+row shows the mean over the stream orders ``±`` the population std over them (from the run's per-order metrics),
+and its ``protocol`` column names the order seeds and batch size — compare such rows only with rows of the same
+protocol. Static rows say ``static``. Ranking uses the mean.
+
+When some run of a benchmark carries a full-spectrum evaluation (``extra["fsood"]``: OOD vs ID test and every
+covariate-shifted ID set, as OpenOOD's ``eval_ood(fsood=True)``), the benchmark's table gains the columns ``FS avg
+FPR95``, ``FS avg AUROC`` and the accuracy on each covariate-shifted ID set (csID); rows without one leave them
+blank. They are shown, never ranked on.
+
 Three files are written: ``leaderboard.md``, ``leaderboard.csv`` and ``leaderboard.html``. The HTML page is
 self-contained (inline CSS and JavaScript, nothing loaded from elsewhere): clicking a column header sorts by it,
 and a URL hash ``#sort=KEY`` (best first), ``#sort=KEY:asc`` or ``#sort=KEY:desc`` sorts on load, e.g.
@@ -28,13 +38,15 @@ from oodbench.errors import UserError
 from oodbench.hashing import canonical_json
 from oodbench.metrics import CONVENTIONS
 from oodbench.results.plots import figure_paths
-from oodbench.results.runs import StoredRun, list_runs, ood_set_names, params_text
+from oodbench.results.runs import (StoredRun, fsood_of, list_runs, ood_set_names, order_std, params_text,
+                                   protocol_text)
 from oodbench.results.store import ResultsStore
 
 RANK_METRICS = {"fpr95": "lower", "auroc": "higher"}
 PICKS = ("latest", "best")
 AVG_COLUMNS = (("fpr95", "FPR95↓"), ("auroc", "AUROC↑"), ("aupr_in", "AUPR-In↑"))
 SET_METRICS = (("fpr95", "FPR95↓"), ("auroc", "AUROC↑"))
+FS_COLUMNS = (("fpr95", "FS avg FPR95↓"), ("auroc", "FS avg AUROC↑"))
 FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.html")
 
 
@@ -62,6 +74,32 @@ class Row:
 
     def value(self, metric: str, ood_set: str = "average") -> float | None:
         return self.record.metrics.get(ood_set, {}).get(metric)
+
+    def std(self, metric: str, ood_set: str = "average") -> float | None:
+        """Population std over the stream orders of a test-time run (a fraction); None for a static run."""
+        return order_std(self.record, ood_set, metric)
+
+    @property
+    def test_time(self) -> bool:
+        return bool(protocol_text(self.record))
+
+    def protocol(self) -> str:
+        """``static`` or ``test-time: stream orders 0, 1, 2, batch 256``."""
+        return protocol_text(self.record) or "static"
+
+    def text(self, metric: str, ood_set: str = "average") -> str:
+        """x100 with 2 decimals, ``± std`` over the stream orders for a test-time run."""
+        std = self.std(metric, ood_set)
+        return _fmt(self.value(metric, ood_set)) + ("" if std is None else f" ± {100 * std:.2f}")
+
+    def fs_value(self, metric: str) -> float | None:
+        """Full-spectrum average of ``metric`` (a fraction), None without a full-spectrum evaluation."""
+        fs = fsood_of(self.record)
+        return None if fs is None else (fs["metrics"].get("average") or {}).get(metric)
+
+    def csid_accuracy(self, name: str) -> float | None:
+        fs = fsood_of(self.record)
+        return None if fs is None else ((fs.get("csid") or {}).get(name) or {}).get("accuracy")
 
 
 def group_key(run: StoredRun) -> tuple:
@@ -133,6 +171,34 @@ def _rule(metric: str, pick: str) -> str:
             f"({RANK_METRICS[metric]} is better).")
 
 
+def csid_names(rows: list[Row]) -> list[str]:
+    """Covariate-shifted ID sets over ``rows``' full-spectrum evaluations, first seen first."""
+    names: list[str] = []
+    for row in rows:
+        for name in (fsood_of(row.record) or {}).get("csid") or {}:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def has_fsood(rows: list[Row]) -> bool:
+    return any(fsood_of(r.record) is not None for r in rows)
+
+
+def _notes(rows: list[Row]) -> list[str]:
+    notes = []
+    if any(r.test_time for r in rows):
+        notes.append("Test-time scores (protocol column): mean ± population std over the declared stream orders "
+                     "(one stream per OOD set: ID test + that set, shuffled by each order seed, fed in batches of the "
+                     "given size, fresh state per stream); comparable with each other only under the same orders and "
+                     "batch size. Ranked by the mean.")
+    if has_fsood(rows):
+        notes.append("FS columns: full-spectrum evaluation, OOD vs ID test ∪ every covariate-shifted ID set (csID, "
+                     "scored as ID); csID columns: top-1 accuracy on each csID set. Blank: the run has no "
+                     "full-spectrum evaluation. Not used for ranking.")
+    return notes
+
+
 def _conventions() -> list[str]:
     return [f"{k}: {v}" for k, v in CONVENTIONS.items() if k in ("orientation", "fpr95", "auroc", "aupr_in", "average")]
 
@@ -165,47 +231,70 @@ def render_markdown(board: dict[str, list[Row]], out: Path, metric: str, pick: s
     for bench, rows in board.items():
         sets = ood_set_names([r.record for r in rows])
         lines += ["", f"## {bench}", ""]
-        head = ["#", "backbone", "method", "postprocessor", "hyperparameters"]
+        fs, csid = has_fsood(rows), csid_names(rows)
+        head = ["#", "backbone", "method", "postprocessor", "hyperparameters", "protocol"]
         head += [f"avg {h}" for _, h in AVG_COLUMNS]
+        if fs:
+            head += [h for _, h in FS_COLUMNS] + [f"csID {c} acc↑" for c in csid]
         head += [f"{s} {h}" for s in sets for _, h in SET_METRICS]
         head += ["runs", "run", "figures"]
         lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "|".join("---:" if i == 0 or 5 <= i < len(head) - 3 else "---" for i in range(len(head))) + "|")
+        lines.append("|" + "|".join("---:" if i == 0 or 6 <= i < len(head) - 3 else "---" for i in range(len(head))) + "|")
         flagged = False
         for row in rows:
             rec = row.record
             mark = "" if row.same_sets else "*"
             flagged |= not row.same_sets
             cells = [str(row.rank), rec.backbone.get("name", ""), method_title(rec), post_title(rec),
-                     row.hyper() or "defaults"]
-            cells += [_fmt(row.value(m)) + mark for m, _ in AVG_COLUMNS]
-            cells += [_fmt(row.value(m, s)) for s in sets for m, _ in SET_METRICS]
+                     row.hyper() or "defaults", row.protocol()]
+            cells += [row.text(m) + mark for m, _ in AVG_COLUMNS]
+            if fs:
+                cells += [_fmt(row.fs_value(m)) for m, _ in FS_COLUMNS] + [_fmt(row.csid_accuracy(c)) for c in csid]
+            cells += [row.text(m, s) for s in sets for m, _ in SET_METRICS]
             links = _links(row, out)
             cells += [str(row.n_runs), f"`{row.run.run_id}`", " ".join(f"[{k}]({v})" for k, v in links.items())]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         if flagged:
             lines += ["", "\\* averaged over a different list of OOD sets than most rows of this benchmark."]
+        notes = _notes(rows)
+        if notes:
+            lines += [""] + [n + "  " for n in notes]
     return "\n".join(lines) + "\n"
 
 
 def render_csv(board: dict[str, list[Row]], out: Path) -> str:
-    sets = ood_set_names([r.record for rows in board.values() for r in rows])
+    """One line per row of every benchmark. Values x100 with 4 decimals (a test-time row: the mean over its stream
+    orders). ``test_time``, ``stream_seeds``, ``stream_batch`` and ``avg_<metric>_std`` (population std over the
+    orders) say how a test-time row was measured (empty for static rows); the full-spectrum columns ``fs_avg_*`` and
+    ``csid:<set>:accuracy`` appear only when some run has a full-spectrum evaluation."""
+    all_rows = [r for rows in board.values() for r in rows]
+    sets = ood_set_names([r.record for r in all_rows])
+    fs, csid = has_fsood(all_rows), csid_names(all_rows)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["benchmark", "rank", "backbone", "pretrained", "method", "plan_hash", "postprocessor", "params",
                 *[f"avg_{m}" for m, _ in AVG_COLUMNS], *[f"{s}:{m}" for s in sets for m, _ in SET_METRICS],
-                "same_ood_sets", "runs", "run_id", "run_time", "roc_figure", "hist_figure"])
+                "same_ood_sets", "runs", "run_id", "run_time", "roc_figure", "hist_figure",
+                "test_time", "stream_seeds", "stream_batch", *[f"avg_{m}_std" for m, _ in AVG_COLUMNS],
+                *([f"fs_avg_{m}" for m, _ in FS_COLUMNS] + [f"csid:{c}:accuracy" for c in csid] if fs else [])])
     for bench, rows in board.items():
         for row in rows:
             rec = row.record
             links = _links(row, out)
+            stream = (rec.extra or {}).get("stream") if row.test_time else None
             w.writerow([bench, row.rank, rec.backbone.get("name", ""), rec.backbone.get("pretrained") or "",
                         rec.method, rec.plan.get("hash") or "", rec.postprocessor.get("name", ""),
                         json.dumps(rec.postprocessor.get("params") or {}, sort_keys=True),
                         *[_fmt(row.value(m), 4) for m, _ in AVG_COLUMNS],
                         *[_fmt(row.value(m, s), 4) for s in sets for m, _ in SET_METRICS],
                         int(row.same_sets), row.n_runs, row.run.run_id, rec.time,
-                        links.get("roc", ""), links.get("hist", "")])
+                        links.get("roc", ""), links.get("hist", ""),
+                        int(row.test_time),
+                        " ".join(str(x) for x in (stream.get("seeds") or [])) if stream else "",
+                        stream.get("batch_size", "") if stream else "",
+                        *[_fmt(row.std(m), 4) for m, _ in AVG_COLUMNS],
+                        *([_fmt(row.fs_value(m), 4) for m, _ in FS_COLUMNS]
+                          + [_fmt(row.csid_accuracy(c), 4) for c in csid] if fs else [])])
     return buf.getvalue()
 
 
@@ -289,9 +378,13 @@ def render_html(board: dict[str, list[Row]], out: Path, metric: str, pick: str) 
         sets = ood_set_names([r.record for r in rows])
         parts.append(f"<h2>{e(bench)}</h2>")
         parts.append(f'<table class="board" data-benchmark="{e(bench)}"><thead><tr>')
+        fs, csid = has_fsood(rows), csid_names(rows)
         heads = [("rank", "#", "asc"), ("backbone", "backbone", "asc"), ("method", "method", "asc"),
-                 ("post", "postprocessor", "asc"), ("hyper", "hyperparameters", "asc")]
+                 ("post", "postprocessor", "asc"), ("hyper", "hyperparameters", "asc"), ("protocol", "protocol", "asc")]
         heads += [(m, f"avg {h}", "asc" if RANK_METRICS.get(m, "higher") == "lower" else "desc") for m, h in AVG_COLUMNS]
+        if fs:
+            heads += [(f"fs_{m}", h, "asc" if m == "fpr95" else "desc") for m, h in FS_COLUMNS]
+            heads += [(f"csid@{c}", f"csID {c} acc↑", "desc") for c in csid]
         heads += [(f"{m}@{s}", f"{s} {h}", "asc" if m == "fpr95" else "desc") for s in sets for m, h in SET_METRICS]
         heads += [("runs", "runs", "desc"), ("run", "run", "asc"), ("figures", "figures", "asc")]
         parts += [f'<th data-key="{e(k)}" data-best="{b}" title="sort by {e(label)}">{e(label)}</th>'
@@ -303,9 +396,12 @@ def render_html(board: dict[str, list[Row]], out: Path, metric: str, pick: str) 
             flagged |= not row.same_sets
             mark = "" if row.same_sets else "*"
             cells = [_td(row.rank, str(row.rank), True), _td(rec.backbone.get("name", "")), _td(method_title(rec)),
-                     _td(post_title(rec)), _td(row.hyper() or "defaults")]
-            cells += [_td(_fmt(row.value(m), 6), _fmt(row.value(m)) + mark, True) for m, _ in AVG_COLUMNS]
-            cells += [_td(_fmt(row.value(m, s), 6), _fmt(row.value(m, s)), True) for s in sets for m, _ in SET_METRICS]
+                     _td(post_title(rec)), _td(row.hyper() or "defaults"), _td(row.protocol())]
+            cells += [_td(_fmt(row.value(m), 6), row.text(m) + mark, True) for m, _ in AVG_COLUMNS]
+            if fs:
+                cells += [_td(_fmt(row.fs_value(m), 6), _fmt(row.fs_value(m)), True) for m, _ in FS_COLUMNS]
+                cells += [_td(_fmt(row.csid_accuracy(c), 6), _fmt(row.csid_accuracy(c)), True) for c in csid]
+            cells += [_td(_fmt(row.value(m, s), 6), row.text(m, s), True) for s in sets for m, _ in SET_METRICS]
             links = _links(row, out)
             figs = " ".join(f'<a href="{e(v)}">{e(k)}</a>' for k, v in links.items())
             cells += [_td(row.n_runs, str(row.n_runs), True),
@@ -316,6 +412,7 @@ def render_html(board: dict[str, list[Row]], out: Path, metric: str, pick: str) 
         if flagged:
             parts.append('<p class="note">* averaged over a different list of OOD sets than most rows of this '
                          "benchmark.</p>")
+        parts += [f'<p class="note">{e(n)}</p>' for n in _notes(rows)]
     parts.append(f"<script>{_JS}</script></body></html>")
     return "\n".join(parts) + "\n"
 

@@ -24,8 +24,10 @@ HEADERS = {
 
 
 def metrics_table(rows: dict[str, dict[str, float]], title: str = "", caption: str = "",
-                  groups: dict[str, str] | None = None, metrics=METRICS) -> Table:
-    """One row per OOD set (then ``average``), one column per metric, values x100 with 2 decimals."""
+                  groups: dict[str, str] | None = None, metrics=METRICS,
+                  stds: dict[str, dict[str, float]] | None = None) -> Table:
+    """One row per OOD set (then ``average``), one column per metric, values x100 with 2 decimals; with ``stds``
+    (same shape, e.g. the std over a test-time run's stream orders) each value is followed by ``± std``."""
     table = Table(title=title or None, caption=caption or None, title_justify="left", caption_justify="left")
     table.add_column("OOD set", style="bold")
     if groups:
@@ -36,9 +38,20 @@ def metrics_table(rows: dict[str, dict[str, float]], title: str = "", caption: s
         if name == "average":
             table.add_section()
         cells = [name] + ([groups.get(name, "")] if groups else [])
-        cells += [f"{100 * row[m]:.2f}" for m in metrics]
+        std = (stds or {}).get(name) or {}
+        cells += [f"{100 * row[m]:.2f}" + (f" ± {100 * std[m]:.2f}" if std.get(m) is not None else "")
+                  for m in metrics]
         table.add_row(*cells)
     return table
+
+
+def stream_stds(record) -> dict[str, dict[str, float]] | None:
+    """``{row: {metric: std}}`` over the stream orders of a test-time run (from its per-order metrics), else None."""
+    from oodbench.results.runs import is_test_time, order_std
+
+    if not is_test_time(record):
+        return None
+    return {name: {m: order_std(record, name, m) for m in row} for name, row in record.metrics.items()}
 
 
 def rows_to_csv(rows: dict[str, dict[str, float]], metrics=METRICS) -> str:
@@ -71,6 +84,8 @@ def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc
     AUROC are shown per method, as in the paper's tables (AUPR-In/Out stay in the stored runs), so that the table
     fits an 80-column terminal.
     """
+    from oodbench.results.runs import protocol_text
+
     methods = list(records)
     first = records[methods[0]]
     multi = len(methods) > 1
@@ -89,8 +104,9 @@ def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc
         cells = [name, first.ood_sets.get(name, "")]
         for method in methods:
             row = records[method].metrics[name]
-            std = ((records[method].extra or {}).get("stream") or {}).get("std", {}).get(name)
-            cells += [f"{100 * row[m]:.2f}" + (f" ± {100 * std[m]:.2f}" if std and m in std else "") for m in metrics]
+            std = (stream_stds(records[method]) or {}).get(name)
+            cells += [f"{100 * row[m]:.2f}" + (f" ± {100 * std[m]:.2f}" if (std or {}).get(m) is not None else "")
+                      for m in metrics]
         table.add_row(*cells)
     accs = [(f"{m}: " if multi else "") + f"{100 * r.id_accuracy:.2f}"
             for m, r in records.items() if r.id_accuracy is not None]
@@ -98,7 +114,9 @@ def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc
     table.caption = (f"{first.benchmark} | {first.backbone['name']} | ID {first.id_set}: {counts['id']} images"
                      + (f" | ID accuracy {', '.join(accs)}" if accs else "")
                      + " | FPR95: ID positive, nearest recall to 95%"
-                     + (" | test-time score: mean ± std over stream orders" if any(
-                         (r.extra or {}).get("stream") for r in records.values()) else ""))
+                     + (" | test-time score: mean ± std over stream orders ("
+                        + "; ".join(dict.fromkeys(protocol_text(r).removeprefix("test-time: stream orders ")
+                                                  for r in records.values() if protocol_text(r))) + ")"
+                        if any(protocol_text(r) for r in records.values()) else ""))
     table.caption_justify = "left"
     return table

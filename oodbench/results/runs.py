@@ -90,6 +90,67 @@ def average(record: RunRecord, metric: str) -> float | None:
     return record.metrics.get("average", {}).get(metric)
 
 
+def stream_of(record: RunRecord) -> dict[str, Any] | None:
+    """What a test-time score's run recorded about its stream protocol (``extra["stream"]``: seeds, batch size,
+    per-order metrics ...), or None for a static score."""
+    stream = (record.extra or {}).get("stream")
+    return stream if isinstance(stream, dict) and isinstance(stream.get("per_order"), dict) else None
+
+
+def is_test_time(record: RunRecord) -> bool:
+    return stream_of(record) is not None
+
+
+def protocol_text(record: RunRecord) -> str:
+    """``"test-time: stream orders 0, 1, 2, batch 256"`` for a test-time run, ``""`` for a static one."""
+    stream = stream_of(record)
+    if stream is None:
+        return ""
+    seeds = stream.get("seeds") or list(stream["per_order"])
+    return (f"test-time: stream orders {', '.join(str(s) for s in seeds)}, batch {stream.get('batch_size', '?')}")
+
+
+def order_values(record: RunRecord, row: str, metric: str) -> list[float] | None:
+    """The value of ``metric`` in row ``row`` (an OOD set or ``average``) under each stream order of a test-time
+    run, in the recorded order; None for a static run or when an order lacks it."""
+    stream = stream_of(record)
+    if stream is None or not stream["per_order"]:
+        return None
+    values = [(order or {}).get(row, {}).get(metric) for order in stream["per_order"].values()]
+    return None if any(v is None for v in values) else [float(v) for v in values]
+
+
+def order_std(record: RunRecord, row: str, metric: str) -> float | None:
+    """Population std (``numpy.std``, ddof 0) of ``metric`` in ``row`` over the stream orders of a test-time run
+    (a fraction), or None for a static run."""
+    values = order_values(record, row, metric)
+    return None if values is None else float(np.std(np.asarray(values, dtype=np.float64)))
+
+
+def fsood_of(record: RunRecord) -> dict[str, Any] | None:
+    """The full-spectrum evaluation of a run (``extra["fsood"]``: ``csid`` = {name: {n, accuracy}}, ``metrics`` =
+    {OOD set or ``average``: {metric: value}}; OOD vs ID test and every covariate-shifted ID set), or None."""
+    fs = (record.extra or {}).get("fsood")
+    return fs if isinstance(fs, dict) and isinstance(fs.get("metrics"), dict) else None
+
+
+def metric_value(record: RunRecord, row: str, metric: str) -> float | None:
+    """A fraction from ``record``: ``row`` is an OOD set or ``average`` (the run's metrics), ``fsood:<set>`` or
+    ``fsood:average`` (its full-spectrum metrics), ``csid:<set>`` (ID accuracy on a covariate-shifted ID set,
+    ``metric`` ignored) or ``id_accuracy``."""
+    if row == "id_accuracy":
+        return record.id_accuracy
+    if row.startswith(("fsood:", "csid:")):
+        fs = fsood_of(record)
+        kind, _, name = row.partition(":")
+        if fs is None:
+            return None
+        if kind == "csid":
+            return ((fs.get("csid") or {}).get(name) or {}).get("accuracy")
+        return (fs["metrics"].get(name) or {}).get(metric)
+    return record.metrics.get(row, {}).get(metric)
+
+
 def params_text(params: dict[str, Any] | None) -> str:
     """``{"temperature": 1.0}`` -> ``"temperature=1.0"`` (sorted by name)."""
     return ", ".join(f"{k}={v}" for k, v in sorted((params or {}).items()))

@@ -6,8 +6,16 @@ of the results store (:class:`RunIndex`); a cell whose runs are not all there is
 filled with the paper's number. Other markers: ``-`` not applicable (the OOD set shares classes with the ID set,
 as the paper prints it) and ``blocked`` (oodbench cannot produce the cell; the table's notes say why).
 
-A seeded cell (several runs) shows ``mean ± std`` (population std, ``numpy.std``) over its seeds. Values are x100
-with 2 decimals; the JSON written beside each table keeps them at full precision with the run ids.
+A seeded cell (several runs) shows ``mean ± std`` (population std, ``numpy.std``) over its seeds. A cell of one run
+of a test-time score (AdaNeg: the run records ``extra["stream"]``) shows the run's value — the mean over its
+declared stream orders — ``± `` the population std over those orders, computed from the per-order metrics the run
+stores; the legend names the orders and batch size. (A test-time cell of several seeded runs shows the std over the
+seeds of the per-run means.) Values are x100 with 2 decimals; the JSON written beside each table keeps them at full
+precision with the run ids.
+
+A cell's ``source`` reads an OOD set, ``average`` or ``id_accuracy`` from each run, or from the full-spectrum
+evaluation a run may carry (``extra["fsood"]``): ``fsood:<set>`` / ``fsood:average`` (OOD vs ID test and every
+covariate-shifted ID set) and ``csid:<set>`` (accuracy on a covariate-shifted ID set).
 
 Matching a stored run to a :class:`~oodbench.results.experiments.RunSpec` (:func:`matches`): same benchmark,
 backbone (and weights: a published tag unless the spec names a file), method, method options (after
@@ -28,6 +36,7 @@ from typing import Any, Iterable
 
 from oodbench.atomic import write_text
 from oodbench.results.experiments import (LOWER_IS_BETTER, METRICS, Cell, RunSpec, TableSpec, normalize_options)
+from oodbench.results.runs import metric_value, order_values, protocol_text
 from oodbench.results.store import RunRecord
 
 MISSING, NA, BLOCKED = "missing", "-", "blocked"
@@ -154,10 +163,14 @@ class CellValue:
     Attributes:
         status: ``ok``, ``missing`` (some runs not stored), ``na`` (not applicable), ``blocked`` or ``static``.
         value: the mean (x100 for metrics and accuracy), or the static value.
-        std: population std over the runs when there are several, else None.
+        std: population std over the runs when there are several, over the stream orders for one run of a
+            test-time score, else None.
         found, needed: runs found / needed.
         run_ids: the runs used.
         note: why a cell is blocked.
+        spread: what ``std`` is over: ``"seeds"``, ``"stream orders"`` or ``""`` (no std).
+        protocol: for a test-time cell, the stream protocol of its run (``test-time: stream orders 0, 1, 2,
+            batch 256``).
     """
 
     status: str
@@ -167,6 +180,8 @@ class CellValue:
     needed: int = 0
     run_ids: tuple[str, ...] = ()
     note: str = ""
+    spread: str = ""
+    protocol: str = ""
 
     def text(self, decimals: int = 2) -> str:
         """As printed: ``40.24``, ``40.24 ± 0.22``, ``-``, ``missing``, ``blocked``."""
@@ -183,13 +198,21 @@ class CellValue:
 
 
 def run_value(record: RunRecord, source: str, metric: str) -> float | None:
-    """A fraction from ``record``: ``source`` = OOD set / ``average`` / ``id_accuracy``; ``metric`` a paper label."""
-    if source == "id_accuracy":
-        return record.id_accuracy
-    row = record.metrics.get(source)
-    if row is None:
+    """A fraction from ``record``: ``source`` = OOD set / ``average`` / ``id_accuracy`` / ``fsood:<set>`` /
+    ``csid:<set>`` (:func:`oodbench.results.runs.metric_value`); ``metric`` a paper label."""
+    return metric_value(record, source, METRICS.get(metric, metric))
+
+
+def order_spread(record: RunRecord, source: str, metric: str) -> float | None:
+    """x100 population std over the stream orders of a test-time run for this cell, else None."""
+    if source == "id_accuracy" or source.startswith(("fsood:", "csid:")):
         return None
-    return row.get(METRICS.get(metric, metric))
+    values = order_values(record, source, METRICS.get(metric, metric))
+    if values is None:
+        return None
+    import numpy as np
+
+    return float(np.std(100.0 * np.asarray(values, dtype=np.float64)))
 
 
 def cell_value(cell: Cell, index: RunIndex) -> CellValue:
@@ -207,8 +230,14 @@ def cell_value(cell: Cell, index: RunIndex) -> CellValue:
     import numpy as np
 
     arr = 100.0 * np.asarray(values, dtype=np.float64)
-    std = float(arr.std()) if len(arr) > 1 else None
-    return CellValue("ok", float(arr.mean()), std, len(have), len(cell.runs), tuple(r.run_id for r in have))
+    ids = tuple(r.run_id for r in have)
+    if len(arr) > 1:
+        return CellValue("ok", float(arr.mean()), float(arr.std()), len(have), len(cell.runs), ids, spread="seeds")
+    spread = order_spread(have[0], cell.source, cell.metric)
+    if spread is not None:
+        return CellValue("ok", float(arr[0]), spread, 1, len(cell.runs), ids, spread="stream orders",
+                         protocol=protocol_text(have[0]))
+    return CellValue("ok", float(arr[0]), None, 1, len(cell.runs), ids)
 
 
 @dataclass
@@ -286,6 +315,11 @@ def _legend(result: TableResult) -> list[str]:
         lines.append(f"`{BLOCKED}`: oodbench cannot produce the cell — " + "; ".join(reasons) + ".")
     if "na" in statuses:
         lines.append(f"`{NA}`: not applicable (the OOD set is not part of the row's benchmark).")
+    protocols = sorted({v.protocol for v in result.values if v.spread == "stream orders"})
+    if protocols:
+        lines.append("Test-time score cells (one run each): mean ± population std over the stream orders of the run ("
+                     + "; ".join(p.removeprefix("test-time: ") for p in protocols)
+                     + "; one stream per OOD set: ID test + that set).")
     lines += list(spec.notes)
     if spec.paper:
         lines.append(f"Paper: SeTAR ({spec.paper[0]} version), Table {spec.paper[1]}.")
@@ -370,10 +404,13 @@ def to_json(result: TableResult, meta: dict[str, Any] | None = None) -> str:
     """Every cell at full precision (x100), with its status, seeds found, run ids and paper cell."""
     out = []
     for c, v in zip(result.spec.cells, result.values):
-        out.append({"row": list(c.row), "column": c.column, "metric": c.metric, "status": v.status, "value": v.value,
-                    "std": v.std, "found": v.found, "needed": v.needed, "runs": list(v.run_ids),
-                    "specs": [r.describe() for r in c.runs], "note": v.note,
-                    "paper": [c.paper_row, c.paper_column] if c.paper_row else None})
+        item = {"row": list(c.row), "column": c.column, "metric": c.metric, "status": v.status, "value": v.value,
+                "std": v.std, "found": v.found, "needed": v.needed, "runs": list(v.run_ids),
+                "specs": [r.describe() for r in c.runs], "note": v.note,
+                "paper": [c.paper_row, c.paper_column] if c.paper_row else None}
+        if v.spread == "stream orders":  # static and seeded cells keep the earlier keys only
+            item.update(std_over=v.spread, protocol=v.protocol)
+        out.append(item)
     data = {"table": result.spec.key, "title": result.spec.title,
             "paper": list(result.spec.paper) if result.spec.paper else None, **(meta or {}), "cells": out}
     return json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n"
