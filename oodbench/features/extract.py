@@ -16,6 +16,11 @@ Model-level entries (``text``, ``logit_scale``, ``fc_weight``, ``fc_bias``; plus
 the weights, plan, class names and prompt: they are cheap next to the images, but encoding 1,000 prompts with
 a full text tower still takes seconds on a CPU, which a warm run should not pay. They are computed in fp32
 whatever ``precision`` the images use.
+
+Under ``torchrun`` (:mod:`oodbench.distributed`) the forward batches of a split are dealt to the processes and
+rank 0 alone opens, writes and reads the cache and computes the model-level entries: the entry written by N
+processes is the one one process writes (same key, same files, same bytes). Rank 0 returns the features; the
+other ranks return empty ones (only rank 0 scores).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from oodbench import distributed
 from oodbench.backbones.base import Backbone, to_numpy
 from oodbench.benchmark import ResolvedBenchmark, Role
 from oodbench.data.sources import ImageSource
@@ -156,10 +162,12 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
         raise UserError(f"batch size must be >= 1, got {batch_size}")
     t0 = time.perf_counter()
     per_sample, shared_names, derive = plan_request(backbone, names)
+    w = distributed.world()
     shared_out = dict(shared or {})
     if shared_names - set(shared_out):
-        shared_out.update(compute_shared(backbone, shared_names - set(shared_out), class_names, prompt,
-                                         cache=cache, plan_hash=plan_hash))
+        shared_out.update(distributed.on_main(lambda: compute_shared(
+            backbone, shared_names - set(shared_out), class_names, prompt, cache=cache, plan_hash=plan_hash),
+            phase="extract") or {})
     n = len(source)
     if n == 0:
         raise DataError(f"{source.name}: no images to extract features from")
@@ -167,27 +175,28 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
     if batch_size > shard_size:
         shard_size = batch_size
     shard_size = -(-shard_size // batch_size) * batch_size  # whole batches per shard
-    if cache is not None:
-        entry: Entry = cache.entry(ingredients, n, shard_size)
-    else:
-        entry = Entry(hash_json(ingredients), n, shard_size)
+    # Several processes: rank 0 alone reads and writes the cache (the others may not even see the same disk);
+    # it decides what is missing, every rank forwards its share, rank 0 loads the arrays and the others return
+    # an empty Features (rank 0 scores; oodbench.pipeline).
+    entry: Entry = distributed.on_main(lambda: _open_entry(cache, ingredients, n, shard_size), phase="extract")
+    if w.active:
+        shard_size = distributed.broadcast_object(entry.shard_size if w.is_main else None)
+        if not w.is_main:
+            entry = Entry(hash_json(ingredients), n, shard_size)
     batches = 0
     for attempt in (1, 2):  # a second pass only when a cached file turned out unreadable (then deleted)
-        todo = {s: {x for x in per_sample if not entry.has(x, s)} for s in range(entry.num_shards)}
-        todo = {s: need for s, need in todo.items() if need or (per_sample and not entry.has(INDEX, s))}
+        todo = distributed.broadcast_object(_todo(entry, per_sample) if w.is_main else None)
         if todo:
             batches += run_shards(backbone, source, entry, todo, batch_size=batch_size, num_workers=num_workers,
                                   precision=precision, device=device, on_bad=on_bad)
-        try:
-            if hasattr(entry, "consolidate"):
-                for x in (*sorted(per_sample), INDEX):
-                    entry.consolidate(x)
-            arrays, skipped = _load(entry, source, per_sample, on_bad)
+        loaded = distributed.on_main(lambda: _consolidate_load(entry, source, per_sample, on_bad, attempt),
+                                     phase="extract")
+        if not distributed.broadcast_object(loaded is None if w.is_main else None):
             break
-        except CorruptShard as exc:
-            if attempt == 2:
-                raise
-            log.warning("feature cache: %s; recomputing it", exc)
+    if not w.is_main:
+        return Features({}, {}, source.name, {"source": source.name, "cache_key": entry.key, "n_images": n,
+                                              "rank": w.rank, "forward_batches": batches})
+    arrays, skipped = loaded
     if derive:
         arrays["logits"] = clip_logits(arrays["image"], shared_out["text"], shared_out["logit_scale"])
     requested = set(names)
@@ -198,6 +207,32 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
             "n_used": int(len(keep["labels"])), "skipped": skipped, "precision": precision,
             "plan_hash": plan_hash, "forward_batches": batches, "seconds": round(time.perf_counter() - t0, 3)}
     return Features(keep, shared_keep, source.name, meta)
+
+
+def _open_entry(cache: FeatureCache | None, ingredients: dict[str, Any], n: int, shard_size: int) -> Entry:
+    if cache is not None:
+        return cache.entry(ingredients, n, shard_size)
+    return Entry(hash_json(ingredients), n, shard_size)
+
+
+def _todo(entry: Entry, per_sample: set[str]) -> dict[int, set[str]]:
+    """Shard -> the arrays it lacks (an empty set: only the file check of a shard without an index)."""
+    todo = {s: {x for x in per_sample if not entry.has(x, s)} for s in range(entry.num_shards)}
+    return {s: need for s, need in todo.items() if need or (per_sample and not entry.has(INDEX, s))}
+
+
+def _consolidate_load(entry: Entry, source: ImageSource, per_sample: set[str], on_bad: str, attempt: int):
+    """Join the shards and load the arrays; None when a cached file was unreadable (deleted: extract again)."""
+    try:
+        if hasattr(entry, "consolidate"):
+            for x in (*sorted(per_sample), INDEX):
+                entry.consolidate(x)
+        return _load(entry, source, per_sample, on_bad)
+    except CorruptShard as exc:
+        if attempt == 2:
+            raise
+        log.warning("feature cache: %s; recomputing it", exc)
+        return None
 
 
 def _load(entry: Entry, source: ImageSource, per_sample: set[str], on_bad: str):
@@ -243,7 +278,8 @@ def extract_benchmark(backbone: Backbone, resolved: ResolvedBenchmark, names: It
     names = set(names)
     _, shared_names, _ = plan_request(backbone, names)
     spec = resolved.spec
-    shared = compute_shared(backbone, shared_names, spec.class_names, spec.prompt, cache=cache, plan_hash=plan_hash)
+    shared = distributed.on_main(lambda: compute_shared(backbone, shared_names, spec.class_names, spec.prompt,
+                                                        cache=cache, plan_hash=plan_hash), phase="extract") or {}
     out: dict[str, Features] = {}
     for split in resolved.splits(*(roles or ())):
         feats = extract_features(backbone, split.source, names, cache=cache, plan_hash=plan_hash, shared=shared,

@@ -7,6 +7,9 @@ On a GPU, a preprocessing that ends in ``ToTensor() + Normalize(mean, std)`` is 
 pixels (4x less to copy) and the division by 255 and the normalisation run on the device, in float32 and in
 the same order as torchvision (``x.float() / 255``, ``- mean``, ``/ std``), so the tensors are the same.
 Outputs stay on the device until a shard is complete, so the GPU is not stopped after every batch.
+
+Several processes (``torchrun``, :mod:`oodbench.distributed`): :func:`run_shards_dealt` deals the same batches
+round-robin to the ranks and rank 0, the only writer, gathers each round in batch order and writes the shards.
 """
 
 from __future__ import annotations
@@ -52,69 +55,176 @@ def run_shards(backbone, source, entry: Entry, todo: dict[int, set[str]], *, bat
                precision: str, device, on_bad: str) -> int:
     """Forward the images of the shards in ``todo`` (shard -> names to compute); write each finished shard.
 
+    In a multi-process world (:mod:`oodbench.distributed`) the batches are dealt to the ranks and rank 0 writes
+    (:func:`run_shards_dealt`); ``todo`` must then be the same on every rank.
+
     Returns:
-        The number of forward passes (batches) run.
+        The number of forward passes (batches) run (by this rank).
     """
+    from oodbench import distributed
+
+    if distributed.world().active:
+        return run_shards_dealt(backbone, source, entry, todo, batch_size=batch_size, num_workers=num_workers,
+                                precision=precision, device=device, on_bad=on_bad)
     from oodbench.console import progress
 
-    dev = torch.device(device) if device is not None else backbone.device
-    if dev != backbone.device:
-        backbone.to(dev)
-    if num_workers is None:
-        num_workers = default_workers(source, dev)
-    transform = backbone.preprocess()
-    split = device_split(transform) if dev.type == "cuda" else None
-    if split is not None:
-        transform = split[0]
-        mean = torch.tensor(split[1], dtype=torch.float32, device=dev).view(-1, 1, 1)
-        std = torch.tensor(split[2], dtype=torch.float32, device=dev).view(-1, 1, 1)
-    batches = [list(r[i:i + batch_size]) for s in sorted(todo) for r in [entry.shard_range(s)]
-               for i in range(0, len(r), batch_size)]
-    chunk = max(1, min(CHUNK, batch_size))
-    chunks = [b[i:i + chunk] for b in batches for i in range(0, len(b), chunk)]
-    loader = torch.utils.data.DataLoader(SourceDataset(source, transform), batch_sampler=chunks,
-                                         num_workers=num_workers, collate_fn=collate, pin_memory=dev.type == "cuda")
-    dtype = PRECISIONS[precision]
-    names_all = sorted(set().union(*todo.values()))
-    log.info("features of %s: extracting %s for %s of %s images on %s (%s, batch %d, %d workers)", source.name,
-             ", ".join(names_all) or "the file check", f"{sum(map(len, batches)):,}", f"{len(source):,}", dev,
-             precision, batch_size, num_workers)
+    batches = shard_batches(entry, todo, batch_size)
+    forward = _Forward(backbone, source, entry.shard_size, batches, batch_size, num_workers, precision, device)
+    forward.log_start(todo, batches)
     acc: dict[int, dict[str, list]] = {}
-    pending: list[torch.Tensor] = []
-    count = 0
     with progress() as prog, torch.inference_mode():
         task = prog.add_task(f"features {source.name}", total=sum(map(len, batches)))
-        for idx, (images, indices, bad) in zip(chunks, loader):
-            s = idx[0] // entry.shard_size
+        for b, piece in forward.pieces(todo, on_bad, lambda n: prog.advance(task, n)):
+            s = piece["shard"]
+            a = acc.setdefault(s, {"index": [], "bad": [], **{x: [] for x in todo[s]}})
+            _merge(a, piece)
+            if b[-1] == entry.shard_range(s).stop - 1:
+                _write_shard(entry, s, todo[s], acc.pop(s))
+    return forward.count
+
+
+def run_shards_dealt(backbone, source, entry: Entry, todo: dict[int, set[str]], *, batch_size: int, num_workers,
+                     precision: str, device, on_bad: str) -> int:
+    """:func:`run_shards` over several processes: the batches a single process would run are dealt round-robin
+    (batch i to rank i mod N: none duplicated, none dropped, no padding), every rank forwards its own, and after
+    each round of N batches rank 0 gathers them in batch order and writes every shard that is complete. The
+    batches are the single process's, so every row, and every file rank 0 writes, is the same. A failure on any
+    rank fails every rank before rank 0 writes the shard it concerns.
+    """
+    from oodbench import distributed
+    from oodbench.console import progress
+
+    w = distributed.world()
+    batches = shard_batches(entry, todo, batch_size)
+    mine = distributed.deal(batches, w)
+    rounds = -(-len(batches) // w.size)
+    forward = (_Forward(backbone, source, entry.shard_size, mine, batch_size, num_workers, precision, device)
+               if mine else None)
+    if forward is not None and w.is_main:
+        forward.log_start(todo, batches)
+    acc: dict[int, dict[str, list]] = {}
+    with progress() as prog, torch.inference_mode():
+        task = prog.add_task(f"features {source.name} ({w.size} processes)", total=sum(map(len, batches)))
+        stream = forward.pieces(todo, on_bad, lambda n: None) if forward is not None else iter(())
+
+        def next_piece():
+            got = next(stream, None)
+            if got is None:
+                return None
+            b, piece = got
+            return {k: (_host(v) if k in todo[piece["shard"]] else v) for k, v in piece.items()} | {"last": b[-1]}
+
+        for k in range(rounds):
+            pieces = distributed.gather_checked(next_piece if k * w.size + w.rank < len(batches) else lambda: None,
+                                                phase="extract")
+
+            def write(pieces=pieces):
+                for piece in pieces or ():
+                    if piece is None:
+                        continue
+                    s = piece["shard"]
+                    a = acc.setdefault(s, {"index": [], "bad": [], **{x: [] for x in todo[s]}})
+                    _merge(a, piece)
+                    prog.advance(task, piece["n"])
+                    if piece["last"] == entry.shard_range(s).stop - 1:
+                        _write_shard(entry, s, todo[s], acc.pop(s))
+
+            distributed.on_main(write, phase="extract")
+    return forward.count if forward is not None else 0
+
+
+def shard_batches(entry: Entry, todo: dict[int, set[str]], batch_size: int) -> list[list[int]]:
+    """The forward batches of the shards in ``todo``: each shard cut into ``batch_size`` runs of source indices."""
+    return [list(r[i:i + batch_size]) for s in sorted(todo) for r in [entry.shard_range(s)]
+            for i in range(0, len(r), batch_size)]
+
+
+def _host(x):
+    """A gathered batch output as a float32 numpy array (the dtype the cache stores)."""
+    return x.float().cpu().numpy() if isinstance(x, torch.Tensor) else x
+
+
+def _merge(a: dict[str, list], piece: dict) -> None:
+    """Add one batch's piece to the accumulator of its shard."""
+    a["bad"] += piece["bad"]
+    if piece["index"] is not None:
+        a["index"].append(piece["index"])
+    for name in a:
+        if name not in ("index", "bad") and name in piece:
+            a[name].append(piece[name])
+
+
+class _Forward:
+    """The loader and the model over a list of batches: :meth:`pieces` yields one piece per batch, in order."""
+
+    def __init__(self, backbone, source, shard_size: int, batches: list[list[int]], batch_size: int, num_workers,
+                 precision: str, device):
+        dev = torch.device(device) if device is not None else backbone.device
+        if dev != backbone.device:
+            backbone.to(dev)
+        if num_workers is None:
+            num_workers = default_workers(source, dev)
+        transform = backbone.preprocess()
+        split = device_split(transform) if dev.type == "cuda" else None
+        self.normalize = None
+        if split is not None:
+            transform = split[0]
+            mean = torch.tensor(split[1], dtype=torch.float32, device=dev).view(-1, 1, 1)
+            std = torch.tensor(split[2], dtype=torch.float32, device=dev).view(-1, 1, 1)
+            self.normalize = lambda x: x.float().div_(255).sub_(mean).div_(std)
+        chunk = max(1, min(CHUNK, batch_size))
+        self.chunks = [b[i:i + chunk] for b in batches for i in range(0, len(b), chunk)]
+        self.loader = torch.utils.data.DataLoader(SourceDataset(source, transform), batch_sampler=self.chunks,
+                                                  num_workers=num_workers, collate_fn=collate,
+                                                  pin_memory=dev.type == "cuda")
+        self.backbone, self.source, self.batches, self.dev = backbone, source, batches, dev
+        self.shard_size = shard_size
+        self.batch_size, self.num_workers, self.precision = batch_size, num_workers, precision
+        self.dtype = PRECISIONS[precision]
+        self.count = 0
+
+    def log_start(self, todo: dict[int, set[str]], batches: list[list[int]]) -> None:
+        names_all = sorted(set().union(*todo.values()))
+        log.info("features of %s: extracting %s for %s of %s images on %s (%s, batch %d, %d workers)",
+                 self.source.name, ", ".join(names_all) or "the file check", f"{sum(map(len, batches)):,}",
+                 f"{len(self.source):,}", self.dev, self.precision, self.batch_size, self.num_workers)
+
+    def pieces(self, todo: dict[int, set[str]], on_bad: str, advance):
+        """Yield ``(batch, piece)`` per batch; a piece holds ``shard``, ``n`` (images), ``index`` (readable source
+        indices), ``bad`` and each needed output (on the device), for the rows of that batch."""
+        loader = iter(zip(self.chunks, self.loader))
+        for b in self.batches:
+            s = b[0] // self.shard_size
             need = todo[s]
-            a = acc.setdefault(s, {"index": [], "bad": [], **{x: [] for x in need}})
-            if bad:
-                if on_bad == "fail":
-                    i, reason = bad[0]
-                    raise DataError(f"{source.name}: unreadable image {source.describe(i)} ({reason}) — fix or remove "
-                                    f"it, or pass --on-bad skip to leave unreadable images out")
-                a["bad"] += bad
-            if images is not None:
-                a["index"].append(indices.numpy())
-                if need:
-                    x = images.to(dev, non_blocking=True)
-                    pending.append(x.float().div_(255).sub_(mean).div_(std) if split is not None else x)
-            rows = entry.shard_range(s)
-            end_of_batch = (idx[-1] - rows.start + 1) % batch_size == 0 or idx[-1] == rows.stop - 1
-            if end_of_batch and pending:
+            index, bad, pending = [], [], []
+            got = 0
+            while got < len(b):
+                idx, (images, indices, chunk_bad) = next(loader)
+                got += len(idx)
+                if chunk_bad:
+                    if on_bad == "fail":
+                        i, reason = chunk_bad[0]
+                        raise DataError(f"{self.source.name}: unreadable image {self.source.describe(i)} ({reason}) — "
+                                        "fix or remove it, or pass --on-bad skip to leave unreadable images out")
+                    bad += chunk_bad
+                if images is not None:
+                    index.append(indices.numpy())
+                    if need:
+                        x = images.to(self.dev, non_blocking=True)
+                        pending.append(self.normalize(x) if self.normalize is not None else x)
+                advance(len(idx))
+            piece = {"shard": s, "n": len(b), "bad": bad, "index": np.concatenate(index) if index else None}
+            if pending:
                 x = pending[0] if len(pending) == 1 else torch.cat(pending)
-                pending = []
-                with torch.autocast(device_type=dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    out = backbone.compute_features(x, set(need))
-                count += 1
+                with torch.autocast(device_type=self.dev.type, dtype=self.dtype or torch.float32,
+                                    enabled=self.dtype is not None):
+                    out = self.backbone.compute_features(x, set(need))
+                self.count += 1
                 for name in need:
                     if name not in out:
-                        raise RuntimeError(f"backbone {backbone.name}.compute_features did not return '{name}'")
-                    a[name].append(out[name].detach())
-            prog.advance(task, len(idx))
-            if idx[-1] == rows.stop - 1:
-                _write_shard(entry, s, need, acc.pop(s))
-    return count
+                        raise RuntimeError(f"backbone {self.backbone.name}.compute_features did not return '{name}'")
+                    piece[name] = out[name].detach()
+            yield b, piece
 
 
 def _write_shard(entry: Entry, s: int, need: set[str], a: dict[str, list]) -> None:
@@ -127,5 +237,8 @@ def _write_shard(entry: Entry, s: int, need: set[str], a: dict[str, list]) -> No
         entry.write_bad(s, a["bad"])
         entry.write(INDEX, s, index)
     for x in sorted(need):
-        arr = torch.cat(a[x]).float().cpu().numpy() if a[x] else np.zeros(0, np.float32)
+        if a[x] and isinstance(a[x][0], np.ndarray):  # gathered from several processes: already float32 on the host
+            arr = a[x][0] if len(a[x]) == 1 else np.concatenate(a[x])
+        else:
+            arr = torch.cat(a[x]).float().cpu().numpy() if a[x] else np.zeros(0, np.float32)
         entry.write(x, s, arr)
