@@ -16,7 +16,7 @@ from oodbench.errors import UserError
 
 DEFAULT_BENCHMARK = "digits"
 DATA_ROOT_ENV = "OODBENCH_DATA_ROOT"
-_ADHOC = ("id_test", "id_val", "ood", "near_ood", "classes", "class_map", "classes_by_position", "prompt")
+_ADHOC = ("id_test", "id_val", "ood", "near_ood", "csid", "classes", "class_map", "classes_by_position", "prompt")
 
 
 def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,9 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--id-val", metavar="DIR", help="ID validation images (the SeTAR search split), same classes")
     a.add_argument("--ood", action="append", metavar="NAME=DIR", help="a far-OOD image folder (repeatable)")
     a.add_argument("--near-ood", action="append", metavar="NAME=DIR", help="a near-OOD image folder (repeatable)")
+    a.add_argument("--csid", action="append", metavar="NAME=DIR",
+                   help="a covariate-shifted ID folder (some or all of the ID class folders), scored as ID for the "
+                        "full-spectrum metrics (repeatable)")
     a.add_argument("--classes", metavar="FILE",
                    help="class names in label order, one per line (or a benchmark's: imagenet1k, voc); folders are "
                         "matched to them by name")
@@ -81,7 +84,7 @@ def spec_from_args(args: argparse.Namespace, val_only: bool = False):
                             f"and at least one --ood NAME=DIR)")
         spec = adhoc_benchmark(args.id_test, args.classes, parse_named(args.ood, "--ood", "DIR"),
                                near_ood=parse_named(args.near_ood, "--near-ood", "DIR"), id_val=args.id_val,
-                               prompt=args.prompt, **_class_rule(args))
+                               csid=parse_named(args.csid, "--csid", "DIR"), prompt=args.prompt, **_class_rule(args))
         return spec, None
     name = args.benchmark or DEFAULT_BENCHMARK
     if not args.benchmark and data_root is not None and getattr(args, "data_root", None):

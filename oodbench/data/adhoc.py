@@ -126,7 +126,8 @@ def class_order(folder: Path, names: tuple[str, ...], *, class_map: list[tuple[s
 def adhoc_benchmark(id_test: str | Path, classes: str | Path | None, ood: dict[str, str | Path], *,
                     near_ood: dict[str, str | Path] | None = None, id_val: str | Path | None = None,
                     prompt: str | None = None, name: str = "adhoc", require_ood: bool = True,
-                    class_map: str | Path | None = None, classes_by_position: bool = False) -> BenchmarkSpec:
+                    class_map: str | Path | None = None, classes_by_position: bool = False,
+                    csid: dict[str, str | Path] | None = None) -> BenchmarkSpec:
     """Build a file-based spec from folders (absolute paths; no data root needed).
 
     Args:
@@ -142,6 +143,8 @@ def adhoc_benchmark(id_test: str | Path, classes: str | Path | None, ood: dict[s
         require_ood: at least one OOD folder (False for commands that read only the ID val split).
         class_map: ``folder<TAB>class name`` file (see the module docstring).
         classes_by_position: name the sorted folders by position (explicit opt-in).
+        csid: covariate-shifted ID sets, ``{name: folder}``: ImageFolder trees holding some or all of the ID
+            class folders (labelled by the ID class order), scored as ID for the full-spectrum metrics.
 
     Raises:
         UserError / DataError: one line naming the folders or names at fault.
@@ -157,9 +160,12 @@ def adhoc_benchmark(id_test: str | Path, classes: str | Path | None, ood: dict[s
     splits = [SplitSpec(n, str(_folder(d, f"--ood {n}")), group="far", source="--ood") for n, d in ood.items()]
     splits += [SplitSpec(n, str(_folder(d, f"--near-ood {n}")), group="near", source="--near-ood")
                for n, d in near_ood.items()]
-    dup = {s.name for s in splits if [t.name for t in splits].count(s.name) > 1}
-    if dup or {"ID test", "ID val"} & {s.name for s in splits}:
-        raise UserError(f"OOD set names must be unique and differ from 'ID test'/'ID val': {', '.join(sorted(dup))}")
+    csid = csid or {}
+    every = [*splits, *(SplitSpec(n, "", group="id") for n in csid)]
+    dup = {s.name for s in every if [t.name for t in every].count(s.name) > 1}
+    if dup or {"ID test", "ID val"} & {s.name for s in every}:
+        raise UserError(f"OOD and csID set names must be unique and differ from 'ID test'/'ID val': "
+                        f"{', '.join(sorted(dup))}")
     pairs = read_class_map(class_map) if class_map is not None else None
     if classes is not None:
         names, names_from = resolve_classnames(classes)
@@ -177,12 +183,14 @@ def adhoc_benchmark(id_test: str | Path, classes: str | Path | None, ood: dict[s
         _same_classes(val_dir, test_dir, order)
     test = SplitSpec("ID test", str(test_dir), group="id", classes=order, source="--id-test")
     val = None if val_dir is None else SplitSpec("ID val", str(val_dir), group="id", classes=order, source="--id-val")
+    shifted = tuple(SplitSpec(n, str(_folder(d, f"--csid {n}")), group="id", classes=order, class_subset=True,
+                              source="--csid") for n, d in csid.items())
     identity = {
-        "folders": {s.name: s.path for s in (test, val, *splits) if s is not None},
+        "folders": {s.name: s.path for s in (test, val, *splits, *shifted) if s is not None},
         "classes": [[f, n] for f, n in zip(order, names)],
         "class_rule": rule + (f" {Path(class_map).expanduser().resolve()}" if rule == BY_MAP else ""),
         "class_names_from": names_from,
-        "file_lists": {s.name: _list_identity(s) for s in (test, val, *splits) if s is not None},
+        "file_lists": {s.name: _list_identity(s) for s in (test, val, *splits, *shifted) if s is not None},
     }
     return BenchmarkSpec(
         name=name,
@@ -193,6 +201,7 @@ def adhoc_benchmark(id_test: str | Path, classes: str | Path | None, ood: dict[s
         class_names=names,
         prompt=prompt,
         identity=identity,
+        csid=shifted,
     )
 
 
@@ -208,7 +217,8 @@ def _same_classes(val_dir: Path, test_dir: Path, order: tuple[str, ...]) -> None
 
 def _list_identity(split: SplitSpec) -> dict:
     """Image count and digest of the file list (relative paths and labels) of one split folder."""
-    src = read_imagefolder(split.path, split.name, classes=split.classes, ood=split.group != "id")
+    src = read_imagefolder(split.path, split.name, classes=split.classes, ood=split.group != "id",
+                           class_subset=split.class_subset)
     return {"n": len(src), "list_digest": src.list_digest()}
 
 

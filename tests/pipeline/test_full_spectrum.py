@@ -94,3 +94,36 @@ def test_a_test_time_score_streams_the_csid_images_as_id(with_csid, tiny_clip, t
     for seed, rows in ref.record["per_order"].items():
         for name, row in rows.items():
             assert fs["stream"]["per_order"][seed][name] == pytest.approx(row, abs=1e-9), (seed, name)
+
+
+def test_adhoc_csid_folders_through_the_cli(folders, capsys):
+    import shutil
+
+    from PIL import Image, ImageOps
+
+    from oodbench.cli import main
+    from oodbench.data.adhoc import adhoc_benchmark
+    from oodbench.data.resolve import resolve
+
+    shifted = folders / "shifted"
+    for cls in ("digit 1", "digit 4"):  # two of the six class folders, inverted
+        for f in sorted((folders / "id_test" / cls).iterdir()):
+            (shifted / cls).mkdir(parents=True, exist_ok=True)
+            ImageOps.invert(Image.open(f).convert("RGB")).save(shifted / cls / f.name)
+    args = ["--backbone", "test_clip_tiny", "--id-test", str(folders / "id_test"), "--ood", f"blobs={folders / 'ood'}",
+            "--classes", str(folders / "classes.txt"), "--cache-dir", str(folders / "cache"),
+            "--results-root", str(folders / "runs"), "-q", "--post", "mcm"]
+    assert main(["run", *args, "--csid", f"inverted={shifted}"]) == 0
+    (rec,) = ResultsStore(folders / "runs").runs()
+    n = sum(1 for _ in shifted.rglob("*.png"))
+    assert rec.extra["fsood"]["csid"]["inverted"]["n"] == n and rec.counts["id"] == 48
+    assert rec.extra["data"]["splits"]["inverted"]["role"] == "csid"
+    spec = adhoc_benchmark(folders / "id_test", folders / "classes.txt", {"blobs": folders / "ood"},
+                           csid={"inverted": shifted})
+    src = resolve(spec).csid["inverted"]  # labelled by the ID class order: 'digit 1' is class 1, 'digit 4' class 4
+    assert sorted(set(src.labels.tolist())) == [1, 4] and len(src) == n
+    (shifted / "digit 9").mkdir()
+    Image.new("RGB", (8, 8)).save(shifted / "digit 9" / "x.png")
+    shutil.rmtree(folders / "runs")
+    assert main(["run", *args, "--csid", f"inverted={shifted}"]) == 2
+    assert "digit 9" in capsys.readouterr().err and not (folders / "runs").exists()
