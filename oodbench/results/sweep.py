@@ -20,7 +20,9 @@ evaluated once per (postprocessor hyperparameters, seed), not at every point. Se
 run's seed only for the random prune strategy (the only one it changes), so a minor-prune search is not repeated
 per seed.
 
-Standard deviations are population std (``numpy.std``, ddof 0), as OpenOOD's ``eval_ood.py`` prints them.
+Standard deviations are population std (``numpy.std``, ddof 0), as OpenOOD's ``eval_ood.py`` prints them. A group of
+one run of a test-time score (AdaNeg) shows the std over that run's declared stream orders instead (its metrics are
+already the mean over the orders); a group of several seeds shows the std over the seeds of those means.
 
 This module runs the pipeline (it is the one part of ``oodbench.results`` that does; the imports are local).
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -39,6 +42,7 @@ import numpy as np
 
 from oodbench.errors import UserError
 from oodbench.results.experiments import RunSpec
+from oodbench.results.runs import order_std, stream_of
 
 log = logging.getLogger("oodbench")
 
@@ -247,6 +251,8 @@ class AggregateRow:
     mean: dict[str, dict[str, float]]  # set -> metric -> mean (fraction)
     std: dict[str, dict[str, float]]
     id_accuracy: tuple[float, float] | None = None
+    spread: str = "seeds"  # what ``std`` is over: "seeds", or "stream orders" (one run of a test-time score)
+    n_spread: int = 0  # how many values the std is over (seeds or orders)
 
 
 def aggregate(results: Sequence[SweepResult], metrics: Sequence[str] = AGG_METRICS) -> list[AggregateRow]:
@@ -255,8 +261,8 @@ def aggregate(results: Sequence[SweepResult], metrics: Sequence[str] = AGG_METRI
     for r in results:
         rec = r.record
         method_key = r.point.label if not _is_baseline(r.result.method) else "(any)"
-        key = (method_key, r.result.method, r.result.postprocessor,
-               tuple(sorted((rec.postprocessor.get("params") or {}).items())))
+        key = (method_key, r.result.method, r.result.postprocessor,  # params as JSON: lists (AdaNeg's seeds) too
+               json.dumps(rec.postprocessor.get("params") or {}, sort_keys=True, default=str))
         groups.setdefault(key, []).append(r)
     rows = []
     for (point, method, post, _), rs in groups.items():
@@ -273,10 +279,16 @@ def aggregate(results: Sequence[SweepResult], metrics: Sequence[str] = AGG_METRI
         accs = [r.record.id_accuracy for r in rs]
         acc = (float(np.mean(accs)), float(np.std(accs))) if all(a is not None for a in accs) else None
         first = rs[0].record
+        spread, n_spread = "seeds", len(rs)
+        if len(rs) == 1 and stream_of(first) is not None:
+            spread, n_spread = "stream orders", len(stream_of(first)["per_order"])
+            std = {name: {m: sd for m in vals if (sd := order_std(first, name, m)) is not None}
+                   for name, vals in mean.items()}
         params = ", ".join(f"{k}={v}" for k, v in sorted((first.postprocessor.get("params") or {}).items()))
         rows.append(AggregateRow(point, method, first.plan.get("display_name", method), post,
                                  first.postprocessor.get("display_name", post) + (f" ({params})" if params else ""),
-                                 tuple(r.seed for r in rs), tuple(r.record.run_id for r in rs), mean, std, acc))
+                                 tuple(r.seed for r in rs), tuple(r.record.run_id for r in rs), mean, std, acc,
+                                 spread, n_spread))
     return rows
 
 
@@ -304,7 +316,7 @@ def aggregate_table(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("fpr
     from oodbench.results.render import HEADERS
 
     table = Table(title=title or "Sweep: average over OOD sets, mean ± std over seeds (x100)", title_justify="left",
-                  caption="FPR95: ID positive, nearest recall to 95%; std: population (numpy.std)",
+                  caption="FPR95: ID positive, nearest recall to 95%; std: population (numpy.std)" + _orders_note(rows),
                   caption_justify="left")
     for col in ("point", "method", "score"):
         table.add_column(col)
@@ -314,8 +326,8 @@ def aggregate_table(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("fpr
     table.add_column("seeds", justify="right")
     for r in rows:
         avg_m, avg_s = r.mean.get("average", {}), r.std.get("average", {})
-        n = len(r.seeds)
-        acc = fmt_mean_std(r.id_accuracy[0], r.id_accuracy[1], n) if r.id_accuracy else ""
+        n = r.n_spread or len(r.seeds)
+        acc = fmt_mean_std(r.id_accuracy[0], r.id_accuracy[1], len(r.seeds)) if r.id_accuracy else ""
         table.add_row(r.point, r.method_label, r.post_label, *(fmt_mean_std(avg_m.get(m), avg_s.get(m), n)
                                                                for m in metrics), acc,
                       ",".join(map(str, r.seeds)))
@@ -323,19 +335,22 @@ def aggregate_table(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("fpr
 
 
 def aggregate_csv(rows: Sequence[AggregateRow], metrics: Sequence[str] = AGG_METRICS) -> str:
-    """Long CSV: point, method, postprocessor, OOD set, metric, mean, std (x100), n seeds, seeds."""
+    """Long CSV: point, method, postprocessor, OOD set, metric, mean, std (x100), n seeds, seeds (and
+    ``std_over``: ``seeds`` or ``stream orders``)."""
     import csv
     import io
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["point", "method", "postprocessor", "ood_set", "metric", "mean", "std", "n", "seeds"])
+    w.writerow(["point", "method", "postprocessor", "ood_set", "metric", "mean", "std", "n", "seeds", "std_over"])
     for r in rows:
         for name, vals in r.mean.items():
             for m in metrics:
                 if m in vals:
+                    std = r.std.get(name, {}).get(m)
                     w.writerow([r.point, r.method, r.postprocessor, name, m, f"{100 * vals[m]:.4f}",
-                                f"{100 * r.std[name][m]:.4f}", len(r.seeds), " ".join(map(str, r.seeds))])
+                                "" if std is None else f"{100 * std:.4f}", len(r.seeds), " ".join(map(str, r.seeds)),
+                                r.spread])
     return buf.getvalue()
 
 
@@ -346,14 +361,21 @@ def aggregate_markdown(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("
              "|:--|:--|:--|" + "--:|" * (len(metrics) + 1) + ":--|"]
     for r in rows:
         avg_m, avg_s = r.mean.get("average", {}), r.std.get("average", {})
-        n = len(r.seeds)
-        acc = fmt_mean_std(r.id_accuracy[0], r.id_accuracy[1], n) if r.id_accuracy else ""
+        n = r.n_spread or len(r.seeds)
+        acc = fmt_mean_std(r.id_accuracy[0], r.id_accuracy[1], len(r.seeds)) if r.id_accuracy else ""
         lines.append(f"| {r.point} | {r.method_label} | {r.post_label} | "
                      + " | ".join(fmt_mean_std(avg_m.get(m), avg_s.get(m), n) for m in metrics)
                      + f" | {acc} | {','.join(map(str, r.seeds))} |")
     lines += ["", "Average over the OOD sets, x100; mean ± population std over the seeds. FPR95: ID positive, nearest "
-                  "recall to 95%."]
+                  "recall to 95%." + _orders_note(rows)]
     return "\n".join(lines) + "\n"
+
+
+def _orders_note(rows: Sequence[AggregateRow]) -> str:
+    if not any(r.spread == "stream orders" for r in rows):
+        return ""
+    return ("; a test-time score of one seed: mean ± population std over its stream orders (`oodbench runs show` "
+            "names them)")
 
 
 # --------------------------------------------------------------------------------- runs the tables need

@@ -234,3 +234,26 @@ def test_runs_list_show_compare_give_the_stream_spread(store, capsys):
     assert main(["runs", "compare", "none-mcm", "none-adaneg", *root]) == 0
     compared = " ".join(capsys.readouterr().out.split())
     assert text in compared and "± std over the orders" in compared
+
+
+# ------------------------------------------------------------------------------------------------- sweeps
+def test_sweep_aggregate_of_one_adaneg_run_shows_the_std_over_its_orders(store):
+    from types import SimpleNamespace
+
+    from oodbench.results.sweep import GridPoint, SweepResult, aggregate, aggregate_csv, aggregate_markdown
+
+    results = [SweepResult(GridPoint(), 0, SimpleNamespace(record=store.load(i), method=i.split("-")[0],
+                                                          postprocessor=i.split("-")[1]))
+               for i in ("setar-adaneg", "setar-mcm")]
+    rows = {r.postprocessor: r for r in aggregate(results)}
+    ada, mcm = rows["adaneg"], rows["mcm"]
+    orders = store.load("setar-adaneg").extra["stream"]["per_order"]
+    for m in ("fpr95", "auroc"):
+        assert ada.std["average"][m] == pytest.approx(_pstd([orders[str(o)]["average"][m] for o in ORDERS]))
+        assert ada.mean["average"][m] == pytest.approx(_mean([orders[str(o)]["average"][m] for o in ORDERS]))
+    assert (ada.spread, ada.n_spread) == ("stream orders", 3) and (mcm.spread, mcm.n_spread) == ("seeds", 1)
+    md = aggregate_markdown([ada, mcm])
+    assert f"{100 * ada.mean['average']['fpr95']:.2f} ± {100 * ada.std['average']['fpr95']:.2f}" in md
+    assert f"| {100 * mcm.mean['average']['fpr95']:.2f} |" in md and "over its stream orders" in md
+    long = list(csv.DictReader(io.StringIO(aggregate_csv([ada, mcm]))))
+    assert {r["std_over"] for r in long if r["postprocessor"] == "adaneg"} == {"stream orders"}
