@@ -27,7 +27,8 @@ def add_parser(sub, parents) -> None:
     )
     p.add_argument("--table", default="all", metavar="ID|all",
                    help="an experiment (table1, finetune, modality, wp, searcher, prune, accuracy, backbones, datasets, "
-                        "lambda, topk, weight-types; arxiv: resnet50, near-ood) or a paper table number (default all)")
+                        "lambda, topk, weight-types; arxiv: resnet50, near-ood; digits: beyond — MCM, GL-MCM, NegLabel, "
+                        "CSP, AdaNeg x vanilla/SeTAR) or a paper table number (default all)")
     p.add_argument("--paper", default="neurips", choices=PAPERS,
                    help="which version of the paper's numbering and tables (default neurips; arxiv adds ResNet-50, "
                         "near-OOD and NegLabel)")
