@@ -9,6 +9,11 @@ SVD and runs both towers on the whole validation set for each candidate). Here, 
 * the hidden state entering the searched block is computed once per (tower, layer) and configuration below
   it (the blocks below are not changed by a candidate) and every candidate runs only the blocks from there up
   (``Backbone.hidden`` / ``Backbone.forward_from``);
+* on a backbone with ``layer_states`` (``Backbone.hidden_from``) one forward keeps the state entering every block,
+  and a state is computed from the nearest kept one below instead of from the input: a top -> bottom search
+  (SeTAR-S, MIS) runs the blocks below the searched one once in all, not once per step. What is kept is bounded
+  by ``state_bytes`` (default :data:`DEFAULT_STATE_BYTES`); when not every state fits, evenly spaced ones are
+  kept and a step re-runs at most the blocks between two of them;
 * the other tower's outputs (text embeddings while the image tower is searched, image global and local
   embeddings while the text tower is searched) are cached for the accepted configuration, and the outputs of
   the accepted candidate become the new cache instead of being recomputed;
@@ -22,6 +27,7 @@ SVD and runs both towers on the whole validation set for each candidate). Here, 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -32,7 +38,13 @@ from .loss import LossResult, batches, l2_normalize, locoop_loss_clip, locoop_lo
 from .lowrank import removed_rank
 from .modifier import SetarModifier, find_target
 
+logger = logging.getLogger("oodbench")
+
 Target = tuple[str, str, int]  # (tower, weight_type, layer); layer -1 = projection W_p
+
+#: Default bound on the hidden states a search keeps (bytes). CLIP-B/16 at 1,000 images: 605 MB per image-tower
+#: state (1,000 x 197 tokens x 768 floats x 4 B), so 7 of its 13 states fit and every second one is kept.
+DEFAULT_STATE_BYTES = 4 << 30
 
 
 class FastEvaluator:
@@ -47,11 +59,13 @@ class FastEvaluator:
         prune, seed: how weights are cut.
         modifier: the modifier holding pristine weights and SVD factors (attached to ``backbone``).
         forward_batch_size: images per forward chunk; text_batch_size: prompts per text forward chunk.
+        state_bytes: bound on the kept hidden states (see the module docstring); 0 keeps only the searched
+            block's state and computes it from the input, as a backbone without ``layer_states``.
     """
 
     def __init__(self, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, prompts: list[str] | None,
                  *, lam: float, top_k: int, batch_size: int, prune: str, seed: int, modifier: SetarModifier,
-                 forward_batch_size: int = 256, text_batch_size: int = 256):
+                 forward_batch_size: int = 256, text_batch_size: int = 256, state_bytes: int = DEFAULT_STATE_BYTES):
         self.bb = backbone
         self.device = backbone.device
         self.is_clip = backbone.kind == "clip"
@@ -69,6 +83,7 @@ class FastEvaluator:
             self.scale = backbone.logit_scale()
         self._targets: dict[Target, TargetWeight] = {}
         self._hidden: dict[tuple[str, int, bool], list[torch.Tensor]] = {}  # (tower, layer, after attention)
+        self.state_bytes = int(state_bytes) if "layer_states" in backbone.capabilities else 0
         self._tower_out: dict[str, Any] = {}  # tower -> outputs of the accepted configuration
         self._current: LossResult | None = None  # loss of the accepted configuration
         self._memo: dict[tuple[Target, int], LossResult] = {}
@@ -151,6 +166,21 @@ class FastEvaluator:
         self._best = self._last = None
         self._current = current
 
+    def record_efficiency(self, log, min_seconds_for_gemm: float = 50.0) -> dict[str, Any]:
+        """Put the search's FLOP count and rate into ``log.efficiency`` (and log one line); the fp32 matmul rate is
+        timed (about 1 s) only when the search took at least ``min_seconds_for_gemm``."""
+        from .efficiency import matmul_rate, summary, unavoidable_flops
+
+        flops = unavoidable_flops(self, log)
+        rate = matmul_rate(self.device) if flops is not None and log.seconds >= min_seconds_for_gemm else None
+        log.efficiency = summary(flops, log.seconds, rate)
+        eff = log.efficiency
+        if eff["matmul_fraction"] is not None:
+            logger.info("SeTAR search: %.3g TFLOP of unavoidable work at %.1f GFLOP/s, %.0f%% of this device's fp32 "
+                        "matmul rate (%.1f GFLOP/s)", flops / 1e12, eff["achieved_flops_per_s"] / 1e9,
+                        100 * eff["matmul_fraction"], rate / 1e9)
+        return eff
+
     # ----------------------------------------------------------------------------------- internals
     def _hidden_index(self, target: Target) -> int:
         tower, _, layer = target
@@ -167,11 +197,47 @@ class FastEvaluator:
             if mlp:
                 entering = self._hidden_states(tower, layer, cache=False)
                 hs = [self.bb.hidden_mlp(tower, h, layer, self._dev(x)) for h, x in zip(entering, self.inputs[tower])]
+            elif self.state_bytes > 0:
+                hs = self._walk_up(tower, layer)
             else:
                 hs = [self.bb.hidden(tower, self._dev(x), layer) for x in self.inputs[tower]]
             if cache:
                 self._hidden[(tower, layer, mlp)] = hs
         return hs
+
+    def _walk_up(self, tower: str, layer: int) -> list[torch.Tensor]:
+        """The state entering ``layer`` from the nearest kept state below it (from the input when none), keeping the
+        states passed on the way that :meth:`_keep` allows."""
+        below = [k[1] for k in self._hidden if k[0] == tower and not k[2] and k[1] <= layer]
+        xs = self.inputs[tower]
+        if below:
+            start = max(below)
+            hs = self._hidden[(tower, start, False)]
+        else:
+            start = 0
+            hs = [self.bb.hidden(tower, self._dev(x), 0) for x in xs]
+            if layer > 0 and self._keep(tower, 0, hs):
+                self._hidden[(tower, 0, False)] = hs
+        for stop in range(start + 1, layer + 1):
+            hs = [self.bb.hidden_from(tower, h, stop - 1, stop, self._dev(x)) for h, x in zip(hs, xs)]
+            if stop < layer and self._keep(tower, stop, hs):
+                self._hidden[(tower, stop, False)] = hs
+        return hs
+
+    def _keep(self, tower: str, layer: int, hs: list[torch.Tensor]) -> bool:
+        """Whether to keep the state entering ``layer``: all of them when they fit in ``state_bytes``, otherwise
+        every ``stride``-th, with the stride that makes the tower's states fit."""
+        size = sum(h.numel() * h.element_size() for h in hs)
+        if size == 0:
+            return False
+        fit = self.state_bytes // size
+        if fit < 1:
+            return False
+        stride = -(-(self.num_layers[tower] + 1) // fit)
+        if layer % stride:
+            return False
+        used = sum(h.numel() * h.element_size() for v in self._hidden.values() for h in v)
+        return used + size <= self.state_bytes
 
     def _dev(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device, non_blocking=True)

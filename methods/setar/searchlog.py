@@ -68,12 +68,18 @@ class CandidateRecord:
 
 @dataclass
 class SearchLog:
-    """Steps, candidates, timing and the settings of one search."""
+    """Steps, candidates, timing and the settings of one search.
+
+    ``efficiency`` (CLIP): the FLOPs of the work an exact search cannot avoid, the FLOP/s achieved on it, and, for a
+    search long enough that timing a GEMM costs little, the device's fp32 matmul rate and the fraction of it achieved
+    (:mod:`oodbench.methods.setar.efficiency`).
+    """
 
     steps: list[StepRecord] = field(default_factory=list)
     candidates: list[CandidateRecord] = field(default_factory=list)
     seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
+    efficiency: dict[str, Any] = field(default_factory=dict)
 
     def add_candidate(self, step: int, target: tuple[str, str, int], ratio: float, removed: int, result: LossResult,
                       computed: bool, best: bool, seconds: float = 0.0) -> None:
@@ -91,6 +97,7 @@ class SearchLog:
         return {
             "settings": self.settings,
             "seconds": self.seconds,
+            "efficiency": self.efficiency,
             "steps": [asdict(s) for s in self.steps],
             "candidates": [asdict(c) for c in self.candidates],
         }
@@ -98,7 +105,7 @@ class SearchLog:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchLog":
         return cls([StepRecord(**s) for s in data["steps"]], [CandidateRecord(**c) for c in data["candidates"]],
-                   float(data.get("seconds", 0.0)), dict(data.get("settings", {})))
+                   float(data.get("seconds", 0.0)), dict(data.get("settings", {})), dict(data.get("efficiency") or {}))
 
     def save(self, directory: str | Path, prefix: str = "search") -> dict[str, Path]:
         """Write ``<prefix>_steps.csv``, ``<prefix>_candidates.csv`` and ``<prefix>_log.json`` into ``directory``."""

@@ -42,10 +42,12 @@ WEIGHT_TYPES = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down", "W_p")
 #:   search, the LoCoOp loss);
 #: * ``mlp_stage``: :meth:`Backbone.hidden_mlp` / :meth:`~Backbone.forward_from_mlp`, entering a block after its
 #:   attention half (the search of ``W_up`` / ``W_down`` starts there);
+#: * ``layer_states``: :meth:`Backbone.hidden_from`, the state entering a block from the state entering a lower one
+#:   (the search keeps the states of one forward instead of starting each step from the input);
 #: * ``text_encoder``: :meth:`Backbone.text_encoder`, the encoder object NegLabel mining is given;
 #: * ``local_features``: per-position outputs (CLIP ``local``, classifier ``local_logits``; ``TowerOutput.local``
 #:   of the vision tower), which the LoCoOp OOD term and GL-MCM need.
-CAPABILITIES = ("layerwise", "mlp_stage", "text_encoder", "local_features")
+CAPABILITIES = ("layerwise", "mlp_stage", "layer_states", "text_encoder", "local_features")
 
 #: Architecture families (:attr:`Backbone.family`) of the paper's backbones and the embedded benchmark's model.
 FAMILIES = ("clip-b16", "clip-l14", "swinv2-b", "resnet50", "digits")
@@ -227,6 +229,12 @@ class Backbone:
         """Run blocks ``layer ..`` of ``tower`` on ``hidden`` and the heads. ``inputs`` as in :meth:`hidden`
         (the text tower needs the token ids to find the EOT position). Capability ``layerwise``."""
         raise self._missing("layerwise", "forward_from()")
+
+    def hidden_from(self, tower: str, hidden: torch.Tensor, start: int, stop: int,
+                    inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """The state entering block ``stop`` (as :meth:`hidden` gives it) from ``hidden``, the state entering block
+        ``start <= stop`` (capability ``layer_states``)."""
+        raise self._missing("layer_states", "hidden_from()")
 
     def hidden_mlp(self, tower: str, hidden: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> torch.Tensor:
         """The state of block ``layer`` after its attention half, from the state ``hidden`` entering the block

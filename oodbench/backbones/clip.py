@@ -75,7 +75,7 @@ class ClipBackbone(Backbone):
     """
 
     kind = "clip"
-    capabilities = frozenset({"layerwise", "mlp_stage", "text_encoder", "local_features"})
+    capabilities = frozenset({"layerwise", "mlp_stage", "layer_states", "text_encoder", "local_features"})
 
     def __init__(
         self,
@@ -253,14 +253,27 @@ class ClipBackbone(Backbone):
         n = self.num_layers(tower)
         _check_layer(layer, n)
         if tower == "vision":
-            x = self.visual._embeds(inputs.to(self._dtype()))
-            if layer < n:
-                return run_blocks(self.visual.transformer, x, 0, layer)
-            x_in = run_blocks(self.visual.transformer, x, 0, n - 1)
-            last = self.visual.transformer.resblocks[n - 1]
-            x_out = run_blocks(self.visual.transformer, x_in, n - 1, n)
-            return torch.cat([x_out, value_path(last, x_in)], dim=1)
+            return self.hidden_from(tower, self.visual._embeds(inputs.to(self._dtype())), 0, layer)
         return self._text.hidden(inputs, layer, self._dtype())
+
+    def hidden_from(self, tower: str, hidden: torch.Tensor, start: int, stop: int,
+                    inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """The state entering block ``stop`` (as :meth:`hidden` gives it) from ``hidden``, the state entering block
+        ``start`` (``start <= stop``): blocks ``start .. stop-1`` only. A search keeps the states of one forward and
+        goes on from the nearest one below instead of from the input."""
+        n = self.num_layers(tower)
+        _check_layer(stop, n)
+        if not 0 <= start <= stop:
+            raise ValueError(f"start must be in 0..{stop}, got {start}")
+        if start == stop:
+            return hidden
+        if tower == "text":
+            return self._text.hidden_from(hidden, start, stop)
+        tr = self.visual.transformer
+        if stop < n:
+            return run_blocks(tr, hidden, start, stop)
+        x_in = run_blocks(tr, hidden, start, n - 1)
+        return torch.cat([run_blocks(tr, x_in, n - 1, n), value_path(tr.resblocks[n - 1], x_in)], dim=1)
 
     def forward_from(self, tower: str, hidden: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> TowerOutput:
         """Vision: image ``[B, D]`` and value-path local ``[B, P, D]``. Text: embeddings ``[N, D]`` (needs ``inputs``)."""
@@ -282,6 +295,7 @@ class ClipBackbone(Backbone):
 
         Vision, last block (class-token pooling): ``[B, 1 + T, W]``, the class token's post-attention state followed
         by the value path's (``x_in + out_proj(v_proj(ln_1(x_in)))``); otherwise ``x + attn(ln_1(x))`` ``[B, T, W]``.
+        Text, last block, given the token ids: the pooled tokens' ``[N, 1, W]`` (no other token of it is read).
         """
         n = self.num_layers(tower)
         _check_layer(layer, n - 1)
@@ -290,14 +304,18 @@ class ClipBackbone(Backbone):
             if layer == n - 1 and self._class_token_pooling():
                 return torch.cat([class_token_attention(blk, hidden), value_attention(blk, hidden)], dim=1)
             return attention_half(blk, hidden, None)
-        return attention_half(blk, hidden, self._text.mask(hidden.shape[1]))
+        return self._text.hidden_mlp(hidden, layer, inputs)
 
     def forward_from_mlp(self, tower: str, state: torch.Tensor, layer: int, inputs: torch.Tensor | None = None) -> TowerOutput:
         """Finish block ``layer`` from :meth:`hidden_mlp`'s ``state`` (its MLP half), then as :meth:`forward_from`."""
         n = self.num_layers(tower)
         _check_layer(layer, n - 1)
         blk = self._blocks(tower)[layer]
-        if tower == "vision" and layer == n - 1 and self._class_token_pooling():
+        if tower == "text":
+            if inputs is None:
+                raise ValueError("forward_from_mlp('text', ...) needs the token ids to find the end-of-text positions")
+            return self._text.forward_from_mlp(state, layer, inputs)
+        if layer == n - 1 and self._class_token_pooling():
             x_cls, x_val = mlp_half(blk, state[:, :1]), mlp_half(blk, state[:, 1:])
             return self._vision_heads(x_cls, x_val)
         return self.forward_from(tower, mlp_half(blk, state), layer + 1, inputs)

@@ -1,13 +1,15 @@
 """Block arithmetic of open_clip residual attention blocks, on batch-first tokens ``[B, T, W]``.
 
 A block is ``x1 = x + ls_1(attn(ln_1(x)))`` (the attention half) then ``x2 = x1 + ls_2(mlp(ln_2(x1)))`` (the MLP
-half). Besides running whole blocks (:func:`run_blocks`) the CLIP backbone needs three variants of it:
+half). Besides running whole blocks (:func:`run_blocks`) the CLIP backbone needs four variants of it:
 
 * the **value path** of the last vision block (:func:`value_path`), the local features of GL-MCM / SeTAR: each token
   through the value and output projections with no token mixing (Li et al., NeurIPS 2024, github.com/X1AOX1A/SeTAR
   ``src/svd_ood/svd_ood/models/clip/modeling_clip.py``; Miyai et al. 2023, github.com/AtsuyaMiyai/GL-MCM);
 * the **class-token-only** last block (:func:`class_token_output`): with class-token pooling only that token's output
   is read, so one query attends to every key instead of T queries;
+* the **pooled-token-only** last text block (:func:`pooled_token_output`): one query per prompt (its end-of-text
+  token), keys and values from every token;
 * the two **halves** separately (:func:`self_attention` + the residual, :func:`mlp_half`), so that a search of a
   block's MLP weights can start after the block's attention half.
 
@@ -89,6 +91,30 @@ def class_token_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> 
     """Post-attention state of the class token: ``x_in[:, :1] + ls_1(attn(q = ln_1(x_in)[:, :1], kv = ln_1(x_in)))``."""
     ln = block.ln_1(x_in)
     return x_in[:, :1] + block.ls_1(self_attention(block, ln[:, :1], None, kv=ln))
+
+
+def pooled_token_output(block: ResidualAttentionBlock, x_in: torch.Tensor, pos: torch.Tensor,
+                        attn_mask: torch.Tensor | None) -> torch.Tensor:
+    """``block(x_in, attn_mask)[arange(N), pos]`` computed for those tokens alone: ``[N, L, W]`` -> ``[N, W]``.
+
+    One query per sequence (the token at ``pos[i]``) attends to every key and value of its sequence under row
+    ``pos[i]`` of ``attn_mask`` (``[L, L]``, additive, or None); the attention output, the residual and the MLP run
+    on that token only. The text tower's last block, whose other tokens' outputs are never pooled.
+    """
+    return mlp_half(block, pooled_token_attention(block, x_in, pos, attn_mask))[:, 0]
+
+
+def pooled_token_attention(block: ResidualAttentionBlock, x_in: torch.Tensor, pos: torch.Tensor,
+                           attn_mask: torch.Tensor | None) -> torch.Tensor:
+    """Post-attention state ``[N, 1, W]`` of the token at ``pos[i]`` of each sequence (see :func:`pooled_token_output`)."""
+    rows = torch.arange(x_in.shape[0], device=x_in.device)
+    ln = block.ln_1(x_in)
+    mask = None
+    if attn_mask is not None:  # [N * heads, 1, L]: each sequence's query row, repeated over heads
+        heads = block.attn.num_heads
+        mask = attn_mask.to(x_in.dtype)[pos].unsqueeze(1).repeat_interleave(heads, dim=0)
+    attn = self_attention(block, ln[rows, pos].unsqueeze(1), mask, kv=ln)
+    return x_in[rows, pos].unsqueeze(1) + block.ls_1(attn)
 
 
 def block_target(tower: str, weight_type: str, layer: int, blk: nn.Module, names: dict[int, str]) -> TargetWeight:

@@ -2,7 +2,8 @@
 
 Prompts are encoded with the context trimmed to the longest prompt of the batch: the text transformer's mask is
 causal, so tokens after the last pooled position (the end-of-text token) never influence the pooled embedding, and
-dropping them gives the same embeddings for less work (:meth:`TextTower.trimmed_length`).
+dropping them gives the same embeddings for less work (:meth:`TextTower.trimmed_length`). For the same reason the
+last block runs for the pooled token only (its queries; keys and values still come from every token).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from open_clip.transformer import Transformer, text_global_pool
 from torch import nn
 
 from oodbench.backbones.base import TowerOutput, state_dict_hash, to_numpy
-from oodbench.backbones.clip_blocks import check_blocks, run_blocks
+from oodbench.backbones.clip_blocks import (
+    attention_half,
+    check_blocks,
+    mlp_half,
+    pooled_token_attention,
+    pooled_token_output,
+    run_blocks,
+)
 from oodbench.errors import IncompatibleError
 
 if TYPE_CHECKING:
@@ -96,12 +104,63 @@ class TextTower:
         x = self.token_embedding(ids).to(dtype) + self.positional_embedding[: ids.shape[1]].to(dtype)
         return run_blocks(self.transformer, x, 0, layer, self.mask(ids.shape[1]))
 
+    def hidden_from(self, hidden: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """State entering block ``stop`` from ``hidden``, the state entering block ``start``."""
+        return run_blocks(self.transformer, hidden, start, stop, self.mask(hidden.shape[1]))
+
+    def pooled_positions(self, ids: torch.Tensor, length: int) -> torch.Tensor | None:
+        """``[N]`` position of the token each prompt's embedding is pooled from (None when every token is kept)."""
+        ids = ids[:, :length]
+        if self.pool_type == "argmax":
+            return ids.argmax(dim=-1)
+        if self.pool_type == "eos" and self.eos_id is not None:
+            return (ids == self.eos_id).int().argmax(dim=-1)
+        if self.pool_type in ("first", "last"):
+            return torch.full((ids.shape[0],), 0 if self.pool_type == "first" else length - 1, dtype=torch.long,
+                              device=ids.device)
+        return None
+
     def forward_from(self, hidden: torch.Tensor, layer: int, ids: torch.Tensor) -> TowerOutput:
-        """Blocks ``layer ..``, the final norm, pooling at the end-of-text positions of ``ids`` and the projection."""
+        """Blocks ``layer ..``, the final norm, pooling at the end-of-text positions of ``ids`` and the projection.
+
+        The last block runs for the pooled token only (:func:`~oodbench.backbones.clip_blocks.pooled_token_output`):
+        no other token's output of it is read.
+        """
         length = hidden.shape[1]
-        x = run_blocks(self.transformer, hidden, layer, len(self.transformer.resblocks), self.mask(length))
-        x = self.ln_final(x)
-        x = text_global_pool(x, ids[:, :length], self.pool_type, eos_token_id=self.eos_id)
+        n = len(self.transformer.resblocks)
+        pos = self.pooled_positions(ids, length) if layer < n else None
+        if pos is None:
+            x = run_blocks(self.transformer, hidden, layer, n, self.mask(length))
+            return self.head(text_global_pool(x, ids[:, :length], self.pool_type, eos_token_id=self.eos_id))
+        x = run_blocks(self.transformer, hidden, layer, n - 1, self.mask(length))
+        return self.head(pooled_token_output(self.transformer.resblocks[n - 1], x, pos, self.mask(length)))
+
+    def hidden_mlp(self, hidden: torch.Tensor, layer: int, ids: torch.Tensor | None) -> torch.Tensor:
+        """Post-attention state of block ``layer``: ``[N, L', W]``, or in the last block, given ``ids``, that of the
+        pooled tokens only ``[N, 1, W]`` (the query :meth:`forward_from` computes there)."""
+        n = len(self.transformer.resblocks)
+        blk = self.transformer.resblocks[layer]
+        mask = self.mask(hidden.shape[1])
+        pos = self.pooled_positions(ids, hidden.shape[1]) if layer == n - 1 and ids is not None else None
+        if pos is None:
+            return attention_half(blk, hidden, mask)
+        return pooled_token_attention(blk, hidden, pos, mask)
+
+    def forward_from_mlp(self, state: torch.Tensor, layer: int, ids: torch.Tensor) -> TowerOutput:
+        """Finish block ``layer`` from :meth:`hidden_mlp`'s ``state``, then as :meth:`forward_from`; in the last block
+        the MLP runs for the pooled tokens only."""
+        n = len(self.transformer.resblocks)
+        blk = self.transformer.resblocks[layer]
+        pos = self.pooled_positions(ids, state.shape[1]) if layer == n - 1 else None
+        if pos is None:
+            return self.forward_from(mlp_half(blk, state), layer + 1, ids)
+        if state.shape[1] != 1:  # a whole post-attention state: keep the pooled tokens
+            state = state[torch.arange(state.shape[0], device=state.device), pos].unsqueeze(1)
+        return self.head(mlp_half(blk, state)[:, 0])
+
+    def head(self, pooled: torch.Tensor) -> TowerOutput:
+        """Final norm and projection of pooled states ``[N, W]`` (the norm is per token: pooling first is the same)."""
+        x = self.ln_final(pooled)
         proj = self.text_projection
         if proj is not None:
             x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
