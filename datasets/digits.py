@@ -64,7 +64,7 @@ byte-identical to that construction's; of the OOD splits only images with a valu
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from math import gcd
 
@@ -381,7 +381,15 @@ class EmbeddedBenchmarkSpec(BenchmarkSpec):
     """A benchmark whose images are built in memory by code (no data root). ``resolve()`` gives its sources."""
 
     def resolve(self, data_root=None, on_bad: str = "skip") -> ResolvedBenchmark:  # noqa: ARG002 - nothing to read
-        return resolve_digits()
+        return resolve_digits(spec=self)
+
+
+#: Covariate shifts of the ID test images for the full-spectrum variant (exact integer operations): the digit
+#: classes stay, the image distribution changes.
+CSID_SHIFTS = {
+    "inverted": lambda x: 255 - x,  # white digits on black -> black on white
+    "shifted": lambda x: np.roll(x, (6, 6), axis=(1, 2)),  # moved 6 px right and down (wrapping round)
+}
 
 
 DIGITS = EmbeddedBenchmarkSpec(
@@ -412,20 +420,39 @@ DIGITS = EmbeddedBenchmarkSpec(
 )
 
 
+DIGITS_FS = replace(
+    DIGITS, name="digits_fs",
+    description="Embedded digits benchmark, full-spectrum: the digits benchmark plus its ID test images inverted "
+                "and shifted, scored as ID",
+    csid=tuple(_split(f"digits 0-5 ({k})", f"{ID_TEST}:{k}", len(ID_DIGITS) * N_TEST, "id",
+                      f"the ID test images, {k} ({_SK})") for k in CSID_SHIFTS))
+
+
 @register("benchmarks", "digits")
 def digits_benchmark() -> EmbeddedBenchmarkSpec:
     """Embedded digits benchmark (offline, 32 px): ID digits 0-5, near-OOD 6-9, far-OOD textures/faces/photos/noise."""
     return DIGITS
 
 
-def resolve_digits(seed: int = SEED) -> ResolvedBenchmark:
-    """Every split of :data:`DIGITS` as :class:`~oodbench.data.sources.ArraySource` (built once, then cached)."""
+@register("benchmarks", "digits_fs")
+def digits_fs_benchmark() -> EmbeddedBenchmarkSpec:
+    """digits, full-spectrum: the ID test images inverted and shifted are covariate-shifted ID, scored as ID."""
+    return DIGITS_FS
+
+
+def resolve_digits(seed: int = SEED, spec: BenchmarkSpec = DIGITS) -> ResolvedBenchmark:
+    """Every split of ``spec`` (:data:`DIGITS` or :data:`DIGITS_FS`) as :class:`~oodbench.data.sources.ArraySource`
+    (built once, then cached)."""
     data = build_digits(seed)
-    spec = DIGITS
 
     def src(split: SplitSpec) -> ArraySource:
         key = split.path.split("/", 1)[1]
-        s = data.source(key)
+        base, _, shift = key.partition(":")
+        s = data.source(base)
+        if shift:
+            images = CSID_SHIFTS[shift](s.images)
+            images.setflags(write=False)
+            s = ArraySource(base, images, s.labels)
         s.name = split.name
         if split.expected is not None and len(s) != split.expected:
             raise RuntimeError(f"digits benchmark: split {split.name} has {len(s)} images, expected {split.expected}")
@@ -438,6 +465,7 @@ def resolve_digits(seed: int = SEED) -> ResolvedBenchmark:
         id_fit=src(spec.id_fit),
         ood={s.name: src(s) for s in spec.ood},
         ood_val={s.name: src(s) for s in spec.ood_val},
+        csid={s.name: src(s) for s in spec.csid},
     )
     for role, split in spec.split_specs():
         n = split.expected

@@ -78,6 +78,8 @@ BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("benchmarks", "digits", f"{_D}.digits:digits_benchmark",
      "Embedded digits benchmark (offline, 32 px): ID digits 0-5, near-OOD 6-9, far-OOD "
      "textures/faces/photos/noise.", ()),
+    ("benchmarks", "digits_fs", f"{_D}.digits:digits_fs_benchmark",
+     "digits, full-spectrum: the ID test images inverted and shifted are covariate-shifted ID, scored as ID.", ()),
     ("benchmarks", "imagenet1k", f"{_D}.imagenet1k:imagenet1k",
      "ImageNet-1K (SeTAR layout): ID test 50,000 / val 1,000; far-OOD iNaturalist, SUN, Places, Texture.",
      ("imagenet", "in1k")),

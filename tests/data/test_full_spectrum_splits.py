@@ -113,3 +113,14 @@ def test_data_layout_and_help_name_the_full_spectrum_sources(capsys):
 def test_a_split_spec_with_a_class_subset_needs_the_class_order():
     with pytest.raises(ValueError, match="class_subset"):
         SplitSpec("x", "x", class_subset=True)
+
+
+def test_digits_fs_adds_inverted_and_shifted_id_test_images():
+    res = get_benchmark("digits_fs").resolve()
+    base = get_benchmark("digits").resolve()
+    assert base.csid == {} and [s.name for s in res.splits()][:-2] == [s.name for s in base.splits()]
+    inv, shifted = res.csid["digits 0-5 (inverted)"], res.csid["digits 0-5 (shifted)"]
+    x = base.id_test.images.astype(int)
+    assert (inv.images.astype(int) == 255 - x).all()
+    assert (shifted.images[:, 6:, 6:] == base.id_test.images[:, :-6, :-6]).all()
+    assert (inv.labels == base.id_test.labels).all() and (shifted.labels == base.id_test.labels).all()
