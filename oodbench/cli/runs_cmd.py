@@ -119,7 +119,7 @@ def run_list(args) -> int:
 def run_show(args) -> int:
     from oodbench.results.importer import is_imported
     from oodbench.results.render import metrics_table, stream_stds
-    from oodbench.results.runs import find_run, fsood_of, params_text, protocol_text, stream_of
+    from oodbench.results.runs import find_run, fsood_of, order_std, params_text, protocol_text, stream_of
 
     run = find_run(_store(args), args.run)
     rec = run.record
@@ -182,9 +182,12 @@ def run_show(args) -> int:
                                 caption=f"FPR95: {rec.conventions.get('fpr95', CONVENTIONS['fpr95'])}"
                                         + ("; ± population std over the stream orders" if stream_of(rec) else "")))
     if fs is not None:
-        out.print(metrics_table({k: v for k, v in fs["metrics"].items() if isinstance(v, dict)},
-                                title="Full-spectrum metrics (x100): OOD vs ID test ∪ every csID set",
-                                groups=rec.ood_sets, metrics=tuple(m for m in METRICS if all(
+        fs_rows = {k: v for k, v in fs["metrics"].items() if isinstance(v, dict)}
+        fs_stds = ({k: {m: order_std(rec, f"fsood:{k}", m) for m in v} for k, v in fs_rows.items()}
+                   if stream_of(rec) is not None else None)
+        console.print(metrics_table(fs_rows, title="Full-spectrum metrics (x100): OOD vs ID test ∪ every csID set"
+                                    + (" (± std over the stream orders)" if fs_stds else ""),
+                                groups=rec.ood_sets, stds=fs_stds, metrics=tuple(m for m in METRICS if all(
                                     m in v for v in fs["metrics"].values() if isinstance(v, dict)))))
     return 0
 

@@ -92,6 +92,11 @@ class Row:
         std = self.std(metric, ood_set)
         return _fmt(self.value(metric, ood_set)) + ("" if std is None else f" ± {100 * std:.2f}")
 
+    def fs_text(self, metric: str) -> str:
+        """Full-spectrum average x100, ``± std`` over the stream orders for a test-time run."""
+        std = order_std(self.record, "fsood:average", metric)
+        return _fmt(self.fs_value(metric)) + ("" if std is None else f" ± {100 * std:.2f}")
+
     def fs_value(self, metric: str) -> float | None:
         """Full-spectrum average of ``metric`` (a fraction), None without a full-spectrum evaluation."""
         fs = fsood_of(self.record)
@@ -249,7 +254,7 @@ def render_markdown(board: dict[str, list[Row]], out: Path, metric: str, pick: s
                      row.hyper() or "defaults", row.protocol()]
             cells += [row.text(m) + mark for m, _ in AVG_COLUMNS]
             if fs:
-                cells += [_fmt(row.fs_value(m)) for m, _ in FS_COLUMNS] + [_fmt(row.csid_accuracy(c)) for c in csid]
+                cells += [row.fs_text(m) for m, _ in FS_COLUMNS] + [_fmt(row.csid_accuracy(c)) for c in csid]
             cells += [row.text(m, s) for s in sets for m, _ in SET_METRICS]
             links = _links(row, out)
             cells += [str(row.n_runs), f"`{row.run.run_id}`", " ".join(f"[{k}]({v})" for k, v in links.items())]
@@ -399,7 +404,7 @@ def render_html(board: dict[str, list[Row]], out: Path, metric: str, pick: str) 
                      _td(post_title(rec)), _td(row.hyper() or "defaults"), _td(row.protocol())]
             cells += [_td(_fmt(row.value(m), 6), row.text(m) + mark, True) for m, _ in AVG_COLUMNS]
             if fs:
-                cells += [_td(_fmt(row.fs_value(m), 6), _fmt(row.fs_value(m)), True) for m, _ in FS_COLUMNS]
+                cells += [_td(_fmt(row.fs_value(m), 6), row.fs_text(m), True) for m, _ in FS_COLUMNS]
                 cells += [_td(_fmt(row.csid_accuracy(c), 6), _fmt(row.csid_accuracy(c)), True) for c in csid]
             cells += [_td(_fmt(row.value(m, s), 6), row.text(m, s), True) for s in sets for m, _ in SET_METRICS]
             links = _links(row, out)

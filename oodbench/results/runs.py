@@ -111,9 +111,15 @@ def protocol_text(record: RunRecord) -> str:
 
 
 def order_values(record: RunRecord, row: str, metric: str) -> list[float] | None:
-    """The value of ``metric`` in row ``row`` (an OOD set or ``average``) under each stream order of a test-time
+    """The value of ``metric`` in row ``row`` (an OOD set or ``average``; ``fsood:<set>`` / ``fsood:average`` for the
+    full-spectrum evaluation, whose streams a test-time score records apart) under each stream order of a test-time
     run, in the recorded order; None for a static run or when an order lacks it."""
     stream = stream_of(record)
+    if row.startswith("fsood:"):
+        row = row.removeprefix("fsood:")
+        stream = (fsood_of(record) or {}).get("stream") if stream is not None else None
+        if not isinstance(stream, dict) or not isinstance(stream.get("per_order"), dict):
+            return None
     if stream is None or not stream["per_order"]:
         return None
     values = [(order or {}).get(row, {}).get(metric) for order in stream["per_order"].values()]

@@ -205,7 +205,7 @@ def run_value(record: RunRecord, source: str, metric: str) -> float | None:
 
 def order_spread(record: RunRecord, source: str, metric: str) -> float | None:
     """x100 population std over the stream orders of a test-time run for this cell, else None."""
-    if source == "id_accuracy" or source.startswith(("fsood:", "csid:")):
+    if source == "id_accuracy" or source.startswith("csid:"):
         return None
     values = order_values(record, source, METRICS.get(metric, metric))
     if values is None:

@@ -257,3 +257,28 @@ def test_sweep_aggregate_of_one_adaneg_run_shows_the_std_over_its_orders(store):
     assert f"| {100 * mcm.mean['average']['fpr95']:.2f} |" in md and "over its stream orders" in md
     long = list(csv.DictReader(io.StringIO(aggregate_csv([ada, mcm]))))
     assert {r["std_over"] for r in long if r["postprocessor"] == "adaneg"} == {"stream orders"}
+
+
+def test_full_spectrum_of_a_test_time_run_shows_the_std_over_its_fs_streams(tmp_path, capsys):
+    """A test-time score's full-spectrum evaluation records its own streams (``fsood["stream"]["per_order"]``, ID test
+    + csID against each OOD set): the FS cells show their mean ± std, as the pipeline's ``full_spectrum`` stores it."""
+    per_order = {str(o): _rows(synthetic_scores(50 + o, shift=1.0 + 0.2 * o, sets=SETS)) for o in ORDERS}
+    fs_metrics = {k: {m: _mean([per_order[str(o)][k][m] for o in ORDERS]) for m in METRICS} for k in per_order["0"]}
+    fs = {"csid": {"shifted": {"n": 50, "accuracy": None}}, "metrics": fs_metrics,
+          "stream": {"seeds": list(ORDERS), "per_order": per_order}}
+    s = ResultsStore(tmp_path / "runs")
+    s.save(make_record("adaneg", "none", 1.5, run_id="fs-adaneg", fsood=fs))
+    spec = (RunSpec.make("bench", "clip_b", "adaneg"),)
+    table = TableSpec("t", "t", ("Score",), (Cell(("AdaNeg",), "FS", "AUROC", spec, "fsood:average"),))
+    (v,) = build_table(table, RunIndex.from_store(s)).values
+    values = [100 * per_order[str(o)]["average"]["auroc"] for o in ORDERS]
+    assert v.value == pytest.approx(_mean(values)) and v.std == pytest.approx(_pstd(values))
+
+    write(build(s), tmp_path / "out")
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    fpr = [100 * per_order[str(o)]["average"]["fpr95"] for o in ORDERS]
+    assert f"| {_mean(fpr):.2f} ± {_pstd(fpr):.2f} |" in md and "csID shifted acc↑" in md
+
+    assert main(["runs", "show", "fs-adaneg", "--results-root", str(s.root)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"{_mean(fpr):.2f} ± {_pstd(fpr):.2f}" in shown and "shifted (50, accuracy —)" in shown
