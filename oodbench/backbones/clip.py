@@ -40,11 +40,11 @@ from oodbench.backbones.clip_blocks import (
     attention_half,
     block_target,
     check_blocks,
-    class_token_attention,
     class_token_output,
+    last_block_attention,
+    last_block_output,
     mlp_half,
     run_blocks,
-    value_attention,
     value_path,
 )
 from oodbench.backbones.clip_text import ClipTextEncoder, TextTower
@@ -302,7 +302,7 @@ class ClipBackbone(Backbone):
         blk = self._blocks(tower)[layer]
         if tower == "vision":
             if layer == n - 1 and self._class_token_pooling():
-                return torch.cat([class_token_attention(blk, hidden), value_attention(blk, hidden)], dim=1)
+                return last_block_attention(blk, hidden)
             return attention_half(blk, hidden, None)
         return self._text.hidden_mlp(hidden, layer, inputs)
 
@@ -316,8 +316,8 @@ class ClipBackbone(Backbone):
                 raise ValueError("forward_from_mlp('text', ...) needs the token ids to find the end-of-text positions")
             return self._text.forward_from_mlp(state, layer, inputs)
         if layer == n - 1 and self._class_token_pooling():
-            x_cls, x_val = mlp_half(blk, state[:, :1]), mlp_half(blk, state[:, 1:])
-            return self._vision_heads(x_cls, x_val)
+            out = mlp_half(blk, state)
+            return self._vision_heads(out[:, :1], out[:, 1:])
         return self.forward_from(tower, mlp_half(blk, state), layer + 1, inputs)
 
     # ---------------------------------------------------------------------------------- internals
@@ -325,10 +325,14 @@ class ClipBackbone(Backbone):
         """Last block and heads from the state entering the last block ``[B, T, W]``."""
         tr = self.visual.transformer
         n = len(tr.resblocks)
-        x_val = value_path(tr.resblocks[n - 1], x_in) if need_local else None
+        last = tr.resblocks[n - 1]
         if self._class_token_pooling():
-            # only the class token of the last block feeds the pooled output: one query instead of T
-            return self._vision_heads(class_token_output(tr.resblocks[n - 1], x_in), x_val)
+            # only the class token of the last block feeds the pooled output: one query instead of T, sharing
+            # its normalisation and key/value projection with the value path
+            if need_local:
+                return self._vision_heads(*last_block_output(last, x_in))
+            return self._vision_heads(class_token_output(last, x_in), None)
+        x_val = value_path(last, x_in) if need_local else None
         return self._vision_heads(run_blocks(tr, x_in, n - 1, n), x_val)
 
     def _class_token_pooling(self) -> bool:

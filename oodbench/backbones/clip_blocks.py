@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import ResidualAttentionBlock, Transformer
+from open_clip.transformer import QuickGELU, ResidualAttentionBlock, Transformer
 from torch import nn
 
 from oodbench.backbones.base import TargetWeight
@@ -30,13 +30,9 @@ from oodbench.errors import IncompatibleError
 
 def run_blocks(tr: Transformer, x: torch.Tensor, start: int, stop: int, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Blocks ``start .. stop-1`` of an open_clip ``Transformer`` on batch-first ``x`` ``[B, T, W]``."""
-    if start >= stop:
-        return x
-    if not tr.batch_first:
-        x = x.transpose(0, 1)
     for blk in tr.resblocks[start:stop]:
-        x = blk(x, attn_mask=attn_mask)
-    return x if tr.batch_first else x.transpose(0, 1)
+        x = mlp_half(blk, attention_half(blk, x, attn_mask))
+    return x
 
 
 def value_path(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
@@ -53,23 +49,59 @@ def value_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.
     d = attn.embed_dim
     w_v = attn.in_proj_weight[2 * d :]
     b_v = attn.in_proj_bias[2 * d :] if attn.in_proj_bias is not None else None
-    return x_in + block.ls_1(attn.out_proj(F.linear(block.ln_1(x_in), w_v, b_v)))
+    return x_in + block.ls_1(_out_proj(attn, F.linear(block.ln_1(x_in), w_v, b_v)))
 
 
 def mlp_half(block: ResidualAttentionBlock, x: torch.Tensor) -> torch.Tensor:
-    """Second half of a residual block: ``x + ls_2(mlp(ln_2(x)))``."""
-    return x + block.ls_2(block.mlp(block.ln_2(x)))
+    """Second half of a residual block: ``x + ls_2(mlp(ln_2(x)))``.
+
+    Without autograd, open_clip's QuickGELU ``h * sigmoid(1.702 * h)`` is evaluated in place on one buffer (the same
+    operations in the same order, so the same numbers, with two fewer full-size temporaries).
+    """
+    mlp = block.mlp
+    h = block.ln_2(x)
+    if torch.is_grad_enabled() or not _plain_mlp(mlp):
+        return x + block.ls_2(mlp(h))
+    h = mlp.c_fc(h)
+    t = h * 1.702
+    t.sigmoid_()
+    t.mul_(h)
+    return x + block.ls_2(mlp.c_proj(t))
+
+
+def _plain_mlp(mlp: nn.Module) -> bool:
+    return isinstance(mlp, nn.Sequential) and len(mlp) == 3 and isinstance(getattr(mlp, "gelu", None), QuickGELU)
 
 
 def self_attention(block: ResidualAttentionBlock, q: torch.Tensor, attn_mask: torch.Tensor | None,
                    kv: torch.Tensor | None = None) -> torch.Tensor:
-    """``block.attn`` on batch-first tokens (queries ``q``, keys and values ``kv``, default ``q``)."""
-    kv = q if kv is None else kv
+    """``block.attn`` on batch-first, normalised tokens: queries ``q`` ``[B, Tq, W]``, keys and values ``kv``
+    ``[B, Tk, W]`` (default ``q``), additive ``attn_mask`` broadcastable to ``[B, heads, Tq, Tk]``.
+
+    The packed input projection, ``F.scaled_dot_product_attention`` over the heads and the output projection: the
+    arithmetic of ``nn.MultiheadAttention`` (eval mode, no dropout) without its head-splitting copies; the projection
+    weights are read through the module, so parametrizations (fine-tuning adapters) apply.
+    """
+    attn = block.attn
+    w, b = attn.in_proj_weight, attn.in_proj_bias
+    d = attn.embed_dim
+    heads = attn.num_heads
+    bsz, tq = q.shape[0], q.shape[1]
+    if kv is None or kv is q:
+        qkv = F.linear(q, w, b).view(bsz, tq, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+        qh, kh, vh = qkv.unbind(0)
+    else:
+        qh = F.linear(q, w[:d], b[:d] if b is not None else None).view(bsz, tq, heads, d // heads).transpose(1, 2)
+        kvh = F.linear(kv, w[d:], b[d:] if b is not None else None)
+        kh, vh = kvh.view(bsz, kv.shape[1], 2, heads, d // heads).permute(2, 0, 3, 1, 4).unbind(0)
     mask = attn_mask.to(q.dtype) if attn_mask is not None else None
-    if block.attn.batch_first:
-        return block.attn(q, kv, kv, need_weights=False, attn_mask=mask)[0]
-    q, kv = q.transpose(0, 1), kv.transpose(0, 1)
-    return block.attn(q, kv, kv, need_weights=False, attn_mask=mask)[0].transpose(0, 1)
+    p = attn.dropout if attn.training else 0.0
+    o = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, dropout_p=p)
+    return _out_proj(attn, o.transpose(1, 2).reshape(bsz, tq, d))
+
+
+def _out_proj(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
+    return F.linear(x, attn.out_proj.weight, attn.out_proj.bias)
 
 
 def attention_half(block: ResidualAttentionBlock, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
@@ -89,8 +121,33 @@ def class_token_output(block: ResidualAttentionBlock, x_in: torch.Tensor) -> tor
 
 def class_token_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
     """Post-attention state of the class token: ``x_in[:, :1] + ls_1(attn(q = ln_1(x_in)[:, :1], kv = ln_1(x_in)))``."""
+    return last_block_attention(block, x_in)[:, :1]
+
+
+def last_block_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
+    """The class token's post-attention state followed by the value path's, ``[B, 1 + T, W]``, sharing one ``ln_1``
+    and one key/value projection (the value path's values are the attention's values)."""
+    attn = block.attn
+    w, b = attn.in_proj_weight, attn.in_proj_bias
+    d, heads = attn.embed_dim, attn.num_heads
+    bsz, t = x_in.shape[0], x_in.shape[1]
     ln = block.ln_1(x_in)
-    return x_in[:, :1] + block.ls_1(self_attention(block, ln[:, :1], None, kv=ln))
+    kv = F.linear(ln, w[d:], b[d:] if b is not None else None).view(bsz, t, 2, d)
+    k, v = kv[:, :, 0], kv[:, :, 1]
+    q = F.linear(ln[:, :1], w[:d], b[:d] if b is not None else None)
+
+    def split(z: torch.Tensor) -> torch.Tensor:
+        return z.view(bsz, z.shape[1], heads, d // heads).transpose(1, 2)
+
+    o = F.scaled_dot_product_attention(split(q), split(k), split(v)).transpose(1, 2).reshape(bsz, 1, d)
+    o = _out_proj(attn, torch.cat([o, v], dim=1))  # one output projection for the class token and the value path
+    return torch.cat([x_in[:, :1], x_in], dim=1) + block.ls_1(o)
+
+
+def last_block_output(block: ResidualAttentionBlock, x_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(class_token_output(block, x_in), value_path(block, x_in))`` from one shared attention pass."""
+    state = mlp_half(block, last_block_attention(block, x_in))
+    return state[:, :1], state[:, 1:]
 
 
 def pooled_token_output(block: ResidualAttentionBlock, x_in: torch.Tensor, pos: torch.Tensor,
@@ -110,9 +167,8 @@ def pooled_token_attention(block: ResidualAttentionBlock, x_in: torch.Tensor, po
     rows = torch.arange(x_in.shape[0], device=x_in.device)
     ln = block.ln_1(x_in)
     mask = None
-    if attn_mask is not None:  # [N * heads, 1, L]: each sequence's query row, repeated over heads
-        heads = block.attn.num_heads
-        mask = attn_mask.to(x_in.dtype)[pos].unsqueeze(1).repeat_interleave(heads, dim=0)
+    if attn_mask is not None:  # [N, 1, 1, L]: each sequence's query row, broadcast over the heads
+        mask = attn_mask.to(x_in.dtype)[pos][:, None, None, :]
     attn = self_attention(block, ln[rows, pos].unsqueeze(1), mask, kv=ln)
     return x_in[rows, pos].unsqueeze(1) + block.ls_1(attn)
 

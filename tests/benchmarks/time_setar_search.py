@@ -13,6 +13,10 @@ selected plan is meaningless. The official algorithm is not run in full; ``--ref
 official per-candidate evaluations (reload the pristine weights from a checkpoint file as the official code does,
 and from memory; SVDs recomputed; full forward of both towers; loss) and the SVD of each weight shape, and
 extrapolates over the candidates of the search just run, counting the SVDs each of them would recompute.
+
+The report also gives the FLOPs of the work an exact search cannot avoid (``methods/setar/efficiency.py``), the rate
+achieved on it, and that rate as a fraction of a large fp32 GEMM timed on the same device and threads just before
+and just after the search (the faster timing is the reference).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from oodbench.methods.setar.efficiency import matmul_rate
 from oodbench.methods.setar.loss import locoop_loss_clip
 from oodbench.methods.setar.modifier import SetarModifier, find_target
 from oodbench.methods.setar.plan import Plan, PlanEntry
@@ -102,11 +107,15 @@ def run(args: argparse.Namespace) -> dict:
                        forward_batch_size=args.forward_batch_size, text_batch_size=args.text_batch_size,
                        ratios=tuple(args.ratios))
     logger.info("fast %s search: %s on %s, %d images, %d classes", cfg.searcher, args.backbone, device, args.n_images, args.n_classes)
+    gemm_before = matmul_rate(device, args.gemm_size or None, args.gemm_seconds)
     _sync(device)
     t0 = time.perf_counter()
     result = search(backbone, images, labels, names, prompt, cfg)
     _sync(device)
     fast_s = time.perf_counter() - t0
+    gemm_after = matmul_rate(device, args.gemm_size or None, args.gemm_seconds)
+    flops = result.log.efficiency.get("unavoidable_flops")
+    gemm = max(gemm_before, gemm_after)
     cands = result.log.candidates
     by_tower = {t: sum(c.seconds for c in cands if c.tower == t) for t in ("vision", "text")}
     report = {
@@ -119,6 +128,12 @@ def run(args: argparse.Namespace) -> dict:
         "candidates": len(cands), "candidates_computed": result.info["candidates_computed"],
         "forward_passes": result.info["forward_passes"],
         "plan": result.plan.describe(),
+        # the work an exact search cannot avoid (methods/setar/efficiency.py) against a large fp32 GEMM timed in this
+        # run before and after the search (the faster of the two is the reference)
+        "unavoidable_tflop": round(flops / 1e12, 4) if flops else None,
+        "achieved_gflop_per_s": round(flops / fast_s / 1e9, 2) if flops else None,
+        "gemm_gflop_per_s": {"before": round(gemm_before / 1e9, 2), "after": round(gemm_after / 1e9, 2)},
+        "matmul_fraction": round(flops / fast_s / gemm, 3) if flops else None,
     }
     if args.reference_candidates > 0:
         pristine = {k: v.detach().clone() for k, v in backbone.model.state_dict().items()}
@@ -174,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="official per-candidate evaluations to time for the extrapolation (0: skip)")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 matmuls and convolutions (default: strict fp32)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--gemm-size", type=int, default=0, help="side of the reference fp32 GEMM (0: 2048 on a CPU, 8192 on a GPU)")
+    ap.add_argument("--gemm-seconds", type=float, default=2.0, help="seconds each reference GEMM timing runs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the report here")
     args = ap.parse_args(argv)
