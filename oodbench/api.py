@@ -70,17 +70,28 @@ def run(backbone=None, benchmark=None, *, pretrained: str | None = None, data_ro
         save: store the runs (False: only return them).
 
     Returns:
-        One :class:`oodbench.pipeline.PostResult` per (method, postprocessor), with ``record`` and ``scores``.
+        One :class:`oodbench.pipeline.PostResult` per (method, postprocessor), with ``record`` and ``scores``
+        (under ``torchrun``: on rank 0; the other ranks get an empty list).
     """
+    from oodbench.runtime import resolve_device
+
+    from oodbench import distributed
+
+    with distributed.session(resolve_device(device)) as (_, device):  # under torchrun: divided, rank 0 stores
+        return _run(backbone, benchmark, pretrained, data_root, post, method, method_options, params, aps, precision,
+                    batch_size, num_workers, device, seed, on_bad, cache_dir, results_root, save, quiet)
+
+
+def _run(backbone, benchmark, pretrained, data_root, post, method, method_options, params, aps, precision, batch_size,
+         num_workers, device, seed, on_bad, cache_dir, results_root, save, quiet):
     from oodbench.cache import CacheRoot
     from oodbench.method import method_class
     from oodbench.pipeline import RunSettings, run as run_pipeline
     from oodbench.registry import names
     from oodbench.results import ResultsStore
-    from oodbench.runtime import default_results_root, resolve_device, seed_everything, set_float32_mode
+    from oodbench.runtime import default_results_root, seed_everything, set_float32_mode
 
     seed_everything(seed)
-    device = resolve_device(device)
     set_float32_mode(False)
     resolved = _resolved(benchmark, data_root, on_bad)
     bb = _backbone(backbone, pretrained, resolved, device)
@@ -103,19 +114,30 @@ def search(backbone=None, benchmark=None, *, method: str | None = None, pretrain
     ``options`` are the method's own (``top_k``, ``lam``, ``ratios``, ``searcher`` ... for SeTAR). With ``out``
     the plan and logs are written there. Returns the method's search result (``.plan``, ``.log``).
     """
-    from oodbench.cache import CacheRoot
     from oodbench.errors import UserError
-    from oodbench.method import MethodContext, method_class
+    from oodbench.method import method_class
     from oodbench.registry import names
-    from oodbench.runtime import resolve_device, seed_everything, set_float32_mode
+    from oodbench.runtime import resolve_device
 
     planners = [n for n in names("methods") if method_class(n).produces == "plan"]
     if method is None:
         if len(planners) != 1:
             raise UserError(f"method is required: one of {', '.join(planners)}")
         method = planners[0]
+    from oodbench import distributed
+
+    with distributed.session(resolve_device(device)) as (_, device):  # under torchrun: divided, rank 0 writes
+        return _search(backbone, benchmark, method, pretrained, data_root, out, device, seed, on_bad, cache_dir,
+                       options)
+
+
+def _search(backbone, benchmark, method, pretrained, data_root, out, device, seed, on_bad, cache_dir, options):
+    from oodbench import distributed
+    from oodbench.cache import CacheRoot
+    from oodbench.method import MethodContext, method_class
+    from oodbench.runtime import seed_everything, set_float32_mode
+
     seed_everything(seed or 0)
-    device = resolve_device(device)
     set_float32_mode(False)
     resolved = _resolved(benchmark, data_root, on_bad, roles=("id_val",))
     bb = _backbone(backbone, pretrained, resolved, device)
@@ -127,7 +149,7 @@ def search(backbone=None, benchmark=None, *, method: str | None = None, pretrain
     m.check(ctx)
     result = m.search(ctx)
     if out is not None:
-        m.save_search(result, Path(out))
+        distributed.on_main(lambda: m.save_search(result, Path(out)), phase="search")
     return result
 
 

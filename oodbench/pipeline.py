@@ -159,7 +159,15 @@ def run(resolved: ResolvedBenchmark, settings: RunSettings, caches: CacheRoot | 
     """Evaluate every (method, postprocessor) of ``settings`` on ``resolved``; store one run per pair.
 
     Nothing is stored unless every pair was computed.
+
+    Under ``torchrun`` (:mod:`oodbench.distributed`) every rank runs this: the search and the extraction are
+    divided, then rank 0 alone scores and stores (its features are the single process's, so are its runs) and
+    the other ranks return an empty list. A failure on any rank fails every rank before anything is stored.
+    Every record notes the number of processes in ``extra["world_size"]``.
     """
+    from oodbench import distributed
+
+    world = distributed.world()
     caches = caches if caches is not None else CacheRoot()
     if backbone is None:
         backbone = create_backbone(settings.backbone, settings.pretrained).to(settings.device)
@@ -174,6 +182,9 @@ def run(resolved: ResolvedBenchmark, settings: RunSettings, caches: CacheRoot | 
                         device=str(settings.device), on_bad=settings.on_bad, quiet=settings.quiet)
     for method in methods:
         method.check(ctx)
+        if world.active and method.produces in ("checkpoint", "prompts"):
+            raise UserError(f"method '{method.name}' trains in one process and is not divided over processes: run "
+                            "it once without torchrun (its result is cached), or leave it out of this run")
     wanted = feature_names(classes, backbone)
     roles = needed_roles(classes, resolved, settings.aps)
     results: list[PostResult] = []
@@ -186,15 +197,24 @@ def run(resolved: ResolvedBenchmark, settings: RunSettings, caches: CacheRoot | 
                 batch_size=settings.batch_size, num_workers=settings.num_workers, precision=settings.precision,
                 device=settings.device, on_bad=settings.on_bad,
             )
-            encoder = _text_encoder(backbone, caches) if any(c.needs_encoder for c in classes) else None
-            for cls in classes:
-                results.append(_evaluate_one(cls, method, modification, backbone, resolved, features, encoder,
-                                             settings))
+
+            def score(method=method, modification=modification, features=features):
+                encoder = _text_encoder(backbone, caches) if any(c.needs_encoder for c in classes) else None
+                return [_evaluate_one(cls, method, modification, backbone, resolved, features, encoder, settings)
+                        for cls in classes]
+
+            results += distributed.on_main(score, phase="score") or []
         finally:
             modification.restore()
-    if store is not None:
+
+    def save() -> None:
         for r in results:
-            r.path = store.save(r.record, r.scores)
+            r.record.extra["world_size"] = world.size
+        if store is not None:
+            for r in results:
+                r.path = store.save(r.record, r.scores)
+
+    distributed.on_main(save, phase="score")
     return results
 
 

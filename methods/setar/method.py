@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from oodbench import atomic
+from oodbench import atomic, distributed
 from oodbench.errors import DataError, UserError
 from oodbench.hashing import hash_json
 from oodbench.method import Method, MethodContext, Modification
@@ -165,8 +165,8 @@ class SetarMethod(Method):
             return plan, modifier
         config, preset = self.search_config(ctx)
         folder = ctx.caches.plans / self.plan_key(ctx, config)
-        if (folder / "plan.json").is_file():
-            plan = Plan.load(folder / "plan.json")
+        if distributed.broadcast_object((folder / "plan.json").is_file() if distributed.is_main() else None):
+            plan = distributed.broadcast_object(Plan.load(folder / "plan.json") if distributed.is_main() else None)
             log.info("SeTAR plan %s reused from the cache (%s): %s", plan.hash(), folder, plan.describe())
             return plan, modifier
         result = self.search(ctx, config, preset, modifier)
@@ -204,8 +204,8 @@ class SetarMethod(Method):
             set_float32_mode(False)
         result.plan.search.update({"preset": preset.source, "benchmark": spec.name, "val_split": source.name,
                                    "val_fingerprint": source.fingerprint(), "tf32": tf32})
-        save_search(result, ctx.caches.plans / key)
-        shutil.rmtree(partial, ignore_errors=True)
+        distributed.on_main(lambda: (save_search(result, ctx.caches.plans / key),  # several processes: rank 0 writes
+                                     shutil.rmtree(partial, ignore_errors=True)), phase="search")
         return result
 
     # ------------------------------------------------------------------------- `oodbench search` output

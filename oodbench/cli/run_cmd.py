@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from oodbench.cli.benchmark_args import (add_benchmark_args, add_extraction_args, benchmark_from_args,
                                          extraction_kwargs)
@@ -86,22 +87,33 @@ def settings_from_args(args, resolved, backbone):
 
 
 def run(args) -> int:
+    """``oodbench run``; under ``torchrun`` every process runs this, the work is divided (oodbench.distributed)
+    and rank 0 alone writes the cache and the runs and prints the tables."""
+    from oodbench import distributed
+    from oodbench.runtime import resolve_device
+
+    with distributed.session(resolve_device(args.device)) as (world, device):
+        return _run(args, device, world)
+
+
+def _run(args, device: str, world) -> int:
     from oodbench.pipeline import run as run_pipeline
     from oodbench.results import ResultsStore
     from oodbench.results.render import comparison_table
-    from oodbench.runtime import resolve_device, seed_everything, set_float32_mode
+    from oodbench.runtime import seed_everything, set_float32_mode
 
     t0 = time.perf_counter()
     seed_everything(args.seed or 0)
-    device = resolve_device(args.device)
     set_float32_mode(False)  # features are extracted in true fp32 (or the chosen --precision)
     caches, store = cache_root(args), ResultsStore(results_root(args))
     resolved = benchmark_from_args(args)
     backbone = backbone_from_args(args, resolved, device)
-    settings = settings_from_args(args, resolved, backbone)
+    settings = replace(settings_from_args(args, resolved, backbone), device=device)  # this rank's device
     if args.seeds:
         return _run_seeds(args, resolved, settings, caches, store, backbone, t0)
     results = run_pipeline(resolved, settings, caches, store, backbone=backbone)
+    if not world.is_main:
+        return 0
     by_post: dict[str, dict] = {}
     for r in results:
         by_post.setdefault(r.postprocessor, {})[r.record.plan.get("display_name", r.method)] = r.record
@@ -130,6 +142,10 @@ def _run_seeds(args, resolved, settings, caches, store, backbone, t0) -> int:
         raise UserError("give either --seed or --seeds")
     seeds = parse_seeds(args.seeds)
     results = run_seeds(resolved, settings, seeds, caches, store, backbone)
+    from oodbench import distributed
+
+    if not distributed.is_main():
+        return 0
     out.print(aggregate_table(aggregate(results), title=f"mean ± std over seeds {', '.join(map(str, seeds))} "
                                                         "(average over OOD sets, x100)"))
     log.info("%d run(s) stored under %s in %.1f s", len(results), results_root(args), time.perf_counter() - t0)

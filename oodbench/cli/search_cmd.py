@@ -37,13 +37,23 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args) -> int:
-    from oodbench.method import MethodContext, method_class
-    from oodbench.runtime import resolve_device, seed_everything, set_float32_mode
+    """``oodbench search``; under ``torchrun`` the candidates of each step are divided over the processes and
+    rank 0 alone writes the plan, the logs and the checkpoints (oodbench.distributed)."""
+    from oodbench import distributed
+    from oodbench.runtime import resolve_device
 
     if not args.method:
         raise UserError(f"--method is required: one of {', '.join(method_names(produces='plan'))}")
+    with distributed.session(resolve_device(args.device)) as (world, device):
+        return _run(args, device, world)
+
+
+def _run(args, device: str, world) -> int:
+    from oodbench import distributed
+    from oodbench.method import MethodContext, method_class
+    from oodbench.runtime import seed_everything, set_float32_mode
+
     seed_everything(args.seed or 0)
-    device = resolve_device(args.device)
     set_float32_mode(False)
     cls = method_class(args.method)
     method = cls(**cls.options_from_args(args))
@@ -60,7 +70,9 @@ def run(args) -> int:
     safe_name = backbone.name.replace("/", "_").replace(":", "_")
     folder = Path(args.out) if args.out else (
         folder_root / "plans" / f"{resolved.spec.name}-{safe_name}-{result.plan.hash()}")
-    method.save_search(result, folder)
+    distributed.on_main(lambda: method.save_search(result, folder), phase="search")
+    if not world.is_main:
+        return 0
     for renderable in method.search_summary(result):
         out.print(renderable)
     out.print(f"written to {folder}")

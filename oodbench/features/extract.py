@@ -164,7 +164,8 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
     per_sample, shared_names, derive = plan_request(backbone, names)
     w = distributed.world()
     shared_out = dict(shared or {})
-    if shared_names - set(shared_out):
+    # (rank 0 alone holds the shared entries: its view decides, so every rank takes part in the same collectives)
+    if distributed.broadcast_object(bool(shared_names - set(shared_out)) if w.is_main else None):
         shared_out.update(distributed.on_main(lambda: compute_shared(
             backbone, shared_names - set(shared_out), class_names, prompt, cache=cache, plan_hash=plan_hash),
             phase="extract") or {})
