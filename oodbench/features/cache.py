@@ -178,22 +178,26 @@ class DiskEntry(Entry):
         """Join the complete shards of ``name`` into ``full.npy`` (streamed, atomic), then drop the shards."""
         if self.num_shards == 1 or self._full(name).is_file() or not self.complete(name):
             return
-        parts = [self._load_file(self._shard(name, s), mmap=True) for s in range(self.num_shards)]
-        tail = next((p.shape[1:] for p in parts if len(p)), parts[0].shape[1:])
-        dtype = next((p.dtype for p in parts if len(p)), parts[0].dtype)
-        rows = sum(len(p) for p in parts if len(p))
+        # shapes from the headers (memory maps touch no data), then one shard at a time through plain reads and
+        # writes: a memory-mapped target would keep every written page resident in this process (its peak
+        # RSS would grow with the whole array), a plain write leaves them to the page cache
+        shapes = [self._load_file(self._shard(name, s), mmap=True) for s in range(self.num_shards)]
+        tail = next((p.shape[1:] for p in shapes if len(p)), shapes[0].shape[1:])
+        dtype = next((p.dtype for p in shapes if len(p)), shapes[0].dtype)
+        rows = sum(len(p) for p in shapes if len(p))
+        del shapes
         target = self._full(name)
         tmp = atomic.temp_name(target)
         try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(rows, *tail))
-            pos = 0
-            for p in parts:
-                if len(p):
-                    out[pos:pos + len(p)] = p
-                    pos += len(p)
-            out.flush()
-            del out
-            with open(tmp, "rb+") as f:
+            with open(tmp, "wb") as f:
+                np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                         "fortran_order": False, "shape": (rows, *tail)})
+                for s in range(self.num_shards):
+                    p = self._load_file(self._shard(name, s))
+                    if len(p):
+                        f.write(np.ascontiguousarray(p, dtype=dtype).data)  # no copy of a C-ordered array
+                    del p
+                f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         except BaseException:

@@ -37,6 +37,35 @@ def rss_kib(field: str = "VmRSS") -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+class PeakSampler:
+    """Samples ``RssAnon`` and ``RssFile`` of this process every few milliseconds; keeps the peaks (KiB).
+
+    Anonymous memory is what the process holds; file-backed resident pages (memory-mapped cache files being
+    read or written) also count in ``VmHWM`` but are page cache the kernel can drop at any time.
+    """
+
+    def __init__(self, every: float = 0.005):
+        import threading
+
+        self.every, self.anon, self.file = every, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.anon = max(self.anon, rss_kib("RssAnon"))
+            self.file = max(self.file, rss_kib("RssFile"))
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def write_images(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> list[str]:
     """``n`` small JPEGs (a few distinct noise patterns, each file slightly different) in sub-folders of 1,000."""
     from PIL import Image
@@ -71,15 +100,17 @@ def child(args) -> None:
     source = FileListSource("synthetic", Path(args.root), names, np.zeros(len(names), np.int64),
                             digest_dir=Path(args.cache) / "digests")
     source.fingerprint()  # file digests: part of every run, measured in the baseline
-    base = rss_kib()
+    base, base_anon = rss_kib(), rss_kib("RssAnon")
     t0 = time.perf_counter()
-    feats = extract_features(bb, source, {"image", "local"}, cache=FeatureCache(Path(args.cache) / "features"),
-                             batch_size=args.batch_size, num_workers=args.workers)
+    with PeakSampler() as peaks:
+        feats = extract_features(bb, source, {"image", "local"}, cache=FeatureCache(Path(args.cache) / "features"),
+                                 batch_size=args.batch_size, num_workers=args.workers)
     seconds = time.perf_counter() - t0
     stored = sum(p.stat().st_size for p in Path(feats.meta["cache_path"]).rglob("*.npy"))
     touched = float(np.asarray(feats["local"]).sum())  # the caller reads every row (memory-mapped pages count)
     after = rss_kib()
     print(json.dumps({"n": len(names), "baseline_kib": base, "peak_kib": rss_kib("VmHWM"), "after_read_kib": after,
+                      "base_anon_kib": base_anon, "peak_anon_kib": peaks.anon, "peak_file_kib": peaks.file,
                       "workers_peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
                       "stored_bytes": stored, "seconds": round(seconds, 1), "checksum": touched}))
 
@@ -101,9 +132,9 @@ def main(argv=None) -> None:
         (Path(tmp) / "names.json").write_text(json.dumps(names))
         print(f"# {max(args.sizes):,} synthetic {w}x{h} JPEGs ready in {time.perf_counter() - t0:.0f} s; "
               f"{platform.machine()}, {os.cpu_count()} CPUs, {args.workers} loader worker(s)")
-        print("| images | baseline RSS MiB | peak RSS MiB | growth MiB | after reading features MiB | "
-              "worker peak MiB | stored features MiB | extraction s |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| images | baseline RSS MiB | peak RSS MiB | growth MiB | anonymous growth MiB | peak file-backed "
+              "MiB | after reading features MiB | worker peak MiB | stored features MiB | extraction s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for n in args.sizes:
             cache = Path(tmp) / f"cache{n}"
             cmd = [sys.executable, __file__, CHILD, "--n", str(n), "--root", str(root), "--names",
@@ -113,7 +144,8 @@ def main(argv=None) -> None:
             r = json.loads(out)
             mib = 1024.0
             print(f"| {r['n']:,} | {r['baseline_kib'] / mib:.0f} | {r['peak_kib'] / mib:.0f} | "
-                  f"{(r['peak_kib'] - r['baseline_kib']) / mib:.0f} | {r['after_read_kib'] / mib:.0f} | "
+                  f"{(r['peak_kib'] - r['baseline_kib']) / mib:.0f} | {(r['peak_anon_kib'] - r['base_anon_kib']) / mib:.0f} | "
+                  f"{r['peak_file_kib'] / mib:.0f} | {r['after_read_kib'] / mib:.0f} | "
                   f"{r['workers_peak_kib'] / mib:.0f} | {r['stored_bytes'] / 2**20:.1f} | {r['seconds']} |",
                   flush=True)
 
