@@ -162,7 +162,7 @@ class DevicePreprocess:
 class RawDataset(torch.utils.data.Dataset):
     """Items ``(kind, payload, index, reason)`` read in DataLoader workers:
 
-    * ``("jpeg", uint8 [n_bytes], i, None)``: the file's bytes, for the device decoder;
+    * ``("jpeg", bytes, i, None)``: the file's content, for the device decoder;
     * ``("pixels", uint8 [3, h, w], i, None)``: the PIL fallback, already resized and cropped;
     * ``(None, None, i, reason)``: unreadable.
     """
@@ -182,7 +182,7 @@ class RawDataset(torch.utils.data.Dataset):
             except OSError as exc:
                 return None, None, index, unreadable_reason(exc)
             if jpeg_components(data) in (1, 3):
-                return "jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8), index, None
+                return "jpeg", data, index, None  # plain bytes: pickled through the pipe, no shared-memory handle
         return self._pixels(index)
 
     def _pixels(self, index: int):
@@ -237,7 +237,8 @@ class BatchDecoder:
         slots: list[torch.Tensor | None] = [None] * len(items)
         bad: list[tuple[int, str]] = []
         jpeg = [k for k, it in enumerate(items) if it[0] == "jpeg"]
-        decoded = self._decode([items[k][1] for k in jpeg]) if jpeg else []
+        blobs = [torch.frombuffer(bytearray(items[k][1]), dtype=torch.uint8) for k in jpeg]
+        decoded = self._decode(blobs) if jpeg else []
         for k, img in zip(jpeg, decoded):
             if img is None:  # the decoder rejected it: PIL decides (maybe it is unreadable after all)
                 items[k] = RawDataset(self.source, self.pre.host)._pixels(items[k][2])
