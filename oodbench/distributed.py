@@ -130,7 +130,8 @@ def session(device: str) -> Iterator[tuple[World, str]]:
     """Join the process group torchrun describes (if any) for the duration of one command.
 
     Yields ``(world, device)`` with this rank's device. On non-zero ranks the ``oodbench`` logger is set to
-    warnings only (no progress bars, no duplicate tables). The group is destroyed on exit.
+    warnings only (no progress bars, no duplicate tables). A group this joined is destroyed on exit; one that a
+    caller had initialised before is used as it is and left alone.
     """
     global _WORLD, _OBJECT_GROUP
     w = env_world()
@@ -141,15 +142,20 @@ def session(device: str) -> Iterator[tuple[World, str]]:
     import torch.distributed as dist
 
     device = device_for(device, w)
-    backend = "nccl" if device.startswith("cuda") else "gloo"
     if device.startswith("cuda"):
         if w.local_rank >= torch.cuda.device_count():
             raise UserError(f"LOCAL_RANK {w.local_rank} but this node has {torch.cuda.device_count()} CUDA device(s); "
                             "start at most one process per GPU (--nproc-per-node)")
         torch.cuda.set_device(w.local_rank)
     timeout = datetime.timedelta(seconds=_env_int(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
-    kwargs = {"device_id": torch.device(device)} if backend == "nccl" else {}
-    dist.init_process_group(backend=backend, timeout=timeout, **kwargs)
+    owned = not dist.is_initialized()  # a caller (e.g. a script using the API) may have joined a group already
+    if owned:
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        kwargs = {"device_id": torch.device(device)} if backend == "nccl" else {}
+        dist.init_process_group(backend=backend, timeout=timeout, **kwargs)
+    else:
+        backend = str(dist.get_backend())
+        w = World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=w.local_rank)
     _OBJECT_GROUP = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None
     _WORLD = World(rank=w.rank, size=w.size, local_rank=w.local_rank, backend=backend)
     level = log.level
@@ -165,7 +171,8 @@ def session(device: str) -> Iterator[tuple[World, str]]:
         try:
             if group is not None:
                 dist.destroy_process_group(group)
-            dist.destroy_process_group()
+            if owned:
+                dist.destroy_process_group()
         except Exception as exc:  # a broken group cannot be torn down cleanly; the process ends anyway
             log.debug("process group teardown: %s", exc)
 
