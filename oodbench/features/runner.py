@@ -33,10 +33,15 @@ CHUNK = 32  # images per DataLoader item
 
 
 def default_workers(source, device: torch.device) -> int:
-    """0 for in-memory sources; else most cores on a GPU machine, a few on a CPU one (the model needs them)."""
+    """0 for in-memory sources; else most cores on a GPU machine, a few on a CPU one (the model needs them).
+    Several processes on one node (torchrun's ``LOCAL_WORLD_SIZE``) share the node's cores."""
     if isinstance(source, ArraySource):
         return 0
-    cpus = os.cpu_count() or 1
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    cpus = max(1, (os.cpu_count() or 1) // local)
     return max(1, min(12, cpus - 2)) if device.type == "cuda" else max(1, min(4, cpus // 2))
 
 
