@@ -168,6 +168,9 @@ def run(resolved: ResolvedBenchmark, settings: RunSettings, caches: CacheRoot | 
     from oodbench import distributed
 
     world = distributed.world()
+    if distributed.env_world().active and not world.active:
+        raise UserError("this command does not divide its work over processes; start it without torchrun "
+                        "(`oodbench run` and `oodbench search` do)")
     caches = caches if caches is not None else CacheRoot()
     if backbone is None:
         backbone = create_backbone(settings.backbone, settings.pretrained).to(settings.device)
