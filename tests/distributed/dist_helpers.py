@@ -86,3 +86,17 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
         else:
             out[rel] = p.read_bytes()
     return out
+
+
+def default_jobs(rank: int, out_dir: Path) -> None:
+    """The 2-process work of the default suite, in one process group (starting processes is the slow part):
+    the uneven extraction of ``test_dealt_extraction`` and the searches of ``test_dealt_search``."""
+    from oodbench import distributed
+
+    import test_dealt_extraction as ex
+    import test_dealt_search as se
+
+    with distributed.session("cpu") as (world, _):
+        assert world.size == 2 and world.rank == rank and world.backend == "gloo"
+        ex.job(rank, out_dir, *ex.DEFAULT_CASE)
+        se.job(rank, out_dir)

@@ -36,23 +36,27 @@ def _extract(cache_dir, n, broken, batch_size, shard_size):
                             shard_size=shard_size, num_workers=0, class_names=CLASS_NAMES, prompt=PROMPT)
 
 
-def _worker(rank, cache_dir, out_file, n, broken, batch_size, shard_size):
+# 9 batches over 5 shards (uneven for 2 processes); unreadable images in both ranks' batches
+DEFAULT_CASE = (25, (4, 13, 14, 24), 3, 6)
+
+
+def job(rank, out_dir, n, broken, batch_size, shard_size):
+    """Inside a 2-process group: extract into ``out_dir/two``; rank 0 pickles its features."""
+    feats = _extract(out_dir / "two", n, broken, batch_size, shard_size)
+    if rank == 0:
+        (out_dir / "features.pkl").write_bytes(pickle.dumps((feats.arrays, feats.meta["skipped"])))
+    else:
+        assert feats.arrays == {}  # only rank 0 loads (and scores)
+
+
+def _worker(rank, out_dir, *case):
     from oodbench import distributed
 
-    with distributed.session("cpu") as (world, _):
-        assert world.size == 2 and world.rank == rank and world.backend == "gloo"
-        feats = _extract(cache_dir, n, broken, batch_size, shard_size)
-        if rank == 0:
-            out_file.write_bytes(pickle.dumps((feats.arrays, feats.meta["skipped"])))
-        else:
-            assert feats.arrays == {}  # only rank 0 loads (and scores)
+    with distributed.session("cpu"):
+        job(rank, out_dir, *case)
 
 
-@pytest.mark.parametrize("n, broken, batch_size, shard_size", [
-    (25, (4, 13, 14, 24), 3, 6),  # 9 batches over 5 shards, uneven; unreadable images on both ranks' batches
-    pytest.param(1, (), 4, 8, marks=pytest.mark.slow),  # one batch: rank 1 forwards nothing
-])
-def test_two_processes_write_the_single_process_cache(tmp_path, n, broken, batch_size, shard_size):
+def _compare(tmp_path, out_dir, n, broken, batch_size, shard_size):
     import torch
 
     threads = torch.get_num_threads()
@@ -61,9 +65,8 @@ def test_two_processes_write_the_single_process_cache(tmp_path, n, broken, batch
         one = _extract(tmp_path / "one", n, broken, batch_size, shard_size)
     finally:
         torch.set_num_threads(threads)
-    spawn(_worker, 2, tmp_path / "two", tmp_path / "out.pkl", n, broken, batch_size, shard_size)
-    arrays, skipped = pickle.loads((tmp_path / "out.pkl").read_bytes())
-    a, b = tree_bytes(tmp_path / "one"), tree_bytes(tmp_path / "two")
+    arrays, skipped = pickle.loads((out_dir / "features.pkl").read_bytes())
+    a, b = tree_bytes(tmp_path / "one"), tree_bytes(out_dir / "two")
     assert sorted(a) == sorted(b) and a == b  # same keys, same files, same bytes
     assert set(arrays) == set(one.arrays)
     for k in one.arrays:
@@ -73,6 +76,17 @@ def test_two_processes_write_the_single_process_cache(tmp_path, n, broken, batch
     kept = [i for i in range(n) if i not in broken]
     assert np.array_equal(one.arrays["labels"], _source(n).labels[kept])
     assert len(one.arrays["image"]) == len(kept)
+
+
+def test_two_processes_write_the_single_process_cache(tmp_path, two_process_outputs):
+    _compare(tmp_path, two_process_outputs, *DEFAULT_CASE)
+
+
+@pytest.mark.slow
+def test_fewer_batches_than_processes(tmp_path):
+    case = (1, (), 4, 8)  # one batch: rank 1 forwards nothing
+    spawn(_worker, 2, tmp_path, *case)
+    _compare(tmp_path, tmp_path, *case)
 
 
 def _failing_worker(rank, cache_dir, out_dir):
