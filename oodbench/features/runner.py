@@ -209,8 +209,9 @@ class _Forward:
                 if chunk_bad:
                     if on_bad == "fail":
                         i, reason = chunk_bad[0]
-                        raise DataError(f"{self.source.name}: unreadable image {self.source.describe(i)} ({reason}) — "
-                                        "fix or remove it, or pass --on-bad skip to leave unreadable images out")
+                        raise DataError(f"{self.source.name}: unreadable image {self.source.describe(i)} "
+                                        f"({reason}) — fix or remove it, or pass --on-bad skip to leave unreadable "
+                                        "images out")
                     bad += chunk_bad
                 if images is not None:
                     index.append(indices.numpy())
