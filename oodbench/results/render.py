@@ -77,6 +77,12 @@ def write_rows(rows: dict[str, dict[str, float]], path: str | Path, meta: dict[s
     return path
 
 
+def _cell(value, std) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+
+
 def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc", "aupr_in", "aupr_out")) -> Table:
     """One postprocessor, rows = OOD sets + average, a column group per method (vanilla vs SeTAR side by side).
 
@@ -84,7 +90,7 @@ def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc
     AUROC are shown per method, as in the paper's tables (AUPR-In/Out stay in the stored runs), so that the table
     fits an 80-column terminal.
     """
-    from oodbench.results.runs import protocol_text
+    from oodbench.results.runs import fsood_of, order_std, protocol_text
 
     methods = list(records)
     first = records[methods[0]]
@@ -108,11 +114,27 @@ def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc
             cells += [f"{100 * row[m]:.2f}" + (f" ± {100 * std[m]:.2f}" if (std or {}).get(m) is not None else "")
                       for m in metrics]
         table.add_row(*cells)
+    fs_all = {m: fsood_of(r) for m, r in records.items()}
+    if all(fs_all.values()):  # full-spectrum rows: OOD vs ID test + every csID set
+        table.add_section()
+        for name in fs_all[methods[0]]["metrics"]:
+            cells = [f"{name} (FS)", first.ood_sets.get(name, "")]
+            for method in methods:
+                row = fs_all[method]["metrics"].get(name, {})
+                cells += [_cell(row.get(m), order_std(records[method], f"fsood:{name}", m)) for m in metrics]
+            table.add_row(*cells)
     accs = [(f"{m}: " if multi else "") + f"{100 * r.id_accuracy:.2f}"
             for m, r in records.items() if r.id_accuracy is not None]
     counts = first.counts
+    csid = ""
+    if all(fs_all.values()):
+        csid = " | FS: ID test + csID " + ", ".join(
+            f"{n} ({v['n']} images, accuracy "
+            + "/".join(f"{100 * fs_all[m]['csid'][n]['accuracy']:.2f}" for m in methods
+                       if fs_all[m]["csid"].get(n, {}).get("accuracy") is not None) + ")"
+            for n, v in fs_all[methods[0]]["csid"].items()) + " as ID"
     table.caption = (f"{first.benchmark} | {first.backbone['name']} | ID {first.id_set}: {counts['id']} images"
-                     + (f" | ID accuracy {', '.join(accs)}" if accs else "")
+                     + (f" | ID accuracy {', '.join(accs)}" if accs else "") + csid
                      + " | FPR95: ID positive, nearest recall to 95%"
                      + (" | test-time score: mean ± std over stream orders ("
                         + "; ".join(dict.fromkeys(protocol_text(r).removeprefix("test-time: stream orders ")

@@ -114,7 +114,10 @@ def test_adhoc_csid_folders_through_the_cli(folders, capsys):
             "--classes", str(folders / "classes.txt"), "--cache-dir", str(folders / "cache"),
             "--results-root", str(folders / "runs"), "-q", "--post", "mcm"]
     assert main(["run", *args, "--csid", f"inverted={shifted}"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
     (rec,) = ResultsStore(folders / "runs").runs()
+    fs_avg = rec.extra["fsood"]["metrics"]["average"]
+    assert f"average (FS) │ │ {100 * fs_avg['fpr95']:.2f} │ {100 * fs_avg['auroc']:.2f}" in printed, printed
     n = sum(1 for _ in shifted.rglob("*.png"))
     assert rec.extra["fsood"]["csid"]["inverted"]["n"] == n and rec.counts["id"] == 48
     assert rec.extra["data"]["splits"]["inverted"]["role"] == "csid"
