@@ -68,6 +68,21 @@ def _official_eval(backbone, pristine, plan, images, labels, prompts, cfg) -> fl
     return time.perf_counter() - t0
 
 
+def _gemm_per_cpu_second(device: torch.device, size: int, seconds: float) -> float:
+    """FLOPs of a large fp32 GEMM per CPU second of this process (CPU devices; the wall-clock rate on a GPU)."""
+    if device.type != "cpu":
+        return matmul_rate(device, size or None, seconds)
+    n = size or 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)
+    reps, c0, t0 = 0, time.process_time(), time.perf_counter()
+    while time.perf_counter() - t0 < seconds or reps < 3:
+        torch.mm(a, b, out=out)
+        reps += 1
+    return 2.0 * n**3 * reps / (time.process_time() - c0)
+
+
 def _svd_seconds(target, reps: int = 3) -> float:
     w = target.get().float()
     torch.linalg.svd(w, full_matrices=False)  # warm-up
@@ -108,12 +123,14 @@ def run(args: argparse.Namespace) -> dict:
                        ratios=tuple(args.ratios))
     logger.info("fast %s search: %s on %s, %d images, %d classes", cfg.searcher, args.backbone, device, args.n_images, args.n_classes)
     gemm_before = matmul_rate(device, args.gemm_size or None, args.gemm_seconds)
+    gemm_cpu_before = _gemm_per_cpu_second(device, args.gemm_size, args.gemm_seconds)
     _sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = search(backbone, images, labels, names, prompt, cfg)
     _sync(device)
-    fast_s = time.perf_counter() - t0
+    fast_s, fast_cpu = time.perf_counter() - t0, time.process_time() - c0
     gemm_after = matmul_rate(device, args.gemm_size or None, args.gemm_seconds)
+    gemm_cpu_after = _gemm_per_cpu_second(device, args.gemm_size, args.gemm_seconds)
     flops = result.log.efficiency.get("unavoidable_flops")
     gemm = max(gemm_before, gemm_after)
     cands = result.log.candidates
@@ -130,10 +147,18 @@ def run(args: argparse.Namespace) -> dict:
         "plan": result.plan.describe(),
         # the work an exact search cannot avoid (methods/setar/efficiency.py) against a large fp32 GEMM timed in this
         # run before and after the search (the faster of the two is the reference)
+        # (over the search's own seconds, log.seconds: without the GEMM the search times for its log)
+        "search_log_seconds": round(result.log.seconds, 3),
         "unavoidable_tflop": round(flops / 1e12, 4) if flops else None,
-        "achieved_gflop_per_s": round(flops / fast_s / 1e9, 2) if flops else None,
+        "achieved_gflop_per_s": round(flops / result.log.seconds / 1e9, 2) if flops else None,
         "gemm_gflop_per_s": {"before": round(gemm_before / 1e9, 2), "after": round(gemm_after / 1e9, 2)},
-        "matmul_fraction": round(flops / fast_s / gemm, 3) if flops else None,
+        "matmul_fraction": round(flops / result.log.seconds / gemm, 3) if flops else None,
+        # the same per CPU second of this process (user + system, all threads): on a shared machine the wall-clock
+        # fraction also measures the other processes; this one does not (idle OpenMP threads that spin still count)
+        "search_cpu_seconds": round(fast_cpu, 1),
+        "gemm_gflop_per_cpu_s": {"before": round(gemm_cpu_before / 1e9, 2), "after": round(gemm_cpu_after / 1e9, 2)},
+        "matmul_fraction_cpu_time": round(flops / fast_cpu / max(gemm_cpu_before, gemm_cpu_after), 3) if flops else None,
+        "search_log_efficiency": result.log.efficiency,
     }
     if args.reference_candidates > 0:
         pristine = {k: v.detach().clone() for k, v in backbone.model.state_dict().items()}
