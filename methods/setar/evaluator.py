@@ -27,6 +27,7 @@ SVD and runs both towers on the whole validation set for each candidate). Here, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -101,8 +102,20 @@ class FastEvaluator:
     def removed(self, target: Target, ratio: float) -> int:
         return removed_rank(min(self.target_weight(target).shape), ratio)
 
+    def _arithmetic(self):
+        """The backbone's search arithmetic (CLIP: :func:`~oodbench.backbones.clip_blocks.search_arithmetic`)."""
+        if self.is_clip:
+            from oodbench.backbones.clip_blocks import search_arithmetic
+
+            return search_arithmetic()
+        return contextlib.nullcontext()
+
     @torch.no_grad()
     def evaluate(self, target: Target, ratio: float) -> tuple[LossResult, int, bool]:
+        with self._arithmetic():
+            return self._evaluate(target, ratio)
+
+    def _evaluate(self, target: Target, ratio: float) -> tuple[LossResult, int, bool]:
         """Loss of the accepted configuration with ``target`` cut at ``ratio``.
 
         Returns:

@@ -42,6 +42,7 @@ from oodbench.backbones.clip_blocks import (
     check_blocks,
     class_token_output,
     last_block_attention,
+    last_block_mlp,
     last_block_output,
     mlp_half,
     run_blocks,
@@ -316,8 +317,7 @@ class ClipBackbone(Backbone):
                 raise ValueError("forward_from_mlp('text', ...) needs the token ids to find the end-of-text positions")
             return self._text.forward_from_mlp(state, layer, inputs)
         if layer == n - 1 and self._class_token_pooling():
-            out = mlp_half(blk, state)
-            return self._vision_heads(out[:, :1], out[:, 1:])
+            return self._vision_heads(*last_block_mlp(blk, state))
         return self.forward_from(tower, mlp_half(blk, state), layer + 1, inputs)
 
     # ---------------------------------------------------------------------------------- internals

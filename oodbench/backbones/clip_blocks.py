@@ -19,6 +19,10 @@ Also :func:`block_target`, the named weights of one block (W_q/W_k/W_v as row sl
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock, Transformer
@@ -28,11 +32,43 @@ from oodbench.backbones.base import TargetWeight
 from oodbench.errors import IncompatibleError
 
 
+_MODE = threading.local()
+
+
+@contextmanager
+def search_arithmetic() -> Iterator[None]:
+    """Inside this block (the SeTAR search) attention runs through ``F.scaled_dot_product_attention`` on the packed
+    projection (:func:`self_attention`), the last image block shares one normalisation and key/value projection
+    between the class token and the value path (:func:`last_block_attention`), and the last text block runs for the
+    pooled token only. The numbers equal the default arithmetic to float32 rounding (about 1e-6), not bit for bit;
+    outside, the blocks run through open_clip's own modules, so extracted features (and every stored result) keep
+    the arithmetic of the official model code."""
+    previous = getattr(_MODE, "search", False)
+    _MODE.search = True
+    try:
+        yield
+    finally:
+        _MODE.search = previous
+
+
+def in_search_arithmetic() -> bool:
+    """Whether :func:`search_arithmetic` is active in this thread."""
+    return getattr(_MODE, "search", False)
+
+
 def run_blocks(tr: Transformer, x: torch.Tensor, start: int, stop: int, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Blocks ``start .. stop-1`` of an open_clip ``Transformer`` on batch-first ``x`` ``[B, T, W]``."""
+    if start >= stop:
+        return x
+    if in_search_arithmetic():
+        for blk in tr.resblocks[start:stop]:
+            x = mlp_half(blk, attention_half(blk, x, attn_mask))
+        return x
+    if not tr.batch_first:
+        x = x.transpose(0, 1)
     for blk in tr.resblocks[start:stop]:
-        x = mlp_half(blk, attention_half(blk, x, attn_mask))
-    return x
+        x = blk(x, attn_mask=attn_mask)
+    return x if tr.batch_first else x.transpose(0, 1)
 
 
 def value_path(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
@@ -80,8 +116,18 @@ def self_attention(block: ResidualAttentionBlock, q: torch.Tensor, attn_mask: to
 
     The packed input projection, ``F.scaled_dot_product_attention`` over the heads and the output projection: the
     arithmetic of ``nn.MultiheadAttention`` (eval mode, no dropout) without its head-splitting copies; the projection
-    weights are read through the module, so parametrizations (fine-tuning adapters) apply.
+    weights are read through the module, so parametrizations (fine-tuning adapters) apply. Outside
+    :func:`search_arithmetic`, ``block.attn`` itself (``nn.MultiheadAttention``).
     """
+    if not in_search_arithmetic():
+        kv = q if kv is None else kv
+        mask = attn_mask.to(q.dtype) if attn_mask is not None else None
+        if mask is not None and mask.dim() == 4:  # [N, 1, 1, L] -> [N * heads, 1, L], as nn.MultiheadAttention wants
+            mask = mask[:, 0].repeat_interleave(block.attn.num_heads, dim=0)
+        if block.attn.batch_first:
+            return block.attn(q, kv, kv, need_weights=False, attn_mask=mask)[0]
+        q, kv = q.transpose(0, 1), kv.transpose(0, 1)
+        return block.attn(q, kv, kv, need_weights=False, attn_mask=mask)[0].transpose(0, 1)
     attn = block.attn
     w, b = attn.in_proj_weight, attn.in_proj_bias
     d = attn.embed_dim
@@ -121,12 +167,18 @@ def class_token_output(block: ResidualAttentionBlock, x_in: torch.Tensor) -> tor
 
 def class_token_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
     """Post-attention state of the class token: ``x_in[:, :1] + ls_1(attn(q = ln_1(x_in)[:, :1], kv = ln_1(x_in)))``."""
-    return last_block_attention(block, x_in)[:, :1]
+    if in_search_arithmetic():
+        return last_block_attention(block, x_in)[:, :1]
+    ln = block.ln_1(x_in)
+    return x_in[:, :1] + block.ls_1(self_attention(block, ln[:, :1], None, kv=ln))
 
 
 def last_block_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
-    """The class token's post-attention state followed by the value path's, ``[B, 1 + T, W]``, sharing one ``ln_1``
-    and one key/value projection (the value path's values are the attention's values)."""
+    """The class token's post-attention state followed by the value path's, ``[B, 1 + T, W]``; in
+    :func:`search_arithmetic` sharing one ``ln_1`` and one key/value projection (the value path's values are the
+    attention's values)."""
+    if not in_search_arithmetic():
+        return torch.cat([class_token_attention(block, x_in), value_attention(block, x_in)], dim=1)
     attn = block.attn
     w, b = attn.in_proj_weight, attn.in_proj_bias
     d, heads = attn.embed_dim, attn.num_heads
@@ -145,9 +197,17 @@ def last_block_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> t
 
 
 def last_block_output(block: ResidualAttentionBlock, x_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(class_token_output(block, x_in), value_path(block, x_in))`` from one shared attention pass."""
-    state = mlp_half(block, last_block_attention(block, x_in))
-    return state[:, :1], state[:, 1:]
+    """``(class_token_output(block, x_in), value_path(block, x_in))`` (one shared attention pass in
+    :func:`search_arithmetic`)."""
+    return last_block_mlp(block, last_block_attention(block, x_in))
+
+
+def last_block_mlp(block: ResidualAttentionBlock, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MLP half of :func:`last_block_attention`'s state: ``(class token [B, 1, W], value path [B, T, W])``."""
+    if in_search_arithmetic():
+        out = mlp_half(block, state)
+        return out[:, :1], out[:, 1:]
+    return mlp_half(block, state[:, :1]), mlp_half(block, state[:, 1:])
 
 
 def pooled_token_output(block: ResidualAttentionBlock, x_in: torch.Tensor, pos: torch.Tensor,

@@ -3,14 +3,19 @@ FLOP counts of the layer-wise forward, each against an independent reference: op
 ``encode_text`` / ``encode_image``, and torch's FLOP counter plus the attention products counted from the shapes
 that reach ``F.scaled_dot_product_attention``."""
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from oodbench.backbones import create_backbone
-from oodbench.backbones.clip_blocks import run_blocks
+from oodbench.backbones.clip_blocks import run_blocks, search_arithmetic
 from oodbench.backbones.clip_flops import loss_flops, text_flops, vision_flops
+
+#: the default arithmetic (open_clip's modules) and the search's (SDPA, shared last-block projections, pooled text)
+MODES = {"default": contextlib.nullcontext, "search": search_arithmetic}
 
 PROMPTS = ["a photo of a cat", "a dog", "a much longer prompt than the other two, with a comma", "x"]
 
@@ -25,9 +30,10 @@ def _inputs(clip):
     return {"vision": x, "text": clip.tokenize(PROMPTS)}
 
 
-def test_hidden_from_any_lower_state_is_the_state_from_the_input(clip):
+@pytest.mark.parametrize("mode", MODES)
+def test_hidden_from_any_lower_state_is_the_state_from_the_input(clip, mode):
     inputs = _inputs(clip)
-    with torch.no_grad():
+    with torch.no_grad(), MODES[mode]():
         for tower, x in inputs.items():
             n = clip.num_layers(tower)
             states = [clip.hidden(tower, x, layer) for layer in range(n + 1)]
@@ -40,7 +46,7 @@ def test_hidden_from_any_lower_state_is_the_state_from_the_input(clip):
 
 
 def test_blocks_equal_open_clip_modules(clip):
-    """The SDPA attention and in-place QuickGELU against open_clip's ``ResidualAttentionBlock.forward``."""
+    """The search's SDPA attention and in-place QuickGELU against open_clip's ``ResidualAttentionBlock.forward``."""
     g = torch.Generator().manual_seed(1)
     for tr, mask in ((clip.visual.transformer, None), (clip.model.transformer, clip.model.attn_mask[:9, :9])):
         width = tr.resblocks[0].ln_1.normalized_shape[0]
@@ -50,13 +56,18 @@ def test_blocks_equal_open_clip_modules(clip):
             for blk in tr.resblocks:
                 ref = blk(ref, attn_mask=mask)
             ref = ref if tr.batch_first else ref.transpose(0, 1)
-            torch.testing.assert_close(run_blocks(tr, x, 0, len(tr.resblocks), mask), ref, rtol=1e-5, atol=1e-5)
+            assert torch.equal(run_blocks(tr, x, 0, len(tr.resblocks), mask), ref)  # default: the modules themselves
+            with search_arithmetic():
+                fast = run_blocks(tr, x, 0, len(tr.resblocks), mask)
+            torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_text_from_every_layer_equals_open_clip_encode_text(clip):
-    """The last block runs for the end-of-text token only; open_clip runs it (untrimmed) for every token."""
+@pytest.mark.parametrize("mode", MODES)
+def test_text_from_every_layer_equals_open_clip_encode_text(clip, mode):
+    """In the search's arithmetic the last block runs for the end-of-text token only; open_clip runs it (untrimmed)
+    for every token."""
     ids = clip.tokenize(PROMPTS)
-    with torch.no_grad():
+    with torch.no_grad(), MODES[mode]():
         ref = clip.model.encode_text(ids)
         for layer in range(clip.num_layers("text") + 1):
             h = clip.hidden("text", ids, layer)
@@ -67,9 +78,10 @@ def test_text_from_every_layer_equals_open_clip_encode_text(clip):
                 torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_image_features_equal_open_clip_encode_image(clip):
+@pytest.mark.parametrize("mode", MODES)
+def test_image_features_equal_open_clip_encode_image(clip, mode):
     x = _inputs(clip)["vision"]
-    with torch.no_grad():
+    with torch.no_grad(), MODES[mode]():
         got = clip.compute_features(x, {"image"})["image"]
         torch.testing.assert_close(got, clip.model.encode_image(x), rtol=1e-5, atol=1e-5)
 
@@ -90,12 +102,13 @@ class _Counted:
 
     def __call__(self, fn):
         self.attention = 0
-        with FlopCounterMode(display=False) as fc, torch.no_grad():
+        with FlopCounterMode(display=False) as fc, torch.no_grad(), search_arithmetic():
             fn()
         return fc.get_total_flops() + self.attention
 
 
 def test_text_flops_count_what_runs(clip, monkeypatch):
+    """The count is of the search's arithmetic (what the search runs)."""
     ids = clip.tokenize(PROMPTS)
     count = _Counted(monkeypatch)
     n = clip.num_layers("text")
