@@ -20,6 +20,10 @@ SVD and runs both towers on the whole validation set for each candidate). Here, 
 * for ``W_up`` / ``W_down`` on a backbone that offers it (CLIP: ``hidden_mlp`` / ``forward_from_mlp``), the cached
   state is taken after the searched block's attention half, which those weights do not touch, so a candidate
   re-runs only that block's MLP half and the blocks above (bit-identical to running the whole block);
+* on a CLIP backbone everything runs in the backbone's search arithmetic
+  (:func:`~oodbench.backbones.clip_blocks.search_arithmetic`: SDPA attention, the last image block's projections
+  shared by the class token and the value path, the last text block for the pooled token only), equal to the
+  extraction's arithmetic to float32 rounding;
 * a candidate that removes no component (ratio 0, or a ratio that rounds to rank 0) leaves the accepted
   configuration, whose loss is known, and candidates of one weight that remove the same number of components
   are the same model: neither is run again (both are still logged).

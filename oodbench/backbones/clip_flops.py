@@ -1,6 +1,7 @@
 """Matrix-multiply FLOPs of the CLIP layer-wise forward, counted from the model's shapes.
 
-What an exact SeTAR search cannot avoid is measured in these units: for each candidate, the blocks from the searched
+The counts are of the SeTAR search's arithmetic (:func:`~oodbench.backbones.clip_blocks.search_arithmetic`). What
+an exact SeTAR search cannot avoid is measured in these units: for each candidate, the blocks from the searched
 one up, the heads and the loss (:mod:`oodbench.methods.setar.efficiency`). Only matrix products are counted (two
 FLOPs per multiply-add): projections, attention scores and their weighted sums, the MLPs, the heads; norms,
 activations, softmax and residual additions are not. Work that no output reads is not counted either: the last
