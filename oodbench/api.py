@@ -58,7 +58,7 @@ def run(backbone=None, benchmark=None, *, pretrained: str | None = None, data_ro
         method_options: dict[str, dict[str, Any]] | None = None, params: dict[str, dict[str, Any]] | None = None,
         aps: bool = False, precision: str = "fp32", batch_size: int = 128, num_workers: int | None = None,
         device: str = "auto", seed: int = 0, on_bad: str = "skip", cache_dir: str | Path | None = None,
-        results_root: str | Path | None = None, save: bool = True, quiet: bool = False):
+        results_root: str | Path | None = None, save: bool = True, quiet: bool = False, decode: str = "pil"):
     """``oodbench run``: evaluate the vanilla model and each ``method`` with every score in ``post``.
 
     Args:
@@ -68,6 +68,7 @@ def run(backbone=None, benchmark=None, *, pretrained: str | None = None, data_ro
         method: methods evaluated beside the vanilla model (``"setar"``).
         results_root: where runs are stored (default ``$OODBENCH_RESULTS_ROOT`` or ./runs).
         save: store the runs (False: only return them).
+        decode: ``"pil"`` (official preprocessing) or ``"gpu"`` (:mod:`oodbench.data.decode`; recorded).
 
     Returns:
         One :class:`oodbench.pipeline.PostResult` per (method, postprocessor), with ``record`` and ``scores``
@@ -79,11 +80,11 @@ def run(backbone=None, benchmark=None, *, pretrained: str | None = None, data_ro
 
     with distributed.session(resolve_device(device)) as (_, device):  # under torchrun: divided, rank 0 stores
         return _run(backbone, benchmark, pretrained, data_root, post, method, method_options, params, aps, precision,
-                    batch_size, num_workers, device, seed, on_bad, cache_dir, results_root, save, quiet)
+                    batch_size, num_workers, device, seed, on_bad, cache_dir, results_root, save, quiet, decode=decode)
 
 
 def _run(backbone, benchmark, pretrained, data_root, post, method, method_options, params, aps, precision, batch_size,
-         num_workers, device, seed, on_bad, cache_dir, results_root, save, quiet):
+         num_workers, device, seed, on_bad, cache_dir, results_root, save, quiet, decode="pil"):
     from oodbench.cache import CacheRoot
     from oodbench.method import method_class
     from oodbench.pipeline import RunSettings, run as run_pipeline
@@ -100,7 +101,8 @@ def _run(backbone, benchmark, pretrained, data_root, post, method, method_option
     settings = RunSettings(
         backbone=bb.name, pretrained=pretrained, postprocessors=_names(post),
         methods=tuple(dict.fromkeys(baselines + chosen)), method_options=dict(method_options or {}), aps=aps,
-        precision=precision, batch_size=batch_size, num_workers=num_workers, device=device, seed=seed,
+        precision=precision, decode=decode, batch_size=batch_size, num_workers=num_workers, device=device,
+        seed=seed,
         on_bad=on_bad, quiet=quiet, params=dict(params or {}))
     runs = ResultsStore(results_root or default_results_root()) if save else None
     return run_pipeline(resolved, settings, CacheRoot(cache_dir), runs, backbone=bb)

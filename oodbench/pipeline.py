@@ -57,6 +57,7 @@ class RunSettings:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     aps: bool = False
     precision: str = "fp32"
+    decode: str = "pil"  # image decoding (oodbench.data.decode); recorded when not the default
     batch_size: int = 128
     num_workers: int | None = None
     device: str = "cpu"
@@ -198,6 +199,7 @@ def run(resolved: ResolvedBenchmark, settings: RunSettings, caches: CacheRoot | 
             features = extract_benchmark(
                 backbone, resolved, wanted, roles=roles, cache=caches.features, plan_hash=modification.key,
                 batch_size=settings.batch_size, num_workers=settings.num_workers, precision=settings.precision,
+                decode=settings.decode,
                 device=settings.device, on_bad=settings.on_bad,
             )
 
@@ -270,7 +272,8 @@ def _evaluate_one(cls, method, modification: Modification, backbone: Backbone, r
         benchmark=spec.name,
         id_set=spec.id_test.name,
         ood_sets={name: groups[name] for name in ood_feats},
-        backbone=backbone.describe() | {"preprocess": backbone.preprocess_config()},
+        backbone=backbone.describe() | {"preprocess": backbone.preprocess_config()
+                                        | ({"decode": settings.decode} if settings.decode != "pil" else {})},
         plan=dict(modification.record) | {"method": method.describe(), "display_name": method.title()},
         postprocessor={"name": cls.registry_name, "display_name": cls.title(), "params": post.get_params(),
                        "aps": aps_info, "fit_split": fit_feats.name if fit_feats is not None else None,

@@ -122,6 +122,10 @@ def add_extraction_args(parser: argparse.ArgumentParser) -> None:
                         "autocast and are recorded in the result and the cache key)")
     g.add_argument("--extract-batch-size", "--batch-size", dest="extract_batch_size", type=int, default=None, metavar="N",
                    help="images per forward pass when extracting features (default 128)")
+    g.add_argument("--decode", choices=("pil", "gpu"), default="pil",
+                   help="image decoding: pil = PIL decode + bicubic resize, the official preprocessing "
+                        "(default); gpu = JPEGs decoded (nvJPEG), resized and cropped on the device, PIL for "
+                        "files it cannot take; pixels differ slightly, so it is recorded and keyed")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="image-loading worker processes (default: by machine; 0 loads in the main process)")
 
@@ -139,5 +143,6 @@ def extraction_kwargs(args: argparse.Namespace) -> dict:
     workers = getattr(args, "workers", None)
     if workers is not None and workers < 0:
         raise UserError(f"--workers must be >= 0, got {workers}")
-    return {"precision": getattr(args, "precision", "fp32"), "batch_size": batch, "num_workers": workers,
+    return {"precision": getattr(args, "precision", "fp32"), "decode": getattr(args, "decode", "pil"),
+            "batch_size": batch, "num_workers": workers,
             "device": resolve_device(getattr(args, "device", "auto")), "on_bad": getattr(args, "on_bad", "skip")}

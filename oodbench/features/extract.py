@@ -130,7 +130,7 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
                      batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None, precision: str = "fp32",
                      device: str | torch.device | None = None, on_bad: str = "skip",
                      shared: dict[str, Any] | None = None, class_names=None, prompt: str | None = None,
-                     shard_size: int = DEFAULT_SHARD_SIZE) -> Features:
+                     shard_size: int = DEFAULT_SHARD_SIZE, decode: str = "pil") -> Features:
     """Features ``names`` of every readable image of ``source``.
 
     Args:
@@ -148,6 +148,8 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
         shared: model-level entries computed before (:func:`compute_shared`), reused as given.
         class_names, prompt: needed when text features are requested and ``shared`` lacks them.
         shard_size: images per cache shard for a new key (an existing key keeps its own).
+        decode: ``"pil"`` (default, the official preprocessing) or ``"gpu"`` (batched JPEG decoding, resize
+            and crop on ``device``: :mod:`oodbench.data.decode`); part of the cache key when not the default.
 
     Returns:
         Features with the requested per-sample arrays (rows = readable images, source order), ``labels``, the
@@ -160,6 +162,9 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
         raise UserError(f"on_bad must be skip or fail, got '{on_bad}'")
     if batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {batch_size}")
+    from oodbench.data.decode import check_decode
+
+    check_decode(decode)
     t0 = time.perf_counter()
     per_sample, shared_names, derive = plan_request(backbone, names)
     w = distributed.world()
@@ -172,7 +177,8 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
     n = len(source)
     if n == 0:
         raise DataError(f"{source.name}: no images to extract features from")
-    ingredients = key_ingredients(backbone, plan_hash, source, precision)
+    ingredients = key_ingredients(backbone, plan_hash, source, precision, decode=decode,
+                                  device=device if device is not None else backbone.device)
     if batch_size > shard_size:
         shard_size = batch_size
     shard_size = -(-shard_size // batch_size) * batch_size  # whole batches per shard
@@ -189,7 +195,7 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
         todo = distributed.broadcast_object(_todo(entry, per_sample) if w.is_main else None)
         if todo:
             batches += run_shards(backbone, source, entry, todo, batch_size=batch_size, num_workers=num_workers,
-                                  precision=precision, device=device, on_bad=on_bad)
+                                  precision=precision, device=device, on_bad=on_bad, decode=decode)
         loaded = distributed.on_main(lambda: _consolidate_load(entry, source, per_sample, on_bad, attempt),
                                      phase="extract")
         if not distributed.broadcast_object(loaded is None if w.is_main else None):
@@ -205,7 +211,7 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
     shared_keep = {k: v for k, v in shared_out.items() if k in requested or k in shared_names}
     meta = {"source": source.name, "fingerprint": source.fingerprint(), "cache_key": entry.key,
             "cache_path": str(entry.path) if entry.path is not None else None, "n_images": n,
-            "n_used": int(len(keep["labels"])), "skipped": skipped, "precision": precision,
+            "n_used": int(len(keep["labels"])), "skipped": skipped, "precision": precision, "decode": decode,
             "plan_hash": plan_hash, "forward_batches": batches, "seconds": round(time.perf_counter() - t0, 3)}
     return Features(keep, shared_keep, source.name, meta)
 

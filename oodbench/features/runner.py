@@ -57,7 +57,7 @@ def device_split(transform):
 
 
 def run_shards(backbone, source, entry: Entry, todo: dict[int, set[str]], *, batch_size: int, num_workers,
-               precision: str, device, on_bad: str) -> int:
+               precision: str, device, on_bad: str, decode: str = "pil") -> int:
     """Forward the images of the shards in ``todo`` (shard -> names to compute); write each finished shard.
 
     In a multi-process world (:mod:`oodbench.distributed`) the batches are dealt to the ranks and rank 0 writes
@@ -70,11 +70,12 @@ def run_shards(backbone, source, entry: Entry, todo: dict[int, set[str]], *, bat
 
     if distributed.world().active:
         return run_shards_dealt(backbone, source, entry, todo, batch_size=batch_size, num_workers=num_workers,
-                                precision=precision, device=device, on_bad=on_bad)
+                                precision=precision, device=device, on_bad=on_bad, decode=decode)
     from oodbench.console import progress
 
     batches = shard_batches(entry, todo, batch_size)
-    forward = _Forward(backbone, source, entry.shard_size, batches, batch_size, num_workers, precision, device)
+    forward = _Forward(backbone, source, entry.shard_size, batches, batch_size, num_workers, precision, device,
+                       decode)
     forward.log_start(todo, batches)
     acc: dict[int, dict[str, list]] = {}
     with progress() as prog, torch.inference_mode():
@@ -89,7 +90,7 @@ def run_shards(backbone, source, entry: Entry, todo: dict[int, set[str]], *, bat
 
 
 def run_shards_dealt(backbone, source, entry: Entry, todo: dict[int, set[str]], *, batch_size: int, num_workers,
-                     precision: str, device, on_bad: str) -> int:
+                     precision: str, device, on_bad: str, decode: str = "pil") -> int:
     """:func:`run_shards` over several processes: the batches a single process would run are dealt round-robin
     (batch i to rank i mod N: none duplicated, none dropped, no padding), every rank forwards its own, and after
     each round of N batches rank 0 gathers them in batch order and writes every shard that is complete. The
@@ -103,7 +104,8 @@ def run_shards_dealt(backbone, source, entry: Entry, todo: dict[int, set[str]], 
     batches = shard_batches(entry, todo, batch_size)
     mine = distributed.deal(batches, w)
     rounds = -(-len(batches) // w.size)
-    forward = (_Forward(backbone, source, entry.shard_size, mine, batch_size, num_workers, precision, device)
+    forward = (_Forward(backbone, source, entry.shard_size, mine, batch_size, num_workers, precision, device,
+                        decode)
                if mine else None)
     if forward is not None and w.is_main:
         forward.log_start(todo, batches)
@@ -163,7 +165,7 @@ class _Forward:
     """The loader and the model over a list of batches: :meth:`pieces` yields one piece per batch, in order."""
 
     def __init__(self, backbone, source, shard_size: int, batches: list[list[int]], batch_size: int, num_workers,
-                 precision: str, device):
+                 precision: str, device, decode: str = "pil"):
         dev = torch.device(device) if device is not None else backbone.device
         if dev != backbone.device:
             backbone.to(dev)
@@ -182,6 +184,12 @@ class _Forward:
         self.loader = torch.utils.data.DataLoader(SourceDataset(source, transform), batch_sampler=self.chunks,
                                                   num_workers=num_workers, collate_fn=collate,
                                                   pin_memory=dev.type == "cuda")
+        if decode != "pil":  # decoded, resized and normalised on dev by oodbench.data.decode; same chunks
+            from oodbench.data.decode import make_loader
+
+            self.normalize = None
+            self.loader = make_loader(source, backbone.preprocess(), decode=decode, device=dev,
+                                      batch_sampler=self.chunks, num_workers=num_workers)
         self.backbone, self.source, self.batches, self.dev = backbone, source, batches, dev
         self.shard_size = shard_size
         self.batch_size, self.num_workers, self.precision = batch_size, num_workers, precision

@@ -108,7 +108,8 @@ def matches(record: RunRecord, spec: RunSpec) -> bool:
         return False
     if record.method != spec.method or record.postprocessor.get("name") != spec.post:
         return False
-    if record.postprocessor.get("aps") or (record.precision or "fp32") != "fp32":
+    if record.postprocessor.get("aps") or (record.precision or "fp32") != "fp32" \
+            or (record.backbone.get("preprocess") or {}).get("decode"):
         return False
     full = _full_params(spec.post, spec.params)
     if full is None or not _same(full, record.postprocessor.get("params") or {}):

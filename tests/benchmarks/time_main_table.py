@@ -131,6 +131,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--decode", default="pil", help="image decoding of the tests: pil (official) or gpu (nvJPEG)")
     ap.add_argument("--ratios", type=float, nargs="+", help="SeTAR candidate ratios (default: the scale's / "
                     "the preset's)")
     ap.add_argument("--root", help="folder for the synthetic images (kept and reused); default a temporary one")
@@ -180,7 +181,8 @@ def main(argv=None) -> dict:
         # the same search options (seed included) for the search and the SeTAR run: the run finds the plan cached
         options = {"seed": args.seed, **({"ratios": ratios} if ratios else {})}
         n_total = counts["test"] + sum(counts["ood"].values())
-        print(f"# {args.backbone} ({args.pretrained}) on {device}, {args.precision}, batch {args.batch_size}; "
+        print(f"# {args.backbone} ({args.pretrained}) on {device}, {args.precision}, batch {args.batch_size}, "
+              f"decode {args.decode}; "
               f"{n_classes} classes; val {counts['val']:,}, test {counts['test']:,} ID + "
               f"{sum(counts['ood'].values()):,} OOD ({', '.join(f'{k} {v:,}' for k, v in counts['ood'].items())}); "
               f"JPEGs {kb:.0f} kB on average", flush=True)
@@ -191,7 +193,8 @@ def main(argv=None) -> dict:
         times["search"] = time.perf_counter() - t
         print(f"search: {fmt(times['search'])}", flush=True)
         run = dict(post=["mcm", "glmcm"], precision=args.precision, batch_size=args.batch_size,
-                   num_workers=args.workers, seed=args.seed, results_root=work / "runs", quiet=True, **common)
+                   num_workers=args.workers, seed=args.seed, results_root=work / "runs", quiet=True, **common,
+                   **({"decode": args.decode} if args.decode != "pil" else {}))
         t = time.perf_counter()
         vanilla = oodbench.run(backbone, resolved, **run)
         times["vanilla"] = time.perf_counter() - t
@@ -222,7 +225,7 @@ def main(argv=None) -> dict:
     done = {(r.method, r.postprocessor) for r in [*vanilla, *setar]}
     print(f"\nstored runs: {sorted(done)}; plan entries: {plan_steps}")
     figures = {"device": dev_name, "counts": counts, "classes": n_classes, "backbone": args.backbone,
-               "precision": args.precision, "batch_size": args.batch_size, "ratios": ratios,
+               "precision": args.precision, "batch_size": args.batch_size, "ratios": ratios, "decode": args.decode,
                "seconds": {k: round(v, 2) for k, v in times.items()}, "official_seconds": OFFICIAL,
                "argv": sys.argv[1:]}
     if args.json:
