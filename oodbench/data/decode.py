@@ -232,7 +232,7 @@ class BatchDecoder:
             return [self._decode([b])[0] for b in blobs]
 
     def __call__(self, items: Sequence) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[int, str]]]:
-        """``(images float32 [B, 3, h, w] on device | None, indices int64 [B], bad [(index, reason)])`` in item order."""
+        """``(images float32 [B, 3, h, w] on device | None, indices int64 [B], bad [(index, reason)])``, item order."""
         items = list(items)
         slots: list[torch.Tensor | None] = [None] * len(items)
         bad: list[tuple[int, str]] = []

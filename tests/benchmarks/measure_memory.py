@@ -144,7 +144,8 @@ def main(argv=None) -> None:
             r = json.loads(out)
             mib = 1024.0
             print(f"| {r['n']:,} | {r['baseline_kib'] / mib:.0f} | {r['peak_kib'] / mib:.0f} | "
-                  f"{(r['peak_kib'] - r['baseline_kib']) / mib:.0f} | {(r['peak_anon_kib'] - r['base_anon_kib']) / mib:.0f} | "
+                  f"{(r['peak_kib'] - r['baseline_kib']) / mib:.0f} | "
+                  f"{(r['peak_anon_kib'] - r['base_anon_kib']) / mib:.0f} | "
                   f"{r['peak_file_kib'] / mib:.0f} | {r['after_read_kib'] / mib:.0f} | "
                   f"{r['workers_peak_kib'] / mib:.0f} | {r['stored_bytes'] / 2**20:.1f} | {r['seconds']} |",
                   flush=True)

@@ -214,7 +214,8 @@ def main(argv=None) -> dict:
         (f"data identity: SHA-256 of {n_total + counts['val']:,} files (once)", times["identity"], None),
         (f"SeTAR search on {counts['val']:,} val images", times["search"], OFFICIAL["search"]),
         (f"vanilla test: {n_total:,} images, MCM + GL-MCM", times["vanilla"], OFFICIAL["test"]),
-        (f"SeTAR test: {n_total:,} images, MCM + GL-MCM (plan from the search, vanilla re-scored from cache)", times["setar"],
+        (f"SeTAR test: {n_total:,} images, MCM + GL-MCM (plan from the search, vanilla re-scored from cache)",
+         times["setar"],
          OFFICIAL["test"]),
     ]
     print(f"\n{dev_name}; torch {torch.__version__}; oodbench {oodbench.__version__}")
