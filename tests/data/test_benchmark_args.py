@@ -206,7 +206,9 @@ def test_extraction_options_become_extractor_arguments():
     p.add_argument("--device", default="auto")
     kw = extraction_kwargs(p.parse_args(["--precision", "bf16", "--extract-batch-size", "64", "--workers", "0",
                                          "--on-bad", "fail", "--device", "cpu"]))
-    assert kw == {"precision": "bf16", "batch_size": 64, "num_workers": 0, "device": "cpu", "on_bad": "fail"}
+    assert kw == {"precision": "bf16", "decode": "pil", "batch_size": 64, "num_workers": 0, "device": "cpu",
+                  "on_bad": "fail"}
+    assert extraction_kwargs(p.parse_args(["--decode", "gpu", "--device", "cpu"]))["decode"] == "gpu"
     assert extraction_kwargs(p.parse_args(["--device", "cpu"]))["batch_size"] == 128
     with pytest.raises(UserError, match="--workers"):
         extraction_kwargs(p.parse_args(["--workers", "-1"]))
