@@ -35,7 +35,10 @@ from oodbench.runtime import default_cache_dir
 
 log = logging.getLogger("oodbench")
 
-# Bump when the meaning or layout of cached arrays changes: every old key becomes unreachable.
+# Bump when the meaning or layout of cached arrays changes, or when the extraction arithmetic changes their values
+# (a backbone's forward computed in another order, another attention kernel): every old key becomes unreachable.
+# The key holds the weights and the plan, not the code, so without a bump a cache written by the old arithmetic
+# would be served as if it were the new one's.
 EXTRACTOR_VERSION = "1"
 INDEX, BAD = "_index", "_bad"
 
