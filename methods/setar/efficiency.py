@@ -46,7 +46,8 @@ def unavoidable_flops(ev: "FastEvaluator", log: "SearchLog") -> int | None:
     return total
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on a CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -64,13 +65,13 @@ def matmul_rate(device: torch.device | str, size: int | None = None, seconds: fl
     b = torch.randn(n, n, generator=g).to(device)
     out = torch.empty(n, n, device=device)
     torch.mm(a, b, out=out)
-    _sync(device)
+    sync(device)
     best = float("inf")
     start = time.perf_counter()
     while True:
         t0 = time.perf_counter()
         torch.mm(a, b, out=out)
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - t0)
         if time.perf_counter() - start >= seconds:
             break

@@ -181,15 +181,16 @@ class _Forward:
             self.normalize = lambda x: x.float().div_(255).sub_(mean).div_(std)
         chunk = max(1, min(CHUNK, batch_size))
         self.chunks = [b[i:i + chunk] for b in batches for i in range(0, len(b), chunk)]
-        self.loader = torch.utils.data.DataLoader(SourceDataset(source, transform), batch_sampler=self.chunks,
-                                                  num_workers=num_workers, collate_fn=collate,
-                                                  pin_memory=dev.type == "cuda")
         if decode != "pil":  # decoded, resized and normalised on dev by oodbench.data.decode; same chunks
             from oodbench.data.decode import make_loader
 
             self.normalize = None
             self.loader = make_loader(source, backbone.preprocess(), decode=decode, device=dev,
                                       batch_sampler=self.chunks, num_workers=num_workers)
+        else:
+            self.loader = torch.utils.data.DataLoader(SourceDataset(source, transform), batch_sampler=self.chunks,
+                                                      num_workers=num_workers, collate_fn=collate,
+                                                      pin_memory=dev.type == "cuda")
         self.backbone, self.source, self.batches, self.dev = backbone, source, batches, dev
         self.shard_size = shard_size
         self.batch_size, self.num_workers, self.precision = batch_size, num_workers, precision

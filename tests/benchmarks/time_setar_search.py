@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from oodbench.methods.setar.efficiency import matmul_rate
+from oodbench.methods.setar.efficiency import matmul_rate, sync
 from oodbench.methods.setar.loss import locoop_loss_clip
 from oodbench.methods.setar.modifier import SetarModifier, find_target
 from oodbench.methods.setar.plan import Plan, PlanEntry
@@ -42,15 +42,10 @@ from oodbench.methods.setar.search import SearchConfig, search
 logger = logging.getLogger("oodbench")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _official_eval(backbone, pristine, plan, images, labels, prompts, cfg) -> float:
     """One candidate the official way; returns seconds."""
     dev = backbone.device
-    _sync(dev)
+    sync(dev)
     t0 = time.perf_counter()
     with torch.no_grad():
         if isinstance(pristine, Path):
@@ -64,7 +59,7 @@ def _official_eval(backbone, pristine, plan, images, labels, prompts, cfg) -> fl
         locoop_loss_clip(torch.cat([p["image"] for p in parts]), torch.cat([p["local"] for p in parts]), text,
                          backbone.logit_scale(), labels.to(dev), cfg.lam, cfg.top_k, cfg.batch_size)
         mod.restore()
-    _sync(dev)
+    sync(dev)
     return time.perf_counter() - t0
 
 
@@ -86,11 +81,11 @@ def _gemm_per_cpu_second(device: torch.device, size: int, seconds: float) -> flo
 def _svd_seconds(target, reps: int = 3) -> float:
     w = target.get().float()
     torch.linalg.svd(w, full_matrices=False)  # warm-up
-    _sync(w.device)
+    sync(w.device)
     t0 = time.perf_counter()
     for _ in range(reps):
         torch.linalg.svd(w, full_matrices=False)
-    _sync(w.device)
+    sync(w.device)
     return (time.perf_counter() - t0) / reps
 
 
@@ -124,10 +119,10 @@ def run(args: argparse.Namespace) -> dict:
     logger.info("fast %s search: %s on %s, %d images, %d classes", cfg.searcher, args.backbone, device, args.n_images, args.n_classes)
     gemm_before = matmul_rate(device, args.gemm_size or None, args.gemm_seconds)
     gemm_cpu_before = _gemm_per_cpu_second(device, args.gemm_size, args.gemm_seconds)
-    _sync(device)
+    sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
     result = search(backbone, images, labels, names, prompt, cfg)
-    _sync(device)
+    sync(device)
     fast_s, fast_cpu = time.perf_counter() - t0, time.process_time() - c0
     gemm_after = matmul_rate(device, args.gemm_size or None, args.gemm_seconds)
     gemm_cpu_after = _gemm_per_cpu_second(device, args.gemm_size, args.gemm_seconds)
