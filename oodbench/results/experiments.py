@@ -3,8 +3,8 @@ of the digits edition.
 
 Paper: Li, Xiong, Chen, Chen, *SeTAR: Out-of-Distribution Detection with Selective Low-Rank Approximation*,
 NeurIPS 2024 (``neurips``, Tables 1-19) and its extended arXiv version (``arxiv``, Tables 1-22). The published
-numbers are in ``results/paper/`` (:mod:`oodbench.results.paper`); the labels below are the paper's, so that every
-cell of ours can be set beside the paper's cell it reproduces.
+numbers are in ``oodbench/assets/paper/`` (:mod:`oodbench.results.paper`); the labels below are the paper's, so
+that every cell of ours can be set beside the paper's cell it reproduces.
 
 Vocabulary:
 

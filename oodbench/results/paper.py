@@ -1,12 +1,12 @@
-"""The SeTAR paper's published tables as data: ``results/paper/`` of the repository.
+"""The SeTAR paper's published tables as data: ``oodbench/assets/paper/``, package data of oodbench.
 
 Paper: Li, Xiong, Chen, Chen, *SeTAR: Out-of-Distribution Detection with Selective Low-Rank Approximation*,
 NeurIPS 2024. Two versions exist: ``neurips`` (the proceedings, Tables 1-19) and ``arxiv`` (the extended
-version, Tables 1-22, with ResNet50, near-OOD and NegLabel results). ``results/paper/README.md`` describes the
-files; ``index.csv`` lists every table and its number in the other version.
+version, Tables 1-22, with ResNet50, near-OOD and NegLabel results). ``oodbench/assets/paper/README.md``
+describes the files; ``index.csv`` lists every table and its number in the other version.
 
-The CSV files live in the repository's top-level ``results/`` folder, not in the installed package, so this
-module works from a source checkout (an editable install included); pass ``root=`` to read a copy elsewhere.
+The CSV files ship inside the package (``[tool.setuptools.package-data]``), so this module and ``oodbench tables``
+work from an installed wheel as from a source checkout; pass ``root=`` to read a copy elsewhere.
 
 Every table is stored in long form, one cell per line::
 
@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from oodbench.errors import UserError
 
-PAPER_DIR = Path(__file__).resolve().parents[2] / "results" / "paper"
+PAPER_DIR = Path(str(resources.files("oodbench") / "assets" / "paper"))
 VERSIONS = ("neurips", "arxiv")
 FIELDS = ("version", "table", "row", "column", "metric", "value", "std", "marker", "note")
 INDEX_FIELDS = ("version", "table", "file", "title", "reports", "id_datasets", "backbones",
@@ -82,8 +83,8 @@ class PaperCell:
 def _root(root: str | Path | None) -> Path:
     path = Path(root) if root is not None else PAPER_DIR
     if not (path / "index.csv").is_file():
-        raise UserError(f"paper tables not found: {path / 'index.csv'} is missing — they ship in the "
-                        "results/paper folder of a source checkout of oodbench")
+        raise UserError(f"paper tables not found: {path / 'index.csv'} is missing — they ship with oodbench as "
+                        "package data (oodbench/assets/paper); reinstall oodbench or pass the folder of a copy")
     return path
 
 

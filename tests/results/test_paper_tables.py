@@ -1,4 +1,4 @@
-"""The paper's published tables in results/paper/: cells against the paper's text, averages, schema, loader.
+"""The paper's published tables in oodbench/assets/paper/: cells against the paper's text, averages, schema, loader.
 
 The reference values are read in this file from the paper's text (tests/results/paper_text/, verbatim table
 lines of both versions; OODBENCH_PAPER_TEXT_DIR may point at the full texts instead): each sample below finds
@@ -179,7 +179,7 @@ def test_spot_values_by_hand():
 
 
 # ------------------------------------------------------------------------------------------------ averages
-# Printed averages that are not the mean of their row, in the paper itself (results/paper/README.md).
+# Printed averages that are not the mean of their row, in the paper itself (oodbench/assets/paper/README.md).
 NOT_A_MEAN = {
     ("neurips", 1, "ImageNet1K / GL-MCM Score / Vanilla GL-MCM†", "FPR95"),
     ("arxiv", 1, "ImageNet1K / GL-MCM Score / Vanilla GL-MCM†", "FPR95"),
@@ -383,7 +383,7 @@ def test_bad_lookups_are_one_line_user_errors(args, message):
 
 
 def test_missing_folder_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="source checkout"):
+    with pytest.raises(UserError, match="package data"):
         paper_tables(root=tmp_path)
-    with pytest.raises(UserError, match="source checkout"):
+    with pytest.raises(UserError, match="package data"):
         load_paper_table("neurips", 1, root=tmp_path)

@@ -15,7 +15,7 @@ from oodbench.results.experiments import Cell, RunSpec, TableSpec, paper_experim
 from oodbench.results.tables import (RunIndex, build_table, compare_with_paper, comparison_csv, matches, to_csv,
                                      to_json, to_latex, to_markdown, write_table)
 
-PAPER_DIR = Path(__file__).resolve().parents[2] / "results" / "paper"
+PAPER_DIR = Path(__file__).resolve().parents[2] / "oodbench" / "assets" / "paper"
 
 
 def rows(a_fpr, a_auc, b_fpr, b_auc):
