@@ -1,8 +1,9 @@
 """The one atomic-write helper of oodbench: a file or folder with its final name is always complete.
 
 Files are written to a temporary name in the same folder, flushed, fsynced and renamed; folders are filled
-under a temporary name and renamed in one step. An interrupted writer leaves only temporaries (names starting
-with ``.`` and ending in ``.tmp``), which readers never open.
+under a temporary name and renamed in one step, with the mode ``mkdir`` would give them (the umask honoured, so
+a results store shared with a group stays readable to it). An interrupted writer leaves only temporaries (names
+starting with ``.`` and ending in ``.tmp``), which readers never open.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
     write_bytes(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
 
 
+def current_umask() -> int:
+    """The process's file-mode creation mask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def folder(final: str | Path, replace: bool = True) -> Iterator[Path]:
     """Fill a temporary folder next to ``final``; on success it is renamed to ``final`` in one step.
@@ -62,6 +70,7 @@ def folder(final: str | Path, replace: bool = True) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700; the final folder is as mkdir would make it
         yield tmp
         if final.exists():
             if not replace:

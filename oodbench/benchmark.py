@@ -62,6 +62,50 @@ class Group(str, Enum):
         return self.value
 
 
+#: Names no OOD or csID set may take (compared case-insensitively): the row every stored run adds beside its sets
+#: (``average``), the value a table may read instead of a set (``id_accuracy``) and the ID splits' own names.
+RESERVED_SET_NAMES = ("average", "id_accuracy", "ID test", "ID val", "ID fit")
+#: Longest OOD/csID set name (characters).
+SET_NAME_MAX = 64
+_SET_NAME_PUNCTUATION = " _.+-(),[]"
+
+
+def set_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name an OOD or csID set, or None when it can.
+
+    The one rule every command applies (``run --ood/--near-ood/--csid``, ``metrics --ood``, ``runs import --ood``,
+    benchmark specs): 1 to :data:`SET_NAME_MAX` characters, starting with a letter or digit, then letters, digits,
+    spaces and ``_ . + - ( ) , [ ]`` — so ``digits 6-9`` and ``digits 0-5 (inverted)`` pass, while a path (``a/b``,
+    ``../x``, ``C:x``), markup (``<b>``), quotes, control characters and the :data:`RESERVED_SET_NAMES` do not.
+    """
+    if not isinstance(name, str) or not name.strip():
+        return "a set name must not be empty"
+    if name != name.strip():
+        return "a set name must not start or end with a space"
+    if len(name) > SET_NAME_MAX:
+        return f"a set name has at most {SET_NAME_MAX} characters (this one has {len(name)})"
+    if name.casefold() in {r.casefold() for r in RESERVED_SET_NAMES}:
+        return f"'{name}' is reserved ({', '.join(RESERVED_SET_NAMES)} name rows and splits of every run)"
+    bad = sorted({c for c in name if not (c.isalnum() or c in _SET_NAME_PUNCTUATION)})
+    if bad:
+        return (f"a set name uses letters, digits, spaces and {' '.join(_SET_NAME_PUNCTUATION.strip())} only, "
+                f"not {' '.join(repr(c) for c in bad)}")
+    if not name[0].isalnum():
+        return "a set name starts with a letter or digit"
+    return None
+
+
+def check_set_name(name: str, flag: str = "set name") -> str:
+    """``name`` when :func:`set_name_problem` finds nothing, else a one-line
+    :class:`~oodbench.errors.UserError` naming ``flag`` (the option the user typed, e.g. ``--ood``)."""
+    from oodbench.errors import UserError
+
+    problem = set_name_problem(name)
+    if problem is not None:
+        raise UserError(f"{flag} {name!r}: {problem}")
+    return name
+
+
 #: Split formats: ImageFolder trees, OpenOOD imglists, SeTAR JSON lists, in-memory arrays.
 FORMATS = ("imagefolder", "imglist", "jsonlist", "array")
 #: Prefix of a ``list_file`` that ships with the benchmark's package (``BenchmarkSpec.lists_dir``).
@@ -139,6 +183,12 @@ class BenchmarkSpec:
     lists_source: str = ""
     identity: dict[str, Any] = field(default_factory=dict)
     csid: tuple[SplitSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        for split in (*self.ood, *self.ood_val, *self.csid):
+            problem = set_name_problem(split.name)
+            if problem is not None:
+                raise ValueError(f"benchmark {self.name}: split {split.name!r}: {problem}")
 
     def split_specs(self) -> list[tuple[Role, SplitSpec]]:
         """Every split with its role, in the fixed order ID test, ID val, ID fit, OOD, OOD val, csID."""

@@ -204,6 +204,8 @@ def evaluate(id_scores, ood_scores: dict[str, np.ndarray], recall: float = 0.95)
     """
     if not ood_scores:
         raise MetricInputError("no OOD set given")
+    if "average" in ood_scores:
+        raise MetricInputError("an OOD set may not be named 'average': that row holds the mean over the sets")
     id_arr = _at_least_two(check_scores(id_scores, "ID"), "ID")
     rows = {name: ood_metrics(id_arr, _at_least_two(check_scores(s, f"OOD set '{name}'"), f"OOD set '{name}'"), recall)
             for name, s in ood_scores.items()}

@@ -1,7 +1,9 @@
 """Read per-sample score files written by oodbench or by other tools.
 
 Formats: ``.npy`` (one 1-D array), ``.npz`` (one array per key) and ``.csv`` / ``.tsv`` with a header row and one
-column per score (the official SeTAR code writes such CSVs, negated so that higher = OOD). The orientation is
+column per score (the official SeTAR code writes such CSVs, negated so that higher = OOD). A CSV may start with a
+UTF-8 byte-order mark and end with blank lines; a blank line between scores is an error (dropping it would pair
+every later score with the wrong image), and so are values that are not numbers (a string-typed ``.npy``). The orientation is
 converted here, at the boundary: everything returned is higher = more in-distribution.
 """
 
@@ -53,11 +55,15 @@ def read_named_scores(path: str | Path, column: str | None = None,
             values, name = _from_csv(path, column)
         else:
             raise UserError(f"{path}: unknown score-file format '{suffix}' (use .npy, .npz or .csv with a header)")
+        values = np.asarray(values)
+        if values.dtype.kind not in "iuf":
+            raise UserError(f"{path}{'' if name is None else f' ({name})'}: holds {values.dtype} values, not numbers; "
+                            "a score file holds one number per image")
+        values = values.astype(np.float64).ravel()
     except UserError:
         raise
     except (OSError, ValueError, EOFError) as exc:
         raise UserError(f"{path}: cannot read scores ({type(exc).__name__}: {exc})") from exc
-    values = np.asarray(values, dtype=np.float64).ravel()
     if values.size == 0:
         raise UserError(f"{path}: no scores in the file")
     return (values if higher_is == "id" else -values), name
@@ -80,7 +86,7 @@ def _from_npz(path: Path, column: str | None) -> tuple[np.ndarray, str | None]:
 
 
 def _from_csv(path: Path, column: str | None) -> tuple[np.ndarray, str | None]:
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # a byte-order mark is not part of the header
         sample = fh.read(4096)
         fh.seek(0)
         delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in sample and "," not in sample) else ","
@@ -101,9 +107,14 @@ def _from_csv(path: Path, column: str | None) -> tuple[np.ndarray, str | None]:
         else:
             raise UserError(f"{path}: no column '{column}'; columns: {', '.join(header)}")
         values = []
+        blank = None  # the first blank line: fine at the end of the file, an error before another score
         for line_no, row in enumerate(reader, start=2):
             if not row or all(not c.strip() for c in row):
+                blank = blank or line_no
                 continue
+            if blank is not None:
+                raise UserError(f"{path}:{blank}: blank line between scores (a missing score would shift every "
+                                "later one to the wrong image); remove it or fill in the score")
             if idx >= len(row):
                 raise UserError(f"{path}:{line_no}: row has {len(row)} fields, column '{header[idx]}' missing")
             try:

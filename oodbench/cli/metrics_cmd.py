@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from oodbench.benchmark import check_set_name
 from oodbench.cli.common import add_command, parse_named
 from oodbench.console import out
 from oodbench.errors import UserError
@@ -52,6 +53,8 @@ def run(args) -> int:
     if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--out {args.out}: use a .csv or .json file name")
     ood_files = parse_named(args.ood, "--ood")
+    for name in ood_files:
+        check_set_name(name, "--ood")
     id_scores, id_col = read_named_scores(args.id, args.column, args.higher_is)
     ood_read = {name: read_named_scores(path, args.column, args.higher_is) for name, path in ood_files.items()}
     ood_scores = {name: values for name, (values, _col) in ood_read.items()}

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from oodbench.benchmark import BenchmarkSpec, SplitSpec
+from oodbench.benchmark import BenchmarkSpec, SplitSpec, check_set_name
 from oodbench.data.classnames import resolve_classnames
 from oodbench.data.readers import class_folders, read_imagefolder
 from oodbench.errors import DataError, UserError
@@ -155,6 +155,9 @@ def adhoc_benchmark(id_test: str | Path, classes: str | Path | None, ood: dict[s
     prompt = DEFAULT_PROMPT if prompt is None else prompt
     if prompt.count("{}") != 1:
         raise UserError(f"--prompt must contain '{{}}' exactly once (where the class name goes), got '{prompt}'")
+    for flag, named in (("--ood", ood), ("--near-ood", near_ood), ("--csid", csid or {})):
+        for set_name in named:
+            check_set_name(set_name, flag)
     test_dir = _folder(id_test, "--id-test")
     val_dir = _folder(id_val, "--id-val") if id_val is not None else None
     splits = [SplitSpec(n, str(_folder(d, f"--ood {n}")), group="far", source="--ood") for n, d in ood.items()]

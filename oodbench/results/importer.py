@@ -11,12 +11,12 @@ Everything is read and checked before anything is written; the run folder then a
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from oodbench.benchmark import check_set_name
 from oodbench.errors import UserError
 from oodbench.hashing import hash_file
 from oodbench.metrics import evaluate
@@ -25,7 +25,6 @@ from oodbench.scorefiles import ORIENTATIONS, read_scores
 
 GROUPS = ("near", "far")
 DEFAULT_GROUP = "far"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 def single_column_name(path: str | Path) -> str | None:
@@ -35,7 +34,7 @@ def single_column_name(path: str | Path) -> str | None:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            with open(path, newline="") as fh:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
                 first = fh.readline()
             delimiter = "\t" if suffix == ".tsv" or ("\t" in first and "," not in first) else ","
             header = next(csv.reader([first], delimiter=delimiter), [])
@@ -104,9 +103,7 @@ def import_run(
     if not ood_files:
         raise UserError("give at least one OOD set with --ood NAME=FILE")
     for name in ood_files:
-        if name == "average" or not _NAME.match(name):
-            raise UserError(f"--ood {name}=...: OOD set names use letters, digits and _ . + - "
-                            "(and 'average' is reserved)")
+        check_set_name(name, "--ood")
     groups = dict(groups or {})
     for name, group in groups.items():
         if name not in ood_files:
