@@ -85,7 +85,7 @@ def set_name_problem(name: object) -> str | None:
     if len(name) > SET_NAME_MAX:
         return f"a set name has at most {SET_NAME_MAX} characters (this one has {len(name)})"
     if name.casefold() in {r.casefold() for r in RESERVED_SET_NAMES}:
-        return f"'{name}' is reserved ({', '.join(RESERVED_SET_NAMES)} name rows and splits of every run)"
+        return f"'{name}' is reserved (every run uses the names {', '.join(RESERVED_SET_NAMES)} itself)"
     bad = sorted({c for c in name if not (c.isalnum() or c in _SET_NAME_PUNCTUATION)})
     if bad:
         return (f"a set name uses letters, digits, spaces and {' '.join(_SET_NAME_PUNCTUATION.strip())} only, "
@@ -165,6 +165,8 @@ class BenchmarkSpec:
         lists_source: where the shipped lists come from (shown by ``oodbench data layout``).
         identity: extra data identifying the benchmark in results (ad-hoc benchmarks: folders, class names).
         csid: covariate-shifted ID test sets, scored as ID (full-spectrum evaluation); their ``group`` is ``id``.
+        note: one line that ``oodbench run`` prints under its tables: what results on this benchmark can and cannot
+            show, and where to read more (``""``: nothing is printed).
     """
 
     name: str
@@ -183,6 +185,7 @@ class BenchmarkSpec:
     lists_source: str = ""
     identity: dict[str, Any] = field(default_factory=dict)
     csid: tuple[SplitSpec, ...] = ()
+    note: str = ""
 
     def __post_init__(self) -> None:
         for split in (*self.ood, *self.ood_val, *self.csid):

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich_argparse import RichHelpFormatter
 
 from oodbench.cli.common import add_command, parse_named, results_root
-from oodbench.console import out
+from oodbench.console import out, print_table
 from oodbench.errors import UserError
 from oodbench.metrics import CONVENTIONS, METRICS
 from oodbench.cli.metrics_cmd import add_score_file_args
@@ -33,6 +33,9 @@ def add_parser(sub, parents) -> None:
     ls.add_argument("--method", default=None, help="only this method: none, setar, ... (wildcards allowed)")
     ls.add_argument("--post", default=None, help="only this postprocessor (wildcards allowed)")
     ls.add_argument("--limit", type=int, default=None, metavar="N", help="at most the N newest runs")
+    ls.add_argument("--check", action="store_true",
+                    help="list instead the run folders whose result.json cannot be read, and why (exit 1 when there "
+                         "are any); `runs list` and the leaderboard leave them out with a warning")
     ls.set_defaults(handler=run_list)
 
     show = add_command(runs, "show", parents, help="every metric per OOD set, the settings and hashes of one run")
@@ -92,14 +95,19 @@ def run_list(args) -> int:
     from oodbench.results.runs import is_test_time, list_runs
 
     store = _store(args)
+    if args.check:
+        return _check(store)
     runs = list_runs(store, limit=args.limit, benchmark=args.benchmark, backbone=args.backbone, method=args.method,
                      post=args.post)
     table = Table(title=f"Stored runs under {escape(str(store.root))} (newest first)", title_justify="left",
-                  caption=f"{len(runs)} run(s); FPR95, AUROC: averages x100 over each run's OOD sets; FPR95: {CONVENTIONS['fpr95']}"
+                  caption=f"{len(runs)} run(s)"
+                          + (f" ({len(store.left_out)} unreadable run folder(s) left out: `runs list --check`)"
+                             if store.left_out else "")
+                          + f"; FPR95, AUROC: averages x100 over each run's OOD sets; FPR95: {CONVENTIONS['fpr95']}"
                           + ("; test-time scores: mean ± std over their stream orders (`runs show RUN` names them)"
                              if any(is_test_time(r.record) for r in runs) else ""),
                   caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
-    table.add_column("id", overflow="fold", min_width=12)
+    table.add_column("id", no_wrap=True)
     table.add_column("time (UTC)", min_width=10)
     for name in ("benchmark", "backbone", "method", "post"):
         table.add_column(name, overflow="fold")
@@ -112,8 +120,35 @@ def run_list(args) -> int:
                       _pm(rec, "average", "fpr95"), _pm(rec, "average", "auroc"))
     # piped output is not cut to 80 columns: ids stay whole and copyable
     console = out if out.is_terminal else Console(width=max(out.width, 130), soft_wrap=False)
-    console.print(table)
+    _print_run_list(table, console)
     return 0
+
+
+def _print_run_list(table, console) -> None:
+    """The run list whole when it fits; else only the id (time-benchmark-backbone-method-score-hash, never
+    wrapped) and the numbers; never a cut number (oodbench.console.print_table)."""
+    from oodbench.console import fit_table, with_columns
+
+    if len(fit_table(table, console.width, console=console)) > 1:
+        heads = [str(c.header) for c in table.columns]
+        table = with_columns(table, [heads.index(h) for h in ("id", "FPR95↓", "AUROC↑")])
+        table.caption = (f"{table.caption}; id: local time-benchmark-backbone-method-score-hash (a wider terminal "
+                         "shows them as columns)")
+    print_table(table, console=console)
+
+
+def _check(store) -> int:
+    """``runs list --check``: every unreadable run folder with its reason; 0 when there is none, else 1."""
+    bad = store.unreadable()
+    if not bad:
+        out.print(f"all {len(store.run_ids())} run folder(s) under {escape(str(store.root))} are readable",
+                  highlight=False, soft_wrap=True)
+        return 0
+    for run_id, reason in bad:
+        out.print(f"{escape(str(store.root / run_id))}: {escape(reason)}", highlight=False, soft_wrap=True)
+    out.print(f"{len(bad)} of {len(store.run_ids())} run folder(s) unreadable: fix or remove their result.json",
+              highlight=False, soft_wrap=True)
+    return 1
 
 
 def run_show(args) -> int:
@@ -240,7 +275,7 @@ def run_compare(args) -> int:
         legend.append("note: the runs have different OOD sets; each average is over the run's own sets")
     table.caption = escape("\n".join(legend))
     table.caption_justify = "left"
-    out.print(table)
+    print_table(table, keep=2, group=len(metrics))  # too wide: split by run, never a number cut
     return 0
 
 

@@ -9,7 +9,13 @@ Layout::
 
 A run folder is first written under a hidden temporary name and then renamed in one step, so a reader
 never sees half a run and an interrupted write leaves nothing behind but a ``.tmp-*`` folder that
-:meth:`ResultsStore.runs` ignores.
+:meth:`ResultsStore.runs` ignores. A run folder whose ``result.json`` cannot be read as a run (truncated, not
+JSON, a required field missing, a metric that is not a number) is left out of :meth:`ResultsStore.runs` with a
+warning naming it, and :meth:`ResultsStore.unreadable` lists such folders (``oodbench runs list --check``).
+
+Run ids (folder names) are ``<time>-<benchmark>-<backbone>-<method>-<postprocessor>-<digest>``, each name cut to
+:data:`ID_PART_MAX` characters of ``A-Z a-z 0-9 _ . + -`` (anything else becomes ``_``; a long name keeps its
+start and end), so an id is at most ~130 characters and safe in every file system and shell.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import datetime as _dt
 import fnmatch
 import json
+import logging
+import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +37,13 @@ from oodbench.hashing import hash_json
 from oodbench.metrics import CONVENTIONS
 
 SCHEMA = "oodbench.result/1"
+#: Longest name part of a run id (benchmark, backbone, method, postprocessor), in characters.
+ID_PART_MAX = 24
+_ID_CHARS = re.compile(r"[^A-Za-z0-9_.+-]+")
+#: Fields every stored record has, with their JSON types.
+_REQUIRED = {"benchmark": str, "id_set": str, "ood_sets": dict, "backbone": dict, "plan": dict,
+             "postprocessor": dict, "metrics": dict, "counts": dict}
+log = logging.getLogger("oodbench")
 
 
 @dataclass
@@ -75,6 +90,8 @@ class ResultsStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        #: ``(run id, reason)`` of the unreadable run folders the last :meth:`runs` left out.
+        self.left_out: list[tuple[str, str]] = []
 
     def save(self, record: RunRecord, scores: dict[str, np.ndarray] | None = None) -> Path:
         """Write ``record`` (and per-image ``scores``) as a new run folder and return its path.
@@ -97,8 +114,28 @@ class ResultsStore:
         return final
 
     def load(self, run_id: str) -> RunRecord:
-        with open(self.root / run_id / "result.json") as fh:
-            return RunRecord.from_json(json.load(fh))
+        """The record of run ``run_id``.
+
+        Raises:
+            OSError: no readable ``result.json``.
+            ValueError: not JSON, or not a run record (:func:`check_record` says why).
+        """
+        with open(self.root / run_id / "result.json", encoding="utf-8") as fh:
+            data = json.load(fh)
+        check_record(data)
+        record = RunRecord.from_json(data)
+        record.run_id = Path(run_id).name  # the folder name is the id (a copied or renamed folder stays listed)
+        return record
+
+    def unreadable(self) -> list[tuple[str, str]]:
+        """``(run id, reason)`` of every run folder (one holding a ``result.json``) that :meth:`load` refuses."""
+        bad = []
+        for run_id in self.run_ids():
+            try:
+                self.load(run_id)
+            except (OSError, ValueError, TypeError) as exc:
+                bad.append((run_id, _reason(exc)))
+        return bad
 
     def scores(self, run_id: str) -> dict[str, np.ndarray]:
         path = self.root / run_id / "scores.npz"
@@ -120,6 +157,7 @@ class ResultsStore:
         return [r for r in self._iter() if _matches(r, filters)]
 
     def _iter(self) -> Iterator[RunRecord]:
+        self.left_out = []
         if not self.root.is_dir():
             return
         for d in sorted(self.root.iterdir()):
@@ -127,16 +165,58 @@ class ResultsStore:
                 continue
             try:
                 yield self.load(d.name)
-            except (OSError, ValueError, TypeError):
+            except (OSError, ValueError, TypeError) as exc:
+                self.left_out.append((d.name, _reason(exc)))
+                log.warning("run %s left out, unreadable: %s (`oodbench runs list --check` lists all)", d,
+                            _reason(exc))
                 continue
 
     @staticmethod
     def _new_id(record: RunRecord) -> str:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         digest = hash_json(json.loads(json.dumps(record.to_json(), default=_json_default)), 6)
-        parts = [stamp, record.benchmark, record.backbone.get("name", "?"), record.method, record.postprocessor.get("name", "?")]
-        safe = "-".join(p.replace("/", "_").replace(" ", "_") for p in parts)
-        return f"{safe}-{digest[:6]}"
+        parts = [record.benchmark, record.backbone.get("name", "?"), record.method, record.postprocessor.get("name", "?")]
+        return "-".join([stamp, *(id_part(str(p)) for p in parts), digest[:6]])
+
+
+def id_part(name: str, limit: int = ID_PART_MAX) -> str:
+    """``name`` as one part of a run id: runs of characters other than ``A-Z a-z 0-9 _ . + -`` become ``_``, no
+    leading or trailing ``_ . -``, and a name longer than ``limit`` keeps its first and last characters around a
+    ``~`` (``local-dir:/a/long/path/model`` -> ``local-dir_~long_path_model``)."""
+    text = _ID_CHARS.sub("_", name).strip("_.-") or "_"
+    if len(text) > limit:
+        head = (limit - 1) // 3
+        text = text[:head].rstrip("_.-") + "~" + text[-(limit - 1 - head):].lstrip("_.-")
+    return text
+
+
+def check_record(data: Any) -> None:
+    """Raise :class:`ValueError` (one line) unless ``data`` (a parsed ``result.json``) is a run record: an object
+    with the required fields of their types, and metrics that are numbers (or null) per OOD set and metric."""
+    if not isinstance(data, dict):
+        raise ValueError(f"not a run record (a JSON {type(data).__name__}, not an object)")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"field(s) {', '.join(missing)} missing")
+    for key, typ in _REQUIRED.items():
+        if not isinstance(data[key], typ):
+            raise ValueError(f"field '{key}' is a {type(data[key]).__name__}, not a {typ.__name__}")
+    for row, values in data["metrics"].items():
+        if not isinstance(values, dict):
+            raise ValueError(f"metrics of '{row}' are a {type(values).__name__}, not an object")
+        for metric, value in values.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"metric {metric} of '{row}' is {value!r}, not a number")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg}, line {exc.lineno})"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 _FILTER_FIELDS = {
