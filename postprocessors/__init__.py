@@ -7,6 +7,7 @@ name                       class                                       needs
 =========================  ==========================================  ======================================
 ``mcm``                    :class:`.mcm.MCM`                           image, text
 ``glmcm``                  :class:`.glmcm.GLMCM`                       image, local, text
+``glmcm_logits``           :class:`.glmcm.GLMCMLogits`                 logits, local_logits
 ``neglabel``               :class:`.neglabel.NegLabel`                 image, class_names (+ a text encoder)
 ``csp``                    :class:`.csp.CSP`                           image, class_names (+ a text encoder)
 ``adaneg``                 :class:`.adaneg.AdaNeg` (test-time)         image, class_names, logit_scale (+ encoder)

@@ -108,8 +108,13 @@ def _classifier_split(rng, weight: np.ndarray, bias: np.ndarray, n: int, kind: s
         h = 0.3 * np.abs(rng.standard_normal((n, f)))
         labels = np.full(n, -1)
     h = h.astype(np.float32)
+    logits = (h @ weight.T + bias).astype(np.float32)
+    # per-patch logits (4 patches): the image's logits plus patch noise, drawn from their own generator so that the
+    # other arrays stay as they were before this feature was added
+    noise = np.random.default_rng(len(name) + 7 * n).standard_normal((n, 4, c))
+    local = (logits[:, None, :] + 0.5 * noise).astype(np.float32)
     shared = {"fc_weight": weight, "fc_bias": bias, "class_names": list(CLASS_NAMES)}
-    arrays = {"labels": labels.astype(np.int64), "penultimate": h, "logits": (h @ weight.T + bias).astype(np.float32)}
+    arrays = {"labels": labels.astype(np.int64), "penultimate": h, "logits": logits, "local_logits": local}
     return Features(arrays, shared, name)
 
 
@@ -130,8 +135,8 @@ def clip_splits() -> dict[str, Features]:
 def classifier_splits() -> dict[str, Features]:
     """``{"fit", "id", "ood"}`` classifier feature sets (F = 64, 5 classes; 300 / 60 / 60 samples).
 
-    Provides ``labels penultimate logits`` and ``fc_weight fc_bias class_names``. Built once per process: treat
-    as read-only.
+    Provides ``labels penultimate logits local_logits`` (4 patches) and ``fc_weight fc_bias class_names``.
+    Built once per process: treat as read-only.
     """
     rng = np.random.default_rng(1)
     weight = rng.standard_normal((len(CLASS_NAMES), 64)).astype(np.float32)

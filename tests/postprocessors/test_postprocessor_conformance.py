@@ -15,7 +15,7 @@ from oodbench.testing import checks, parametrize_with_checks, registered
 from oodbench.testing.fixtures import splits_providing
 from oodbench.testing.postprocessors import check_orientation_higher_is_id, check_score_mutates_neither_input_nor_object
 
-BUILTINS = {"mcm", "glmcm", "neglabel", "msp", "energy", "maxlogit", "react", "dice", "ash_p", "ash_b", "ash_s", "knn"}
+BUILTINS = {"mcm", "glmcm", "glmcm_logits", "neglabel", "msp", "energy", "maxlogit", "react", "dice", "ash_p", "ash_b", "ash_s", "knn"}
 
 
 def test_builtins_are_registered():
