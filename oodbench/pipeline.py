@@ -156,10 +156,12 @@ def _configured(cls, settings: RunSettings):
 
 
 def run(resolved: ResolvedBenchmark, settings: RunSettings, caches: CacheRoot | None = None,
-        store: ResultsStore | None = None, backbone: Backbone | None = None) -> list[PostResult]:
+        store: ResultsStore | None = None, backbone: Backbone | None = None, reuse: bool = False) -> list[PostResult]:
     """Evaluate every (method, postprocessor) of ``settings`` on ``resolved``; store one run per pair.
 
-    Nothing is stored unless every pair was computed.
+    Nothing is stored unless every pair was computed. With ``reuse`` (sweeps, ``oodbench tables``), a pair whose
+    run is already stored — same settings, data and metrics (:func:`oodbench.results.store.run_identity`) — is not
+    stored again: its result points to the stored run.
 
     Under ``torchrun`` (:mod:`oodbench.distributed`) every rank runs this: the search and the extraction are
     divided, then rank 0 alone scores and stores (its features are the single process's, so are its runs) and
@@ -217,7 +219,7 @@ def run(resolved: ResolvedBenchmark, settings: RunSettings, caches: CacheRoot | 
             r.record.extra["world_size"] = world.size
         if store is not None:
             for r in results:
-                r.path = store.save(r.record, r.scores)
+                r.path = store.save(r.record, r.scores, reuse=reuse)
 
     distributed.on_main(save, phase="score")
     return results

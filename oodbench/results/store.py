@@ -92,12 +92,24 @@ class ResultsStore:
         self.root = Path(root)
         #: ``(run id, reason)`` of the unreadable run folders the last :meth:`runs` left out.
         self.left_out: list[tuple[str, str]] = []
+        self._identity_index: dict[str, str] | None = None
 
-    def save(self, record: RunRecord, scores: dict[str, np.ndarray] | None = None) -> Path:
+    def save(self, record: RunRecord, scores: dict[str, np.ndarray] | None = None, reuse: bool = False) -> Path:
         """Write ``record`` (and per-image ``scores``) as a new run folder and return its path.
 
         ``scores`` keys: ``"id"`` and ``"ood/<name>"``; values 1-D arrays, higher = ID.
+
+        With ``reuse`` (sweeps and ``oodbench tables``), a stored run with the same :func:`run_identity` — the same
+        settings, data, counts and metrics; only the time, run id, code version and timings may differ — is
+        returned instead of storing a duplicate (``record`` then takes its run id and time).
         """
+        if reuse:
+            found = self._identities().get(run_identity(record))
+            if found is not None and (self.root / found / "result.json").is_file():
+                stored = self.load(found)
+                record.run_id, record.time, record.code_version = stored.run_id, stored.time, stored.code_version
+                log.info("reused the stored run %s (same settings and metrics)", found)
+                return self.root / found
         record.time = record.time or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         record.code_version = record.code_version or code_version()
         record.run_id = record.run_id or self._new_id(record)
@@ -111,7 +123,17 @@ class ResultsStore:
             if scores:
                 atomic.write_bytes(tmp / "scores.npz", lambda f: np.savez_compressed(
                     f, **{k: np.asarray(v) for k, v in scores.items()}))
+        if self._identity_index is not None:
+            self._identity_index[run_identity(record)] = record.run_id
         return final
+
+    def _identities(self) -> dict[str, str]:
+        """:func:`run_identity` -> run id of every readable stored run (built once per store object)."""
+        if self._identity_index is None:
+            self._identity_index = {}
+            for rec in self._iter():
+                self._identity_index.setdefault(run_identity(rec), rec.run_id)
+        return self._identity_index
 
     def load(self, run_id: str) -> RunRecord:
         """The record of run ``run_id``.
@@ -177,6 +199,22 @@ class ResultsStore:
         digest = hash_json(json.loads(json.dumps(record.to_json(), default=_json_default)), 6)
         parts = [record.benchmark, record.backbone.get("name", "?"), record.method, record.postprocessor.get("name", "?")]
         return "-".join([stamp, *(id_part(str(p)) for p in parts), digest[:6]])
+
+
+#: Record fields that say when and by which code a run was stored, not what it is (left out of its identity).
+_NOT_IDENTITY = ("time", "run_id", "code_version")
+
+
+def run_identity(record: RunRecord) -> str:
+    """A digest of everything a record says about what ran and what came out — settings, data, counts, metrics —
+    leaving out :data:`_NOT_IDENTITY` and, in ``extra``, timings (keys ending in ``seconds``) and the process
+    count. Two records with the same identity are the same run stored twice."""
+    data = json.loads(json.dumps(record.to_json(), default=_json_default))
+    for key in _NOT_IDENTITY:
+        data.pop(key, None)
+    data["extra"] = {k: v for k, v in (data.get("extra") or {}).items()
+                     if not k.endswith("seconds") and k != "world_size"}
+    return hash_json(data)
 
 
 def id_part(name: str, limit: int = ID_PART_MAX) -> str:

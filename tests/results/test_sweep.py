@@ -112,7 +112,9 @@ def test_setar_grid_reuses_plans_and_features_and_aggregates(bench, tmp_path):
     bb.hidden = counting_hidden
     second = run_grid(bench, settings, points, (3, 4), caches, store, bb)
     assert (counter2.images, counter2.texts, calls["hidden"]) == (0, 0, 0)
-    assert len(store.run_ids()) == len(first) + len(second)
+    # ... and stores nothing again: every result of the rerun is the run stored the first time (issue 19)
+    assert len(store.run_ids()) == len(first) == len(second)
+    assert sorted(r.record.run_id for r in second) == sorted(r.record.run_id for r in first) == store.run_ids()
     # mean ± std over seeds from the stored per-image scores, with scikit-learn
     rows = {(r.point, r.method): r for r in aggregate(second)}
     for lam in (0.05, 0.5):
@@ -149,5 +151,11 @@ def test_sweep_command(tmp_path):
     assert {r["point"] for r in rows} == {"(any)"}  # vanilla only: one row per tau, point-independent
     assert {r["n"] for r in rows} == {"2"}
     assert len(ResultsStore(tmp_path / "runs").run_ids()) == 4
+    before = (tmp_path / "agg.csv").read_text()
+    assert main(["sweep", "--backbone", "test_clip_tiny", "--post", "mcm", "--grid", "mcm.tau=0.5,1", "--seeds", "3,4",
+                 "--results-root", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+                 "-q"]) == 0
+    assert len(ResultsStore(tmp_path / "runs").run_ids()) == 4  # the rerun reuses the stored runs (issue 19)
+    assert (tmp_path / "agg.csv").read_text() == before
     assert main(["sweep", "--grid", "nosuch.x=1", "--results-root", str(tmp_path / "r2")]) == 2
     assert not (tmp_path / "r2").exists()
