@@ -195,7 +195,9 @@ def run_grid(resolved, settings, points: Sequence[GridPoint], seeds: Sequence[in
         seeds: seeds to run each point with.
         baseline: evaluate the baseline methods (vanilla) once per (postprocessor hyperparameters, seed).
 
-    Nothing is stored for a point that fails; points stored before stay.
+    Nothing is stored for a point that fails; points stored before stay. A point whose runs are already stored
+    (a rerun after an interruption) is recomputed from the caches but not stored again: its results point to the
+    stored runs (:meth:`~oodbench.results.store.ResultsStore.save` with ``reuse``).
     """
     from oodbench.backbones import create_backbone
     from oodbench.cache import CacheRoot
@@ -225,7 +227,8 @@ def run_grid(resolved, settings, points: Sequence[GridPoint], seeds: Sequence[in
             continue
         log.info("sweep point %d/%d: %s, seed %d (%s)", i + 1, total, point.label, seed, ", ".join(methods))
         seed_everything(seed)
-        results = run_pipeline(resolved, replace(s, methods=tuple(methods)), caches, store, backbone=backbone)
+        results = run_pipeline(resolved, replace(s, methods=tuple(methods)), caches, store, backbone=backbone,
+                               reuse=True)
         out += [SweepResult(point, seed, r) for r in results]
     log.info("sweep: %d run(s) in %.1f s", len(out), time.perf_counter() - t0)
     return out
@@ -579,7 +582,7 @@ def execute(plan: RunPlan, caches, store, *, device: str = "cpu", quiet: bool = 
                                on_bad=on_bad)
         seed_everything(settings.seed)
         try:
-            results.extend(run_pipeline(resolved, settings, caches, store, backbone=bb))
+            results.extend(run_pipeline(resolved, settings, caches, store, backbone=bb, reuse=True))
         except UserError as exc:
             log.warning("%s: %s", label, exc)
             failed.append((g, str(exc)))
