@@ -5,7 +5,14 @@ al., SeTAR, NeurIPS 2024, App. D (top-K 200, lambda 0.25, lr 0.002, 50 epochs, p
 ImageNet val data, 3 seeds). Original code: AtsuMiyai/LoCoOp ``trainers/locoop.py`` (CoOp prompt learner with 16
 shared context vectors, class token at the end; the loss CE + lambda * (-entropy of the OOD patches), the same
 loss module the SeTAR search uses here) and its ``vit_b16_ep50`` config (SGD, momentum 0.9, weight decay 5e-4,
-batch 32, cosine per epoch after one warm-up epoch at lr 1e-5, random-resized-crop + flip).
+batch 32, cosine per epoch after one warm-up epoch at lr 1e-5, random-resized-crop + flip) run by Dassl.pytorch.
+
+Defaults follow the official run, not only the paper's text: the warm-up epoch at 1e-5, then the cosine from the
+full lr (``CosineAnnealingLR(T_max = 50)`` behind Dassl's ``ConstantWarmupScheduler``, so epoch e >= 1 runs at
+``0.5 lr (1 + cos(pi (e - 1) / 50))``); the last incomplete batch of each epoch is dropped (Dassl's train loader,
+when the set holds at least one batch); fp16 training (``PREC: fp16``) on CUDA. On a CPU the default is fp32 (half
+matmuls there are slow or missing; the record says so under ``precision_note``); ``--train-precision`` overrides
+both.
 
 The learned context is saved as ``prompts.safetensors`` (class names and settings in its metadata). With
 ``--prompts FILE`` the method trains nothing and evaluates that file. Either way the Modification makes the
@@ -73,9 +80,10 @@ class LocoopMethod(FinetuneMethod):
         o = self.options
         return TrainConfig(epochs=o.get("epochs", p.epochs), lr=o.get("lr", p.lr),
                            batch_size=o.get("batch_size", p.batch_size), lam=o.get("lam", p.lam),
-                           top_k=o.get("top_k", p.top_k), schedule="cosine-epoch", warmup_epochs=p.warmup_epochs,
-                           warmup_lr=p.warmup_lr, precision=o.get("precision", "fp32"), seed=self.seed(ctx, 5),
-                           augment=p.augment or LOCOOP_AUGMENT)
+                           top_k=o.get("top_k", p.top_k), schedule="cosine-epoch", drop_last=True,
+                           warmup_epochs=p.warmup_epochs, warmup_lr=p.warmup_lr,
+                           precision=o.get("precision", official_precision(ctx.backbone.device)),
+                           seed=self.seed(ctx, 5), augment=p.augment or LOCOOP_AUGMENT)
 
     def prompt_settings(self, ctx: MethodContext) -> dict[str, Any]:
         p = prompt_preset(ctx.backbone, len(ctx.benchmark.spec.class_names))
@@ -152,11 +160,20 @@ class LocoopMethod(FinetuneMethod):
                 p.requires_grad_(flags[n])
         save_prompts(folder / PROMPTS_FILE, learner.ctx, list(spec.class_names), meta)
         summary = self.write_log(folder, train_log)
+        note = {}
+        if "precision" not in self.options and cfg.precision != "fp16":
+            note = {"precision_note": f"official LoCoOp trains in fp16; {cfg.precision} here on "
+                                      f"{bb.device} (fp16 is the default on CUDA only)"}
         return {"prompts": {k: s[k] for k in ("n_ctx", "class_specific", "preset")},
-                "trainable_params": int(learner.ctx.numel()), **summary}
+                "trainable_params": int(learner.ctx.numel()), **note, **summary}
 
     def apply_fn(self, folder: Path):
         return prompts_apply_fn(folder / PROMPTS_FILE)
+
+
+def official_precision(device) -> str:
+    """LoCoOp's default training precision: the official fp16 on CUDA, fp32 elsewhere."""
+    return "fp16" if str(device).startswith("cuda") else "fp32"
 
 
 def _check_classes(meta: dict, class_names, file) -> None:

@@ -53,7 +53,9 @@ _TRAIN_FLAGS = {
     "lam": ("--train-lambda", dict(type=float, metavar="X", help="lambda of the LoCoOp training loss (default: preset)")),
     "top_k": ("--train-topk", dict(type=int, metavar="K", help="top-K of the LoCoOp patch mask (default: preset)")),
     "precision": ("--train-precision", dict(choices=PRECISIONS,
-                                            help="fp32 (default, as the official code) or bf16 autocast")),
+                                            help="fp32 (SeTAR+FT / LoRA default, as their official code), bf16 "
+                                                 "autocast, or fp16 (LoCoOp's default on CUDA, as its official "
+                                                 "code; fp32 on CPU)")),
 }
 
 

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 
 from .augment import Augment
 
-#: Training precisions (autocast of the forward pass).
-PRECISIONS = ("fp32", "bf16")
+#: Training precisions (autocast of the forward pass; fp16 also keeps the trainable tensors in half precision).
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 #: The LoRA alpha the official code actually applies: ``finetune.py`` never passes ``lora_alpha`` to the peft
 #: config, so peft's default 8 is used (spec §10.4).

@@ -3,8 +3,13 @@
 Original code: X1AOX1A/SeTAR ``finetune.py`` (spec §10.2-10.3): the 1-shot ID val split, shuffled; the LoCoOp
 loss (``methods/setar/loss.py``, the module the search uses) with ground-truth top-K patch masks on the ×100
 logits; SGD (lr 0.01, momentum 0.9, weight decay 5e-4 on the trainable factors), Hugging Face's ``cosine``
-schedule without warm-up stepped after every batch, 5 epochs, fp32. LoCoOp (AtsuMiyai/LoCoOp, Dassl configs)
-steps a cosine schedule once per epoch after one warm-up epoch at a constant lr of 1e-5.
+schedule without warm-up stepped after every batch, 5 epochs, fp32, every batch kept (``get_id_loader`` does not
+drop the last one). LoCoOp (AtsuMiyai/LoCoOp on Dassl.pytorch): ``vit_b16_ep50`` holds one warm-up epoch at a constant
+lr of 1e-5, then Dassl's ``CosineAnnealingLR(T_max = max_epoch)`` starts at the full lr and is stepped once per epoch
+(``ConstantWarmupScheduler``: epoch e >= W runs at ``0.5 lr (1 + cos(pi (e - W) / E))``); its train loader drops the
+last incomplete batch when the set holds at least one batch (``drop_last = len(data) >= batch_size``); it trains in
+fp16 (``TRAINER.LOCOOP.PREC``: the CLIP weights and the context vectors are half tensors, SGD updates them in
+half, no loss scaling).
 
 Randomness (shuffling, augmentation) is seeded: two runs with the same seed on the same device give the same
 losses. Progress: a rich bar with the running loss and ETA on a terminal, one log line per epoch otherwise,
@@ -46,7 +51,11 @@ class TrainConfig:
         momentum, weight_decay: SGD settings.
         schedule: ``"cosine"`` (per batch, no warm-up; SeTAR+FT and LoRA) or ``"cosine-epoch"`` (per epoch after
             ``warmup_epochs`` at ``warmup_lr``; LoCoOp).
-        precision: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass; the loss is computed in fp32).
+        drop_last: leave out the last incomplete batch of every epoch when the set holds at least ``batch_size``
+            images (Dassl's rule; LoCoOp); False: every image is used (SeTAR+FT, LoRA).
+        precision: ``"fp32"``; ``"bf16"`` (autocast of the forward pass); ``"fp16"`` (fp16 autocast of the forward
+            pass and the trainable tensors kept and updated in fp16, as the official LoCoOp's half-precision
+            training; no loss scaling). The loss is computed in fp32 in every case.
         seed: shuffling and augmentation.
         augment: the training transform (:class:`~.augment.Augment`).
     """
@@ -59,6 +68,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     schedule: str = "cosine"
+    drop_last: bool = False
     warmup_epochs: int = 0
     warmup_lr: float = 1e-5
     precision: str = "fp32"
@@ -89,8 +99,10 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Multiplier of ``cfg.lr`` for optimizer step ``step`` (0-based).
 
     ``cosine``: ``0.5 (1 + cos(pi step / total))`` (Hugging Face ``get_cosine_schedule_with_warmup``, 0 warm-up).
-    ``cosine-epoch``: epoch ``e < warmup``: ``warmup_lr / lr``; else ``0.5 (1 + cos(pi e / epochs))`` (Dassl's
-    ``CosineAnnealingLR`` behind its constant warm-up scheduler).
+    ``cosine-epoch``: epoch ``e < W`` (``warmup_epochs``): ``warmup_lr / lr``; else
+    ``0.5 (1 + cos(pi (e - W) / epochs))`` — Dassl's ``ConstantWarmupScheduler`` in front of
+    ``CosineAnnealingLR(T_max = epochs)``: the cosine is not stepped during the warm-up, so it starts at the full lr
+    in epoch W, and its period stays ``epochs`` (it never reaches 0).
     """
     if cfg.schedule == "cosine":
         total = cfg.epochs * steps_per_epoch
@@ -98,7 +110,12 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     epoch = step // steps_per_epoch
     if epoch < cfg.warmup_epochs:
         return cfg.warmup_lr / cfg.lr
-    return 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / cfg.epochs))
+
+
+def drops_last(cfg: TrainConfig, n: int) -> bool:
+    """Whether the loader leaves out the last incomplete batch: ``cfg.drop_last`` and ``n >= batch_size`` (Dassl)."""
+    return bool(cfg.drop_last) and n >= cfg.batch_size
 
 
 @dataclass
@@ -164,9 +181,14 @@ def train(forward: Forward, params: Iterable[torch.nn.Parameter], source, transf
     n = len(source)
     if n == 0:
         raise DataError(f"{source.name}: no images to train on")
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    drop = drops_last(cfg, n)
+    steps_per_epoch = n // cfg.batch_size if drop else math.ceil(n / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     device = torch.device(device)
+    dtypes = [p.dtype for p in params]
+    if cfg.precision == "fp16":  # trainable tensors kept and updated in half precision (official LoCoOp)
+        for p in params:
+            p.data = p.data.half()
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps_per_epoch))
     log_ = TrainLog()
@@ -179,7 +201,8 @@ def train(forward: Forward, params: Iterable[torch.nn.Parameter], source, transf
         torch.manual_seed(cfg.seed)  # augmentation draws from the global generator
         gen = torch.Generator().manual_seed(cfg.seed)
         loader = torch.utils.data.DataLoader(SourceDataset(source, transform), batch_size=cfg.batch_size,
-                                             shuffle=True, generator=gen, num_workers=0, collate_fn=collate)
+                                             shuffle=True, generator=gen, num_workers=0, collate_fn=collate,
+                                             drop_last=drop)
         try:
             for epoch in range(cfg.epochs):
                 t0 = time.perf_counter()
@@ -191,7 +214,8 @@ def train(forward: Forward, params: Iterable[torch.nn.Parameter], source, transf
                     ts = time.perf_counter()
                     y = labels_all[idx].to(device)
                     lr = opt.param_groups[0]["lr"]
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+                    with torch.autocast(device.type, dtype=half or torch.bfloat16, enabled=half is not None):
                         g, loc = forward(images.to(device))
                     terms = batch_terms(g.float(), loc.float() if loc is not None else None, y, cfg.lam, cfg.top_k)
                     loss = terms["locoop_loss"]
@@ -218,6 +242,8 @@ def train(forward: Forward, params: Iterable[torch.nn.Parameter], source, transf
         finally:
             for m in modules:
                 m.eval()
+            for p, dtype in zip(params, dtypes):  # back to the callers' dtype (fp16 -> fp32 is exact)
+                p.data = p.data.to(dtype)
     return log_
 
 

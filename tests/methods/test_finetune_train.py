@@ -105,12 +105,12 @@ def test_cosine_schedules():
     assert lr_factor(cfg, 25, 10) == pytest.approx(0.5)
     ep = TrainConfig(epochs=50, lr=0.002, schedule="cosine-epoch", warmup_epochs=1, warmup_lr=1e-5)
     assert lr_factor(ep, 0, 4) == lr_factor(ep, 3, 4) == pytest.approx(1e-5 / 0.002)
-    assert lr_factor(ep, 4, 4) == lr_factor(ep, 7, 4) == pytest.approx(0.5 * (1 + math.cos(math.pi / 50)))
-    assert lr_factor(ep, 49 * 4, 4) == pytest.approx(0.5 * (1 + math.cos(math.pi * 49 / 50)))
+    assert lr_factor(ep, 4, 4) == lr_factor(ep, 7, 4) == 1.0  # the cosine starts at the full lr after the warm-up
+    assert lr_factor(ep, 49 * 4, 4) == pytest.approx(0.5 * (1 + math.cos(math.pi * 48 / 50)))
 
 
 def test_bad_settings_are_user_errors():
-    for kwargs in ({"epochs": 0}, {"batch_size": 0}, {"lr": 0}, {"precision": "fp16"}, {"schedule": "step"},
+    for kwargs in ({"epochs": 0}, {"batch_size": 0}, {"lr": 0}, {"precision": "fp8"}, {"schedule": "step"},
                    {"top_k": -1}):
         with pytest.raises(UserError):
             TrainConfig(**kwargs)
