@@ -269,6 +269,102 @@ class _LineProgress(Progress):
         logger.info("%s: %s%s, %s elapsed%s%s", st["description"], count, pct, _duration(elapsed), eta, info)
 
 
+# ------------------------------------------------------------------------------------------------ tables
+#: A label column is narrowed to its longest word, but never below this many characters (then it folds).
+LABEL_FLOOR = 24
+
+
+def print_table(table: Any, *, keep: int = 1, group: int = 1, console: Console | None = None) -> None:
+    """Print a rich ``table`` so that no cell is cut at the console's width (a terminal's, or 80 columns when the
+    output is piped): see :func:`fit_table`."""
+    console = console or out
+    for part in fit_table(table, console.width, keep=keep, group=group, console=console):
+        # title and caption at the console's width (rich would fit them to the table's: ids in a legend would fold)
+        title, caption, part.title, part.caption = part.title, part.caption, None, None
+        if title:
+            console.print(console.render_str(title, style="table.title") if isinstance(title, str) else title)
+        console.print(part)
+        if caption:
+            console.print(console.render_str(caption, style="table.caption") if isinstance(caption, str)
+                          else caption)
+
+
+def fit_table(table: Any, width: int, *, keep: int = 1, group: int = 1, console: Console | None = None) -> list:
+    """``table`` as one or more rich tables no wider than ``width``, none of whose cells is cut.
+
+    Columns marked ``no_wrap`` (numbers) keep their full width. Label columns (the others) are narrowed, down to
+    their longest word (at most :data:`LABEL_FLOOR` characters), and wrap at spaces or fold long words — they never
+    end in an ellipsis. When even that is too wide, the columns after the first ``keep`` are split over several
+    tables, each repeating the first ``keep`` columns and taking the others in whole groups of ``group`` (e.g. the
+    FPR95 and AUROC columns of one method stay together); the title of each part says ``(part i/n)``, and the
+    caption goes under the last. A single group wider than ``width`` is printed whole in its own part.
+    """
+    console = console or out
+    cols = list(table.columns)
+    head, rest = cols[:keep], cols[keep:]
+    groups = [rest[i:i + max(1, group)] for i in range(0, len(rest), max(1, group))]
+
+    def sub(columns: list) -> Any:
+        return with_columns(table, [cols.index(c) for c in columns])
+
+    if _narrowed(sub(cols), width, console) is not None or not groups:
+        return [_narrowed(sub(cols), width, console) or sub(cols)]
+    parts: list[list] = []
+    for g in groups:
+        if parts and _narrowed(sub(head + parts[-1] + g), width, console) is not None:
+            parts[-1] = parts[-1] + g
+        else:
+            parts.append(list(g))
+    tables = []
+    for i, part in enumerate(parts):
+        t = _narrowed(sub(head + part), width, console) or sub(head + part)
+        if isinstance(t.title, str) or t.title is None:
+            t.title = f"{t.title or ''} (part {i + 1}/{len(parts)})".strip()
+        if i < len(parts) - 1:
+            t.caption = None
+        tables.append(t)
+    return tables
+
+
+def with_columns(table: Any, indices: list[int]) -> Any:
+    """A copy of the rich ``table`` with only the columns at ``indices`` (same rows, sections, title, caption)."""
+    import copy
+
+    t = copy.copy(table)
+    t.columns = [copy.copy(table.columns[i]) for i in indices]
+    for i, c in enumerate(t.columns):
+        c._index = i
+    return t
+
+
+def _narrowed(table: Any, width: int, console: Console) -> Any | None:
+    """``table`` with its label columns narrowed (``max_width``) so that it is at most ``width`` wide with every
+    ``no_wrap`` column whole, or None when that cannot be done. Uses rich's own column measurement."""
+    wide = console.options.update_width(10_000)
+    cols = table.columns
+    meas = [table._measure_column(console, wide, c) for c in cols]
+    pads = [table._get_padding_width(c._index) for c in cols]
+    wrap = [c.width is None and not c.no_wrap for c in cols]
+    fixed = table._extra_width + sum(m.maximum for m, w in zip(meas, wrap) if not w)
+    floor = {i: min(m.maximum, max(m.minimum, 1), pads[i] + LABEL_FLOOR) for i, m in enumerate(meas) if wrap[i]}
+    if fixed + sum(floor.values()) > width:
+        return None
+    avail = width - fixed
+    natural = {i: meas[i].maximum for i in floor}
+    if sum(natural.values()) > avail:  # the widest label columns give way first, none below its floor
+        level = max(natural.values())
+        while level > 1 and sum(max(floor[i], min(natural[i], level)) for i in floor) > avail:
+            level -= 1
+        for i in floor:
+            w = max(floor[i], min(natural[i], level))
+            if w < natural[i]:
+                cols[i].max_width = max(1, w - pads[i])
+    for i in floor:
+        if cols[i].overflow == "ellipsis":
+            cols[i].overflow = "fold"
+    return table
+
+
 def _num(x: float | None) -> str:
     return "?" if x is None else f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
 

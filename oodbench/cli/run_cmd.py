@@ -11,7 +11,7 @@ from oodbench.cli.benchmark_args import (add_benchmark_args, add_extraction_args
 from oodbench.cli.common import add_backbone_args, add_command, backbone_from_args, cache_root, results_root
 from oodbench.cli.method_args import (add_method_args, check_unused_options, method_names, method_options,
                                       parse_methods)
-from oodbench.console import out
+from oodbench.console import out, print_table
 from oodbench.errors import UserError
 
 log = logging.getLogger("oodbench")
@@ -99,7 +99,6 @@ def run(args) -> int:
 def _run(args, device: str, world) -> int:
     from oodbench.pipeline import run as run_pipeline
     from oodbench.results import ResultsStore
-    from oodbench.results.render import comparison_table
     from oodbench.runtime import seed_everything, set_float32_mode
 
     t0 = time.perf_counter()
@@ -114,14 +113,31 @@ def _run(args, device: str, world) -> int:
     results = run_pipeline(resolved, settings, caches, store, backbone=backbone)
     if not world.is_main:
         return 0
+    print_results(results)
+    print_note(resolved.spec)
+    log.info("%d run(s) stored under %s in %.1f s", len(results), results_root(args), time.perf_counter() - t0)
+    return 0
+
+
+def print_results(results, console=None) -> None:
+    """One table per postprocessor, each method's columns beside vanilla's (display names). A table wider than the
+    terminal (or than 80 columns when the output is piped) is split into parts that repeat the OOD-set column and
+    keep each method's columns together, so that no number is cut."""
+    from oodbench.results.render import comparison_table
+
     by_post: dict[str, dict] = {}
     for r in results:
         by_post.setdefault(r.postprocessor, {})[r.record.plan.get("display_name", r.method)] = r.record
     for records in by_post.values():
         first = next(iter(records.values()))
-        out.print(comparison_table(first.postprocessor.get("display_name", first.postprocessor["name"]), records))
-    log.info("%d run(s) stored under %s in %.1f s", len(results), results_root(args), time.perf_counter() - t0)
-    return 0
+        table = comparison_table(first.postprocessor.get("display_name", first.postprocessor["name"]), records)
+        print_table(table, keep=2, group=len(table.columns[2:]) // len(records), console=console)
+
+
+def print_note(spec, console=None) -> None:
+    """The benchmark's declared note (what its results can and cannot show), as one line under the tables."""
+    if spec.note:
+        (console or out).print(f"note: {spec.note}", highlight=False, markup=False, soft_wrap=True)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -146,7 +162,8 @@ def _run_seeds(args, resolved, settings, caches, store, backbone, t0) -> int:
 
     if not distributed.is_main():
         return 0
-    out.print(aggregate_table(aggregate(results), title=f"mean ± std over seeds {', '.join(map(str, seeds))} "
-                                                        "(average over OOD sets, x100)"))
+    print_table(aggregate_table(aggregate(results), title=f"mean ± std over seeds {', '.join(map(str, seeds))} "
+                                                          "(average over OOD sets, x100)"), keep=3)
+    print_note(resolved.spec)
     log.info("%d run(s) stored under %s in %.1f s", len(results), results_root(args), time.perf_counter() - t0)
     return 0

@@ -10,13 +10,29 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from rich_argparse import RichHelpFormatter
+from rich_argparse import RawDescriptionRichHelpFormatter, RichHelpFormatter
 
 from oodbench.cli.common import add_command, parse_named, results_root
 from oodbench.console import out, print_table
 from oodbench.errors import UserError
 from oodbench.metrics import CONVENTIONS, METRICS
 from oodbench.cli.metrics_cmd import add_score_file_args
+
+IMPORT_MARK = "‡"  # oodbench.results.importer.MARK (not imported here: `oodbench --help` stays light)
+#: The worked example of `runs import --help`: NeurIPS Table 1, ImageNet1K / MCM Score / Vanilla MCM.
+IMPORT_EXAMPLE = """Worked example: NeurIPS Table 1, row ImageNet1K / MCM Score / Vanilla MCM, from the official SeTAR
+code's score files (test_ood.py writes scores_<set>_test.csv, one column per score, negated: higher = OOD):
+
+  oodbench runs import --benchmark imagenet1k --backbone clip_vit_b16 --method none --post mcm \\
+      --id scores_ID_ImageNet1K_test.csv \\
+      --ood iNaturalist=scores_OOD_iNaturalist_test.csv --ood SUN=scores_OOD_Sun_test.csv \\
+      --ood Places=scores_OOD_Places_test.csv --ood Texture=scores_OOD_Texture_test.csv \\
+      --column mcm_score --higher-is ood
+  oodbench tables --table 1 --no-run
+
+The same files with --post glmcm --column gl_mcm_score fill the GL-MCM row; the files of a SeTAR run with
+--method setar (and --plan FILE) the SeTAR rows; --benchmark voc with its six OOD sets the Pascal-VOC rows.
+After the import the command says which table cells the run fills, or why it fills none."""
 
 
 def add_parser(sub, parents) -> None:
@@ -50,24 +66,42 @@ def add_parser(sub, parents) -> None:
 
     imp = add_command(
         runs, "import", parents, help="store per-image score files written by other code as a run",
-        description="Read per-image score files (.npy, .npz, .csv/.tsv with a header), compute every metric with "
-                    "oodbench's metric code and store a run. Official SeTAR score CSVs are negated (higher = OOD): "
-                    "oodbench runs import --id scores_ImageNet.csv --ood iNaturalist=scores_iNaturalist.csv "
-                    "--higher-is ood --backbone clip_vit_b16 --benchmark imagenet1k --method setar --post mcm",
+        description="Read per-image score files (.npy, .npz, .csv/.tsv with a header), compute every metric with\n"
+                    "oodbench's metric code and store a run that fills table cells like a run of oodbench would.\n"
+                    "Checked before anything is written: the names against the registries (with suggestions), --param\n"
+                    "against the score's signature (the rest take the score's defaults), the OOD set names, groups and\n"
+                    "image counts against the benchmark (all its OOD sets, or --partial), the precision. --seed N\n"
+                    "records the seed (per-seed cells), --id-accuracy the ID accuracy (Table 7). Values of imported\n"
+                    f"runs are marked {IMPORT_MARK} in every table and on the leaderboard.",
     )
+    imp.formatter_class = RawDescriptionRichHelpFormatter
+    imp.epilog = IMPORT_EXAMPLE
     add_score_file_args(imp)
-    imp.add_argument("--backbone", required=True, help="the backbone that produced the scores")
-    imp.add_argument("--benchmark", required=True, help="the benchmark the scores are of")
-    imp.add_argument("--method", required=True, help="the method: none, setar, ...")
+    imp.add_argument("--backbone", required=True, help="the backbone that produced the scores (`oodbench list "
+                                                       "backbones`)")
+    imp.add_argument("--benchmark", required=True,
+                     help="the benchmark the scores are of (`oodbench list benchmarks`), or 'adhoc' for OOD sets of "
+                          "your own (names and counts unchecked)")
+    imp.add_argument("--method", required=True, help="the method: none, setar, setar-ft, lora, locoop")
     imp.add_argument("--post", required=True, help="the postprocessor (score) that produced them")
     imp.add_argument("--group", action="append", default=[], metavar="NAME=near|far",
-                     help="the group of an OOD set (repeatable; default far)")
+                     help="the group of an OOD set of an adhoc import (repeatable; default far); a registered "
+                          "benchmark's sets keep their own groups")
     imp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="a postprocessor hyperparameter that produced the scores (repeatable), e.g. temperature=1")
-    imp.add_argument("--id-set", default=None, metavar="NAME", help="name of the ID set (default: the ID file's stem)")
+                     help="a hyperparameter of the score that produced the files (repeatable; NAME=VALUE or "
+                          "POST.NAME=VALUE), e.g. tau=1 for mcm; the others take the score's defaults")
+    imp.add_argument("--id-set", default=None, metavar="NAME",
+                     help="name of the ID set (default: the benchmark's ID test split; adhoc: the ID file's stem)")
     imp.add_argument("--pretrained", default=None, metavar="TAG|PATH", help="the backbone's weights, if known")
     imp.add_argument("--plan", default=None, metavar="FILE", help="the SeTAR plan JSON the scores were made with")
-    imp.add_argument("--precision", default="unknown", help="the precision the other code ran at, if known")
+    imp.add_argument("--precision", default="fp32", metavar="fp32|fp16|bf16",
+                     help="the precision the other code ran at (default fp32, as the official code; table cells "
+                          "take fp32 runs)")
+    imp.add_argument("--id-accuracy", default=None, metavar="FRACTION",
+                     help="top-1 accuracy on the ID test set as a fraction, e.g. 0.6407 (fills Table 7)")
+    imp.add_argument("--partial", action="store_true",
+                     help="accept files for only some of the benchmark's OOD sets, or with other image counts than "
+                          "its splits (recorded; such a run fills no Average cell)")
     imp.add_argument("--note", default="", help="free text kept in the record")
     imp.set_defaults(handler=run_import)
 
@@ -213,17 +247,19 @@ def run_show(args) -> int:
     # piped output of a test-time run (value ± std) is not cut to 80 columns, as in `runs list`
     console = out if out.is_terminal or stream_of(rec) is None else Console(width=max(out.width, 150),
                                                                                soft_wrap=False)
-    console.print(metrics_table(rec.metrics, title="Metrics (x100)", groups=rec.ood_sets, stds=stream_stds(rec),
-                                caption=f"FPR95: {rec.conventions.get('fpr95', CONVENTIONS['fpr95'])}"
-                                        + ("; ± population std over the stream orders" if stream_of(rec) else "")))
+    print_table(metrics_table(rec.metrics, title="Metrics (x100)", groups=rec.ood_sets, stds=stream_stds(rec),
+                              caption=f"FPR95: {rec.conventions.get('fpr95', CONVENTIONS['fpr95'])}"
+                                      + ("; ± population std over the stream orders" if stream_of(rec) else "")),
+                keep=2, console=console)
     if fs is not None:
         fs_rows = {k: v for k, v in fs["metrics"].items() if isinstance(v, dict)}
         fs_stds = ({k: {m: order_std(rec, f"fsood:{k}", m) for m in v} for k, v in fs_rows.items()}
                    if stream_of(rec) is not None else None)
-        console.print(metrics_table(fs_rows, title="Full-spectrum metrics (x100): OOD vs ID test ∪ every csID set"
-                                    + (" (± std over the stream orders)" if fs_stds else ""),
-                                groups=rec.ood_sets, stds=fs_stds, metrics=tuple(m for m in METRICS if all(
-                                    m in v for v in fs["metrics"].values() if isinstance(v, dict)))))
+        print_table(metrics_table(fs_rows, title="Full-spectrum metrics (x100): OOD vs ID test ∪ every csID set"
+                                  + (" (± std over the stream orders)" if fs_stds else ""),
+                                  groups=rec.ood_sets, stds=fs_stds, metrics=tuple(m for m in METRICS if all(
+                                      m in v for v in fs["metrics"].values() if isinstance(v, dict)))),
+                    keep=2, console=console)
     return 0
 
 
@@ -309,18 +345,20 @@ def _plan_record(path: str, method: str) -> dict:
 
 
 def run_import(args) -> int:
-    from oodbench.results.importer import import_run
+    from oodbench.results.importer import import_run, resolve_names
 
     ood_files = parse_named(args.ood, "--ood")
     groups = parse_named(args.group, "--group", "near|far")
     params = _parse_params(args.param)
+    resolve_names(args.benchmark, args.backbone, args.method, args.post)  # bad names fail before --plan is read
     plan = None
     if args.plan:
-        plan = _plan_record(args.plan, args.method)
+        plan = _plan_record(args.plan, resolve_names(args.benchmark, args.backbone, args.method, args.post)[2])
     path = import_run(_store(args), args.id, ood_files, benchmark=args.benchmark, backbone=args.backbone,
                       method=args.method, postprocessor=args.post, column=args.column, higher_is=args.higher_is,
                       groups=groups, id_set=args.id_set, params=params, pretrained=args.pretrained, plan=plan,
-                      precision=args.precision, note=args.note)
+                      precision=args.precision, note=args.note, seed=args.seed, id_accuracy=args.id_accuracy,
+                      partial=args.partial)
     from oodbench.results import ResultsStore
     from oodbench.results.render import metrics_table
 
@@ -328,5 +366,28 @@ def run_import(args) -> int:
     out.print(metrics_table(rec.metrics, title=f"Imported as run {escape(path.name)} (x100)", groups=rec.ood_sets,
                             caption=f"file orientation: higher = {args.higher_is}; stored higher = ID; "
                                     f"FPR95 = {CONVENTIONS['fpr95']}"))
+    _say_cells(rec)
     return 0
+
+
+def _say_cells(rec) -> None:
+    """Which paper-table cells the imported run fills (or why none), so that a first import is not a silent miss."""
+    from oodbench.results.importer import cells_filled, why_no_cell
+
+    params = ", ".join(f"{k}={v!r}" for k, v in (rec.postprocessor.get("params") or {}).items()) or "none"
+    out.print(f"recorded: {rec.benchmark} / {rec.backbone.get('name')} / {rec.method} / "
+              f"{rec.postprocessor.get('name')} ({params}), precision {rec.precision}, seed {rec.seed}"
+              + (f", ID accuracy {100 * rec.id_accuracy:.2f}" if rec.id_accuracy is not None else ""),
+              highlight=False, soft_wrap=True)
+    partial = (rec.extra.get("import") or {}).get("partial")
+    if partial:
+        out.print(f"partial import: {escape(json.dumps(partial))} — no Average cell is filled from it",
+                  highlight=False, soft_wrap=True)
+    filled = cells_filled(rec)
+    if filled:
+        out.print("fills table cells (marked " + IMPORT_MARK + "): " + "; ".join(
+            f"{edition} {key} ({n})" for edition, key, n in filled) + " — `oodbench tables --no-run` renders them",
+                  highlight=False, soft_wrap=True)
+    else:
+        out.print(f"fills no table cell: {escape(why_no_cell(rec))}", highlight=False, soft_wrap=True)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from oodbench.cli.benchmark_args import add_benchmark_args, add_extraction_args, benchmark_from_args
 from oodbench.cli.common import add_backbone_args, add_command, backbone_from_args, cache_root, results_root
 from oodbench.cli.method_args import add_method_args, method_names
-from oodbench.console import out
+from oodbench.console import out, print_table
 from oodbench.errors import UserError
 
 log = logging.getLogger("oodbench")
@@ -53,8 +53,8 @@ def add_parser(sub, parents) -> None:
 def run(args) -> int:
     from oodbench.cli.run_cmd import settings_from_args
     from oodbench.results import ResultsStore
-    from oodbench.results.sweep import (aggregate, aggregate_csv, aggregate_markdown, aggregate_table, expand_grid,
-                                        parse_grid, parse_seeds, run_grid)
+    from oodbench.results.sweep import (aggregate, aggregate_csv, aggregate_markdown, expand_grid, parse_grid,
+                                        parse_seeds, run_grid)
     from oodbench.runtime import resolve_device, seed_everything, set_float32_mode
 
     t0 = time.perf_counter()
@@ -83,7 +83,7 @@ def run(args) -> int:
     log.info("sweep: %d point(s) x %d seed(s)", len(points), len(seeds))
     results = run_grid(resolved, settings, points, seeds, caches, store, backbone, baseline=not args.no_baseline)
     rows = aggregate(results)
-    out.print(aggregate_table(rows))
+    print_aggregate(rows)
     if args.out:
         from oodbench.atomic import write_text
 
@@ -92,3 +92,11 @@ def run(args) -> int:
         out.print(f"aggregate written to {path}", highlight=False)
     log.info("%d run(s) stored under %s in %.1f s", len(results), results_root(args), time.perf_counter() - t0)
     return 0
+
+
+def print_aggregate(rows, console=None) -> None:
+    """The sweep's table: labels wrap (a point's axes one per line when narrow), numbers stay whole; a table wider
+    than the terminal (80 columns when piped) is split into parts that repeat the point, method and score."""
+    from oodbench.results.sweep import aggregate_table
+
+    print_table(aggregate_table(rows), keep=3, console=console)

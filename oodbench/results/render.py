@@ -32,8 +32,8 @@ def metrics_table(rows: dict[str, dict[str, float]], title: str = "", caption: s
     table.add_column("OOD set", style="bold")
     if groups:
         table.add_column("group")
-    for m in metrics:
-        table.add_column(HEADERS.get(m, m), justify="right")
+    for m in metrics:  # numbers are never wrapped nor cut (oodbench.console.print_table splits a too-wide table)
+        table.add_column(HEADERS.get(m, m), justify="right", no_wrap=True)
     for name, row in rows.items():
         if name == "average":
             table.add_section()

@@ -321,12 +321,12 @@ def aggregate_table(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("fpr
     table = Table(title=title or "Sweep: average over OOD sets, mean ± std over seeds (x100)", title_justify="left",
                   caption="FPR95: ID positive, nearest recall to 95%; std: population (numpy.std)" + _orders_note(rows),
                   caption_justify="left")
-    for col in ("point", "method", "score"):
-        table.add_column(col)
-    for m in metrics:
-        table.add_column(HEADERS.get(m, m), justify="right")
-    table.add_column("ID acc", justify="right")
-    table.add_column("seeds", justify="right")
+    for col in ("point", "method", "score"):  # labels wrap (point: one axis per line) or fold, never cut
+        table.add_column(col, overflow="fold")
+    for m in metrics:  # numbers: never wrapped nor cut (oodbench.console.print_table splits a too-wide table)
+        table.add_column(HEADERS.get(m, m), justify="right", no_wrap=True)
+    table.add_column("ID acc", justify="right", no_wrap=True)
+    table.add_column("seeds", justify="right", overflow="fold")
     for r in rows:
         avg_m, avg_s = r.mean.get("average", {}), r.std.get("average", {})
         n = r.n_spread or len(r.seeds)
