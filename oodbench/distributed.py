@@ -11,9 +11,11 @@ What is divided and who writes:
   would run, in file-list order) are dealt round-robin to the ranks; rank 0 gathers them and is the only writer
   of the feature cache, so the cache of N processes is the one a single process writes (same key, same files,
   same bytes);
-* the SeTAR search (:mod:`oodbench.methods.setar.search`): the candidates of one step are divided, their losses
-  all-gathered, and every rank applies the single-process acceptance rule to the same list; rank 0 writes the
-  checkpoints, the plan and the logs;
+* the SeTAR search (:mod:`oodbench.methods.setar.search`): the validation images and the class prompts are divided
+  (:func:`share`: contiguous, even); every rank evaluates every candidate on its share, the text embeddings are
+  all-gathered over the device's collective (:func:`all_gather_rows`) and the per-image loss terms over the host
+  group, reduced in image order on every rank, so every rank holds the same losses and accepts the same
+  candidates; rank 0 writes the checkpoints, the plan and the logs;
 * scoring and the results store: rank 0 only (the other ranks wait for it and exit with its status).
 
 Failures: local work that may fail runs inside :func:`checked` / :func:`gather_checked` /
@@ -22,8 +24,10 @@ Failures: local work that may fail runs inside :func:`checked` / :func:`gather_c
 so no rank goes on to store a result. A peer that dies outright breaks the connection or hits the process-group
 timeout (``$OODBENCH_DIST_TIMEOUT`` seconds, default 1800), which ends the command the same way.
 
-Object collectives (statuses, feature batches, search losses) use a gloo group on the CPU also when the default
-group is NCCL, so they never occupy the GPUs' streams.
+Object collectives (statuses, small metadata, per-image loss terms) use a gloo group on the CPU also when the
+default group is NCCL, so they never occupy the GPUs' streams; tensors (gathered features, text embeddings) travel
+over the default group (:func:`all_gather_rows`, :func:`gather_tensors`): NCCL, device to device, on GPUs; gloo on
+the CPU. :func:`traffic` counts the bytes they move.
 
 Test hook: ``OODBENCH_FAIL_RANK=R`` (optionally with ``OODBENCH_FAIL_PHASE=extract|search|score``) makes rank R
 raise inside its next checked phase (of that name); it exists for the tests of this behaviour only.
@@ -298,6 +302,108 @@ def gather_checked(fn: Callable[[], T], phase: str = "", dst: int = 0) -> list[T
     return [v for _, v in parts] if parts is not None else None
 
 
+def share(n: int, w: World | None = None) -> slice:
+    """This rank's contiguous share of ``range(n)``: as even as possible, the first ``n % N`` ranks one more, in
+    rank order (rank 0 the first items); a rank may get none when ``n < N``."""
+    w = w or _WORLD
+    base, extra = divmod(int(n), w.size)
+    lo = w.rank * base + min(w.rank, extra)
+    return slice(lo, lo + base + (1 if w.rank < extra else 0))
+
+
+#: Bytes this process sent and received through the tensor collectives below, by what moved them
+#: (:func:`traffic`, :func:`reset_traffic`).
+_TRAFFIC: dict[str, int] = {}
+
+
+def traffic() -> dict[str, int]:
+    """Bytes of tensors this process sent plus received through :func:`all_gather_rows` and
+    :func:`gather_tensors`, by label, since the last :func:`reset_traffic`."""
+    return dict(_TRAFFIC)
+
+
+def reset_traffic() -> None:
+    _TRAFFIC.clear()
+
+
+def _count(label: str, nbytes: int) -> None:
+    _TRAFFIC[label] = _TRAFFIC.get(label, 0) + int(nbytes)
+
+
+def tensor_backend() -> str | None:
+    """The collective tensors travel on: the default group's backend (NCCL when the command runs on CUDA, gloo on
+    the CPU); None for one process."""
+    return _WORLD.backend if _WORLD.active else None
+
+
+def all_gather_rows(t, label: str = "all_gather_rows"):
+    """Every rank's rows ``t`` (``[n_r, ...]``, ``n_r`` may differ and be 0), concatenated in rank order, on every
+    rank; over the default group, i.e. the device's own collective (NCCL) for CUDA tensors, gloo on the CPU.
+
+    The row counts travel first (small, through the host group); the rows are padded to the longest share for the
+    collective and cut back. Counted in :func:`traffic` as the bytes of the real rows sent and received.
+    """
+    if not _WORLD.active:
+        return t
+    import torch
+    import torch.distributed as dist
+
+    counts = all_gather_object(int(t.shape[0]))
+    top = max(counts)
+    padded = t if t.shape[0] == top else torch.cat([t, t.new_zeros((top - t.shape[0], *t.shape[1:]))])
+    bufs = [torch.empty_like(padded) for _ in counts]
+    _collective("an all-gather of tensors", lambda: dist.all_gather(bufs, padded.contiguous()))
+    row = t[0:1].numel() * t.element_size() if t.shape[0] else padded[0:1].numel() * padded.element_size()
+    _count(label, row * (t.shape[0] * (_WORLD.size - 1) + sum(counts) - t.shape[0]))
+    return torch.cat([b[:c] for b, c in zip(bufs, counts)])
+
+
+def gather_tensors(tensors: dict[str, Any] | None, dst: int = 0, label: str = "gather_tensors"
+                   ) -> list[dict[str, Any] | None] | None:
+    """Every rank's dict of tensors (or None), in rank order, on rank ``dst`` (None elsewhere), the tensors moved
+    point to point over the default group (NCCL for CUDA tensors: device memory to device memory, not through the
+    host); names, shapes and dtypes travel first through the host group. Counted in :func:`traffic`."""
+    if not _WORLD.active:
+        return [tensors]
+    import torch
+    import torch.distributed as dist
+
+    spec = None if tensors is None else {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}
+    specs = all_gather_object(spec)
+    me = _WORLD.rank
+    if me != dst:
+        if tensors is not None:
+            for k in sorted(tensors):
+                v = tensors[k].contiguous()
+                _collective("a tensor send", lambda v=v: dist.send(v, dst=dst))
+                _count(label, v.numel() * v.element_size())
+        return None
+    device = next(iter(tensors.values())).device if tensors else _device_of_group()
+    out: list[dict[str, Any] | None] = []
+    for r, sp in enumerate(specs):
+        if r == me:
+            out.append(tensors)
+            continue
+        if sp is None:
+            out.append(None)
+            continue
+        got = {}
+        for k in sorted(sp):
+            shape, dtype = sp[k]
+            buf = torch.empty(shape, dtype=dtype, device=device)
+            _collective("a tensor receive", lambda buf=buf, r=r: dist.recv(buf, src=r))
+            _count(label, buf.numel() * buf.element_size())
+            got[k] = buf
+        out.append(got)
+    return out
+
+
+def _device_of_group():
+    import torch
+
+    return torch.device(f"cuda:{torch.cuda.current_device()}") if _WORLD.backend == "nccl" else torch.device("cpu")
+
+
 def deal(items: list[T], w: World | None = None) -> list[T]:
     """This rank's share of ``items``: round-robin (item i to rank i mod N), nothing duplicated or dropped."""
     w = w or _WORLD
@@ -316,4 +422,5 @@ def _injected_failure(phase: str) -> None:
 
 __all__ = ["World", "DistributedError", "world", "is_main", "env_world", "device_for", "session", "barrier",
            "broadcast_object", "all_gather_object", "gather_object", "checked", "on_main", "all_gather_checked",
-           "gather_checked", "deal"]
+           "gather_checked", "deal", "share", "all_gather_rows", "gather_tensors", "traffic", "reset_traffic",
+           "tensor_backend"]

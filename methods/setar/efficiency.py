@@ -4,9 +4,11 @@ The work an exact search cannot avoid (the official algorithm's plan and per-can
 recomputed that a candidate does not change) is: one forward of the unmodified model (both towers and the loss), then
 for every candidate that removes components, the searched tower from the searched block up (from the searched block's
 MLP half for ``W_up`` / ``W_down``), its heads and the loss. :func:`unavoidable_flops` counts it in matrix-multiply
-FLOPs (:mod:`oodbench.backbones.clip_flops`); :func:`matmul_rate` times a large fp32 GEMM on the same device and
-threads, and the search's fraction is ``unavoidable FLOPs / seconds / GEMM rate``. Everything else the search runs
-(states recomputed after an accepted cut, attention halves, norms, activations, Python) shows as the distance to 1.
+FLOPs (:mod:`oodbench.backbones.clip_flops`); :func:`model_matmul_rate` times the fp32 GEMMs of the model's own
+linear layers at the search's own row count (best of repeats) on the same device and threads, and the search's
+fraction is ``unavoidable FLOPs / seconds / GEMM rate``. Everything else the search runs (states recomputed after an
+accepted cut, attention products, SVDs, norms, activations, the loss's softmax, Python) shows as the distance to 1.
+Under several processes each counts the work of its own share of the images and prompts.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def unavoidable_flops(ev: "FastEvaluator", log: "SearchLog") -> int | None:
     if not ev.is_clip:
         return None
     bb = ev.bb
-    n_images = ev.n
-    n_classes = sum(int(ids.shape[0]) for ids in ev.inputs["text"])
+    n_images = ev.n_local  # this process's share (all of them for one process)
+    n_classes = ev.n_classes
     loss = loss_flops(n_images, bb.num_patches, bb.embed_dim, n_classes)
 
     def tower(name: str, layer: int, mlp: bool) -> int:
@@ -76,6 +78,49 @@ def matmul_rate(device: torch.device | str, size: int | None = None, seconds: fl
         if time.perf_counter() - start >= seconds:
             break
     return 2.0 * n**3 / best
+
+
+def model_matmul_rate(ev: "FastEvaluator", seconds: float = 1.0, min_repeats: int = 3) -> tuple[float, list]:
+    """fp32 FLOP/s of the model's own GEMMs as the search runs them, best of repeats.
+
+    The products are those of one image-tower block (CLIP; the largest tower of a classifier is not timed: returns
+    ``(nan, [])``) at the search's forward chunk (``rows`` = images of one chunk x tokens): the packed query/key/value
+    projection, the attention output projection, the MLP's up and down projections. Each is repeated for about
+    ``seconds / 4`` (at least ``min_repeats`` times) after one warm-up; the rate is their total FLOPs over the sum of
+    their fastest repetitions.
+
+    Returns:
+        ``(rate, [[rows, inner, outer], ...])``.
+    """
+    if not ev.is_clip:
+        return float("nan"), []
+    from oodbench.backbones.clip_flops import _dims
+
+    bb = ev.bb
+    width, mlp = _dims(bb.visual.transformer.resblocks)
+    chunk = int(ev.inputs["vision"][0].shape[0]) if ev.inputs["vision"] else 1
+    rows = max(1, chunk) * (bb.num_patches + 1)
+    shapes = [[rows, width, 3 * width], [rows, width, width], [rows, width, mlp], [rows, mlp, width]]
+    device = torch.device(ev.device)
+    g = torch.Generator().manual_seed(0)
+    total_flops, total_time = 0.0, 0.0
+    for m, k, n in shapes:
+        a = torch.randn(m, k, generator=g).to(device)
+        b = torch.randn(k, n, generator=g).to(device)
+        out = torch.empty(m, n, device=device)
+        torch.mm(a, b, out=out)
+        sync(device)
+        best, reps, start = float("inf"), 0, time.perf_counter()
+        while reps < min_repeats or time.perf_counter() - start < seconds / len(shapes):
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=out)
+            sync(device)
+            best = min(best, time.perf_counter() - t0)
+            reps += 1
+        total_flops += 2.0 * m * k * n
+        total_time += best
+        del a, b, out
+    return total_flops / total_time, shapes
 
 
 def summary(flops: int | None, seconds: float, rate: float | None) -> dict[str, Any]:

@@ -37,9 +37,10 @@ from typing import Any
 
 import torch
 
+from oodbench import distributed
 from oodbench.backbones.base import Backbone, TargetWeight
 
-from .loss import LossResult, batches, l2_normalize, locoop_loss_clip, locoop_loss_logits
+from .loss import LossResult, batches, image_terms, l2_normalize, reduce_image_terms
 from .lowrank import removed_rank
 from .modifier import SetarModifier, find_target
 
@@ -74,17 +75,25 @@ class FastEvaluator:
         self.bb = backbone
         self.device = backbone.device
         self.is_clip = backbone.kind == "clip"
-        self.labels = labels.to(self.device)
         self.n = int(labels.shape[0])
+        # several processes (oodbench.distributed): this rank's contiguous share of the images and of the prompts
+        self.world = distributed.world()
+        self.image_share = distributed.share(self.n, self.world)
+        self.labels = labels[self.image_share].to(self.device)
+        self.n_local = int(self.labels.shape[0])
         self.lam, self.top_k, self.batch_size = lam, top_k, batch_size
         self.prune, self.seed = prune, seed
         self.mod = modifier
         self.num_layers = backbone.towers()
-        self.inputs: dict[str, list[Any]] = {"vision": [images[sl] for sl in batches(self.n, forward_batch_size)]}
+        mine = images[self.image_share]
+        self.inputs: dict[str, list[Any]] = {"vision": [mine[sl] for sl in batches(self.n_local, forward_batch_size)]}
+        self.n_classes = len(prompts) if prompts else 0
         if self.is_clip:
             if not prompts:
                 raise ValueError("a CLIP search needs the class prompts")
-            self.inputs["text"] = [backbone.tokenize(prompts[sl]) for sl in batches(len(prompts), text_batch_size)]
+            self.prompt_share = distributed.share(len(prompts), self.world)
+            own = prompts[self.prompt_share]
+            self.inputs["text"] = [backbone.tokenize(own[sl]) for sl in batches(len(own), text_batch_size)]
             self.scale = backbone.logit_scale()
         self._targets: dict[Target, TargetWeight] = {}
         self._hidden: dict[tuple[str, int, bool], list[torch.Tensor]] = {}  # (tower, layer, after attention)
@@ -183,18 +192,27 @@ class FastEvaluator:
         self._best = self._last = None
         self._current = current
 
-    def record_efficiency(self, log, min_seconds_for_gemm: float = 50.0) -> dict[str, Any]:
-        """Put the search's FLOP count and rate into ``log.efficiency`` (and log one line); the fp32 matmul rate is
-        timed (about 1 s) only when the search took at least ``min_seconds_for_gemm``."""
-        from .efficiency import matmul_rate, summary, unavoidable_flops
+    def record_efficiency(self, log) -> dict[str, Any]:
+        """Put the search's FLOP count and rate into ``log.efficiency`` (and log one line), with the fp32 rate of the
+        model's own GEMMs timed right after the search (best of repeats, ``min(1, max(0.05, seconds / 50))`` s) as
+        the reference. Under several processes: the FLOPs of every process (``per_rank_flops``, in rank order;
+        ``unavoidable_flops`` is their sum), the rate and the fraction of this process (rank 0 writes the log)."""
+        from .efficiency import model_matmul_rate, summary, unavoidable_flops
 
         flops = unavoidable_flops(self, log)
-        rate = matmul_rate(self.device) if flops is not None and log.seconds >= min_seconds_for_gemm else None
+        rate, shapes = (model_matmul_rate(self, min(1.0, max(0.05, log.seconds / 50))) if flops is not None
+                        else (None, []))
+        per_rank = distributed.all_gather_object(flops)
         log.efficiency = summary(flops, log.seconds, rate)
         eff = log.efficiency
+        eff["matmul_shapes"] = shapes
+        if self.world.active:
+            eff["unavoidable_flops"] = sum(per_rank) if flops is not None else None
+            eff["per_rank_flops"] = per_rank
+            eff["world_size"] = self.world.size
         if eff["matmul_fraction"] is not None:
             logger.info("SeTAR search: %.3g TFLOP of unavoidable work at %.1f GFLOP/s, %.0f%% of this device's fp32 "
-                        "matmul rate (%.1f GFLOP/s)", flops / 1e12, eff["achieved_flops_per_s"] / 1e9,
+                        "rate on the model's GEMMs (%.1f GFLOP/s)", flops / 1e12, eff["achieved_flops_per_s"] / 1e9,
                         100 * eff["matmul_fraction"], rate / 1e9)
         return eff
 
@@ -266,6 +284,8 @@ class FastEvaluator:
         return [run(tower, h, layer, self._dev(x) if tower == "text" else None) for h, x in zip(hs, self.inputs[tower])]
 
     def _vision_out(self, outs: list) -> Any:
+        if not outs:  # this rank holds no image
+            return None, None
         g = torch.cat([o.global_ for o in outs])
         loc = torch.cat([o.local for o in outs]) if outs[0].local is not None else None
         if self.is_clip:
@@ -273,24 +293,58 @@ class FastEvaluator:
         return g, loc
 
     def _text_out(self, outs: list) -> torch.Tensor:
+        """This rank's prompts' normalised embeddings, gathered over the ranks (every prompt, in order)."""
+        mine = distributed.checked(lambda: self._own_text(outs), phase="search")
+        return distributed.all_gather_rows(mine, label="search text embeddings")
+
+    def _own_text(self, outs) -> torch.Tensor:
+        outs = outs() if callable(outs) else outs
+        if not outs:  # this rank holds no prompt
+            return torch.zeros((0, int(self.bb.embed_dim)), device=self.device)
         return l2_normalize(torch.cat([o.global_ for o in outs]))
 
     def _accepted(self, tower: str) -> Any:
         out = self._tower_out.get(tower)
         if out is None:
-            outs = self._tower(tower, 0, cache=False)
-            out = self._vision_out(outs) if tower == "vision" else self._text_out(outs)
+            if tower == "text":
+                out = self._text_out(lambda: self._tower("text", 0, cache=False))
+            else:
+                out = self._vision_out(self._tower(tower, 0, cache=False))
             self._tower_out[tower] = out
         return out
 
     def _run(self, target: Target, removed: int) -> LossResult:
-        tower = target[0]
-        outs = self._tower(tower, self._hidden_index(target), mlp=self._mlp_stage(target))
-        out = self._vision_out(outs) if tower == "vision" else self._text_out(outs)
-        self._last = (target, removed, out)
-        if not self.is_clip:
-            return locoop_loss_logits(*out, self.labels, self.lam, self.top_k, self.batch_size)
-        img_n, loc_n = out if tower == "vision" else self._accepted("vision")
-        text_n = out if tower == "text" else self._accepted("text")
-        return locoop_loss_clip(img_n, loc_n, text_n, self.scale, self.labels, self.lam, self.top_k, self.batch_size,
-                                normalized=True)
+        """The candidate's loss: this rank's share of the searched tower, the per-image terms of this rank's images,
+        all-gathered and reduced in image order (:func:`~.loss.reduce_image_terms`), so every rank gets the same
+        numbers and no candidate is computed twice."""
+        tower, layer, mlp = target[0], self._hidden_index(target), self._mlp_stage(target)
+        if self.is_clip and tower == "text":
+            text_n = self._text_out(lambda: self._tower("text", layer, mlp=mlp))
+            self._last = (target, removed, text_n)
+
+            def local() -> torch.Tensor:
+                img_n, loc_n = self._accepted("vision")
+                return self._terms(img_n, loc_n, text_n)
+        else:
+            text_n = self._accepted("text") if self.is_clip else None
+
+            def local() -> torch.Tensor:
+                out = self._vision_out(self._tower(tower, layer, mlp=mlp))
+                self._last = (target, removed, out)
+                return self._terms(*out, text_n)
+        parts = distributed.all_gather_checked(local, phase="search")
+        return reduce_image_terms(torch.cat(parts) if len(parts) > 1 else parts[0], self.lam, self.batch_size)
+
+    def _terms(self, img: torch.Tensor | None, loc: torch.Tensor | None, text_n: torch.Tensor | None) -> torch.Tensor:
+        """Per-image loss terms ``[n_local, 5]`` of this rank's images (:func:`~.loss.image_terms`), computed
+        ``batch_size`` images at a time (the logits of one official batch at most are held)."""
+        if img is None:
+            return torch.zeros((0, 5), dtype=torch.float64)
+        parts = []
+        for sl in batches(self.n_local, self.batch_size):
+            g, lo = img[sl], (loc[sl] if loc is not None else None)
+            if text_n is not None:  # CLIP: scaled cosine logits; a classifier's logits are used as they are
+                g = g @ text_n.t() * self.scale
+                lo = lo @ text_n.t() * self.scale if lo is not None else None
+            parts.append(image_terms(g, lo, self.labels[sl], self.top_k))
+        return torch.cat(parts)

@@ -180,3 +180,61 @@ def locoop_loss_batched(fn: Callable[[slice], tuple[torch.Tensor, torch.Tensor |
         g, l = fn(sl)
         acc.add(batch_terms(g, l, labels[sl], lam, top_k), sl.stop - sl.start)
     return acc.result()
+
+
+# --------------------------------------------------------------------------------- per-image terms
+#: Columns of :func:`image_terms`: cross-entropy, 1 if top-1 correct, sum of ``sum_c p log(p + 1e-5)`` over the
+#: image's OOD patches, number of OOD patches, number of patches.
+IMAGE_TERM_COLUMNS = ("ce", "correct", "ood_sum", "ood_count", "patches")
+
+
+def image_terms(logits_global: torch.Tensor, logits_local: torch.Tensor | None, labels: torch.Tensor,
+                top_k: int) -> torch.Tensor:
+    """The per-image parts of :func:`batch_terms`, from which any batch's terms follow (:func:`reduce_image_terms`):
+    a batch's mean cross-entropy, accuracy and OOD-patch share are sums over its images divided by its size, and its
+    OOD term is the sum of the images' OOD-patch sums over the sum of their OOD-patch counts. So the images of one
+    official batch may be computed by different processes and the batch's terms still follow.
+
+    Args:
+        logits_global: ``[B, C]``; logits_local: ``[B, P, C]`` or None; labels: ``[B]``; top_k: K of the mask.
+
+    Returns:
+        ``[B, 5]`` float64 on the CPU, columns :data:`IMAGE_TERM_COLUMNS`.
+    """
+    n = logits_global.shape[0]
+    out = torch.zeros((n, 5), dtype=torch.float64)
+    if n == 0:
+        return out
+    out[:, 0] = F.cross_entropy(logits_global, labels, reduction="none").double().cpu()
+    out[:, 1] = (logits_global.argmax(-1) == labels).double().cpu()
+    if logits_local is None:
+        return out
+    is_ood = ood_patch_mask(logits_local, labels, top_k)
+    probs = F.softmax(logits_local[is_ood], dim=-1)  # [n_ood, C]
+    neg_ent = torch.sum(probs * torch.log(probs + 1e-5), 1)
+    owner = is_ood.nonzero()[:, 0]
+    sums = torch.zeros(n, dtype=torch.float64, device=neg_ent.device).index_add_(0, owner, neg_ent.double())
+    out[:, 2] = sums.cpu()
+    out[:, 3] = is_ood.sum(1).double().cpu()
+    out[:, 4] = float(logits_local.shape[1])
+    return out
+
+
+def reduce_image_terms(terms: torch.Tensor, lam: float, batch_size: int = OFFICIAL_BATCH_SIZE) -> LossResult:
+    """The batch-size-weighted mean of per-batch LoCoOp terms (as :func:`locoop_loss_batched`) from the per-image
+    terms of every validation image in the official (unshuffled) order; float64 throughout, summed in image order,
+    so every process holding the same ``terms`` gets the same numbers bit for bit."""
+    n = int(terms.shape[0])
+    if n == 0:
+        raise ValueError("no image terms")
+    sums = dict.fromkeys(LOSS_KEYS, 0.0)
+    for sl in batches(n, batch_size):
+        nb = sl.stop - sl.start
+        ce, correct, ood_sum, ood_count, patches = (float(v) for v in terms[sl].sum(0).tolist())
+        loss_id = ce / nb
+        loss_ood = ood_sum / ood_count if ood_count > 0 else 0.0
+        values = {"locoop_loss": loss_id + lam * loss_ood, "loss_id": loss_id, "loss_ood": loss_ood,
+                  "acc": 100.0 * correct / nb, "ood_patch_percent": 100.0 * ood_count / patches if patches else 0.0}
+        for k in LOSS_KEYS:
+            sums[k] += values[k] * nb
+    return LossResult(**{k: sums[k] / n for k in LOSS_KEYS})

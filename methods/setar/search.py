@@ -18,10 +18,12 @@ the step's first weight", so a step that improves nothing keeps that weight unmo
 candidate. Candidates are evaluated by :class:`~oodbench.methods.setar.evaluator.FastEvaluator`, which gives
 the losses of the official per-candidate full re-evaluation without re-running what a candidate cannot change.
 
-Under ``torchrun`` (:mod:`oodbench.distributed`) every process holds the model and its own cached hidden states,
-the candidates of a step are divided over the processes and their losses all-gathered, and every process applies
-the acceptance rule above to the same ordered list (:func:`_dealt_step`): the plan, the log and every loss are
-those of one process. Only rank 0 reads and writes the checkpoint.
+Under ``torchrun`` (:mod:`oodbench.distributed`) the validation images (and the class prompts) are divided over
+the processes, not the candidates: every process evaluates every candidate on its contiguous share of the images,
+the per-image loss terms are all-gathered and reduced in image order (``FastEvaluator``), so every process holds
+the same losses, accepts the same candidates with the single-process loop and keeps the same state; no candidate
+is computed twice and each process does 1/N of every candidate's forward work. The plan, the log and every loss
+are those of one process. Only rank 0 reads and writes the checkpoint, which any number of processes may resume.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def search(backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, class
                 logger.info("SeTAR search: resuming after step %d of %d (%s)", state.steps_done - 1, len(order),
                             ckpt.path)
                 ev.resume(state.accepted, state.best)
-                ev.forward_passes = state.forward_passes if distributed.is_main() else 0
+                ev.forward_passes = state.forward_passes
             log = state.log if state is not None else SearchLog(settings=settings)
 
             def save_step(accepted: list[tuple[Target, float]], best: LossResult) -> None:
@@ -159,14 +161,15 @@ def search(backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, class
     finally:
         modifier.restore()
     world = distributed.world()
-    forward_passes = sum(distributed.all_gather_object(ev.forward_passes))  # over every process
+    forward_passes = ev.forward_passes  # every process runs each forward pass, on its share of the images
     log.seconds = before + time.perf_counter() - start
     ev.record_efficiency(log)
     plan = Plan([PlanEntry(*t, r) for t, r in accepted], config.prune, config.seed, dict(settings))
     logger.info("SeTAR search (%s) done in %.1f s: %d candidates, %d forward passes; plan %s",
                 config.searcher, log.seconds, len(log.candidates), forward_passes, plan.describe())
     return SearchResult(plan, log, best, {"forward_passes": forward_passes, "candidates_computed": log.n_computed,
-                                          "world_size": world.size})
+                                          "world_size": world.size,
+                                          "image_shares": distributed.all_gather_object(ev.n_local)})
 
 
 def greedy(ev, order: list[Target], config: SearchConfig, log: SearchLog, resume: SearchState | None = None,
@@ -193,23 +196,17 @@ def greedy(ev, order: list[Target], config: SearchConfig, log: SearchLog, resume
     accepted: list[tuple[Target, float]] = list(resume.accepted) if resume is not None else []
     done = {t for t, _ in accepted}
     pool = [t for t in order if t not in done]
-    dealt = distributed.world().active
     with progress() as bar:
         task = bar.add_task(f"SeTAR {config.searcher}", total=total, completed=len(log.candidates))
         step = len(accepted)
         while pool:
             step_targets = pool if exhaustive else pool[:1]
-            if dealt:
-                best, best_value, best_setting = _dealt_step(ev, step, step_targets, config, log, best, best_value,
-                                                             lambda: bar.advance(task))
-                target, ratio = best_setting
-            else:
-                best, best_value, best_setting = _step(ev, step, step_targets, config, log, best, best_value, bar, task)
-                target, ratio = best_setting
-                if best is None:
-                    raise UserError(f"search: the {metric} is not a finite number for {target}; check the inputs")
-                ev.accept(target, ratio, best)
-                ev.forget(target)
+            best, best_value, best_setting = _step(ev, step, step_targets, config, log, best, best_value, bar, task)
+            target, ratio = best_setting
+            if best is None:
+                raise UserError(f"search: the {metric} is not a finite number for {target}; check the inputs")
+            ev.accept(target, ratio, best)
+            ev.forget(target)
             accepted.append(best_setting)
             pool.remove(target)
             log.add_step(step, target, ratio, best)
@@ -240,78 +237,6 @@ def _step(ev, step: int, step_targets: list[Target], config: SearchConfig, log: 
                 ev.mark_best()
             log.add_candidate(step, target, ratio, removed, result, computed, improved, seconds)
             bar.advance(task)
-    return best, best_value, best_setting
-
-
-def _dealt_step(ev, step: int, step_targets: list[Target], config: SearchConfig, log: SearchLog, best,
-                best_value: float, advance: Callable[[], None]):
-    """One step with its candidates divided over the processes (:mod:`oodbench.distributed`); the same result,
-    log and evaluator state as :func:`_step` plus the acceptance in one process.
-
-    The distinct models of the step (``(weight, removed rank)`` with a rank removed, in candidate order: the
-    candidates one process would compute) are dealt round-robin; a candidate that removes nothing is the accepted
-    configuration, which every rank evaluates itself (its loss is known, or is the first step's baseline). Each
-    rank marks, among what it evaluated, the running best under the strict rule, so the rank that computed the
-    step's best holds its outputs. The losses are all-gathered and every rank walks the step's candidates in the
-    single-process order with the single-process rule (strictly lower than the global best; ties to the earlier
-    candidate; a repeated model is logged as not computed). The other ranks then evaluate the accepted candidate
-    once (the same computation, so the same outputs) and every rank accepts it.
-    """
-    w = distributed.world()
-    metric = config.metric
-    cands = [(t, r) for t in step_targets for r in config.ratios]
-    removed = [ev.removed(t, r) for t, r in cands]
-    first: dict[tuple[Target, int], int] = {}
-    for i, ((t, _), k) in enumerate(zip(cands, removed)):
-        if k > 0:
-            first.setdefault((t, k), i)
-    owner = {i: j % w.size for j, i in enumerate(first.values())}  # candidate index of a distinct model -> rank
-    zero: dict[int, tuple[Any, bool, float]] = {}
-
-    def evaluate_mine() -> dict[int, tuple[Any, bool, float]]:
-        mine: dict[int, tuple[Any, bool, float]] = {}
-        running = best_value
-        for i, ((t, r), k) in enumerate(zip(cands, removed)):
-            if k > 0 and owner.get(i) != w.rank:
-                continue
-            t0 = time.perf_counter()
-            result, _, computed = ev.evaluate(t, r)
-            (zero if k == 0 else mine)[i] = (result, computed, time.perf_counter() - t0)
-            if getattr(result, metric) < running:
-                running = getattr(result, metric)
-                ev.mark_best()
-        return mine
-
-    got: dict[int, tuple[Any, bool, float]] = {}
-    for part in distributed.all_gather_checked(evaluate_mine, phase="search"):
-        got.update(part)
-    got.update(zero)
-    best_setting: tuple[Target, float] = (step_targets[0], 0.0)
-    best_index = None
-    for i, ((t, r), k) in enumerate(zip(cands, removed)):
-        if i in got:
-            result, computed, seconds = got[i]
-        else:  # the same model as an earlier candidate of this step: its loss, not computed again
-            result, computed, seconds = got[first[(t, k)]][0], False, 0.0
-        value = getattr(result, metric)
-        improved = value < best_value
-        if improved:
-            best, best_value, best_setting, best_index = result, value, (t, r), i
-        log.add_candidate(step, t, r, k, result, computed, improved, seconds)
-        advance()
-    target, ratio = best_setting
-    if best is None:
-        raise UserError(f"search: the {metric} is not a finite number for {target}; check the inputs")
-
-    def adopt() -> None:
-        k = removed[best_index] if best_index is not None else 0
-        if k > 0 and owner[first[(target, k)]] != w.rank:
-            ev.evaluate(target, ratio)
-            ev.mark_best()
-        ev.accept(target, ratio, best)
-        ev.forget(target)
-
-    distributed.checked(adopt, phase="search")
     return best, best_value, best_setting
 
 

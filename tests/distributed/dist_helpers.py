@@ -90,13 +90,16 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 def default_jobs(rank: int, out_dir: Path) -> None:
     """The 2-process work of the default suite, in one process group (starting processes is the slow part):
-    the uneven extraction of ``test_dealt_extraction`` and the searches of ``test_dealt_search``."""
+    the uneven extraction of ``test_dealt_extraction``, the scripted searches of ``test_dealt_search`` and the
+    image-divided searches of ``test_divided_search``."""
     from oodbench import distributed
 
     import test_dealt_extraction as ex
     import test_dealt_search as se
+    import test_divided_search as di
 
     with distributed.session("cpu") as (world, _):
         assert world.size == 2 and world.rank == rank and world.backend == "gloo"
         ex.job(rank, out_dir, *ex.DEFAULT_CASE)
         se.job(rank, out_dir)
+        di.job(rank, out_dir)

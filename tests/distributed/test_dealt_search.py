@@ -1,9 +1,10 @@
-"""The greedy search with a step's candidates divided over 2 processes (gloo) against one process.
+"""The greedy loop inside a 2-process group (gloo) against one process.
 
 A scripted evaluator (a loss table over configurations, with many ties, and ratios that remove the same number of
-components) stands in for the model, so the test checks the division itself: every process must log the same
-candidates (loss, removed rank, computed, best-so-far) and steps as one process, accept the same plan, and hold
-the accepted candidate's outputs when it accepts it (as one process does after ``mark_best``).
+components) stands in for the model, so the test checks the loop itself under an active world: every process must
+log the same candidates (loss, removed rank, computed, best-so-far) and steps as one process, accept the same plan,
+and hold the accepted candidate's outputs when it accepts it (as one process does after ``mark_best``). The division
+of the images over the processes is tested with a real model in ``test_divided_search``.
 """
 
 from __future__ import annotations

@@ -124,5 +124,11 @@ def test_search_log_records_the_unavoidable_work(clip4, val12, monkeypatch):
             expected += tower + loss
     assert eff["unavoidable_flops"] == expected
     assert eff["achieved_flops_per_s"] == pytest.approx(expected / result.log.seconds)
-    assert eff["matmul_flops_per_s"] is None and eff["matmul_fraction"] is None  # a short search times no GEMM
+    # every search times the model's own GEMMs (one image block's four linear products at the forward chunk)
+    fc = clip4.visual.transformer.resblocks[0].mlp.c_fc
+    rows = 5 * (16 + 1)  # forward chunks of 5 images, 16 patches + the class token
+    assert eff["matmul_shapes"] == [[rows, fc.in_features, 3 * fc.in_features], [rows, fc.in_features, fc.in_features],
+                                    [rows, fc.in_features, fc.out_features], [rows, fc.out_features, fc.in_features]]
+    assert eff["matmul_flops_per_s"] > 0
+    assert eff["matmul_fraction"] == pytest.approx(expected / result.log.seconds / eff["matmul_flops_per_s"])
     assert result.log.from_dict(result.log.to_dict()).efficiency == eff

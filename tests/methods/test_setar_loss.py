@@ -119,3 +119,30 @@ def test_prenormalised_inputs_give_the_same_loss():
     a = locoop_loss_clip(img, loc, text, 100.0, y, 0.1, 3, batch_size=8)
     b = locoop_loss_clip(norm(img), norm(loc), norm(text), 100.0, y, 0.1, 3, batch_size=8, normalized=True)
     assert a.to_dict() == pytest.approx(b.to_dict(), abs=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [4, 21, 512])
+@pytest.mark.parametrize("cuts", [(), (3, 10, 11), (2, 5, 7, 16, 20)])
+def test_per_image_terms_cut_anywhere_give_the_official_batches(batch_size, cuts):
+    """The image-divided search: the images cut into shares at arbitrary places (official batches straddling the cuts,
+    an empty share), per-image terms per share, reduced in image order = the straightforward loss and the per-batch
+    official arithmetic."""
+    from oodbench.methods.setar.loss import image_terms, l2_normalize, reduce_image_terms
+
+    img, loc, text, y = _features()
+    text_n = l2_normalize(text)
+    bounds = [0, *cuts, 21]
+    parts = []
+    for a, b in zip(bounds, bounds[1:]):
+        g = l2_normalize(img[a:b]) @ text_n.t() * 100.0
+        lo = l2_normalize(loc[a:b]) @ text_n.t() * 100.0
+        parts.append(image_terms(g, lo, y[a:b], 3))
+    got = reduce_image_terms(torch.cat(parts), 0.1, batch_size).to_dict()
+    ref = _straightforward(img, loc, text, 100.0, y, 0.1, 3, batch_size)
+    official = locoop_loss_clip(img, loc, text, 100.0, y, 0.1, 3, batch_size).to_dict()
+    for key in ref:
+        assert got[key] == pytest.approx(ref[key], abs=2e-4, rel=1e-5), key
+        assert got[key] == pytest.approx(official[key], abs=1e-5, rel=1e-6), key
+    no_local = reduce_image_terms(image_terms(l2_normalize(img) @ text_n.t() * 100.0, None, y, 3), 0.1, batch_size)
+    assert no_local.to_dict() == pytest.approx(locoop_loss_clip(img, None, text, 100.0, y, 0.1, 3, batch_size).to_dict(),
+                                               abs=1e-5)
