@@ -170,6 +170,13 @@ class Method:
             raise IncompatibleError(f"method {self.name} works with {' / '.join(self.backbone_kinds)} backbones, "
                                     f"not {ctx.backbone.name} ({ctx.backbone.kind})")
         if self.reads_val and ctx.benchmark.id_val is None:
+    @classmethod
+    def canonical_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` in one canonical spelling where two spellings make the same run (e.g. LoRA's
+        ``alpha_mode="official-code"`` is ``alpha=8``), so that stored runs and table specs compare equal. The base
+        class returns them unchanged."""
+        return dict(options)
+
             raise UserError(f"method {self.name} reads the ID val split, and benchmark "
                             f"'{ctx.benchmark.spec.name}' has none")
 

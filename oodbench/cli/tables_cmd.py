@@ -33,6 +33,10 @@ def add_parser(sub, parents) -> None:
                    help="which version of the paper's numbering and tables (default neurips; arxiv adds ResNet-50, "
                         "near-OOD and NegLabel)")
     p.add_argument("--benchmark", default=None, metavar="NAME",
+    p.add_argument("--variant", default="published", choices=("published", "text"),
+                   help="where the paper's text and the runs behind its printed numbers differ (README: 'Published "
+                        "run vs paper text'): follow the published runs (default) or the text (written to "
+                        "results/tables/<paper>-text by default)")
                    help="digits: the digits edition; imagenet1k / voc / ssb_hard: run only that benchmark's missing "
                         "runs (tables are still written whole)")
     p.add_argument("--data-root", default=None, metavar="DIR",
@@ -65,7 +69,8 @@ def run(args) -> int:
     t0 = time.perf_counter()
     failed: list = []
     digits = args.benchmark == "digits"
-    exps = E.select(E.experiments(args.paper, "digits" if digits else None), args.table)
+    variant = getattr(args, "variant", "published")
+    exps = E.select(E.experiments(args.paper, "digits" if digits else None, variant), args.table)
     pretrained = parse_named(args.pretrained, "--pretrained", "TAG|PATH")
     if pretrained:
         exps = [E.with_pretrained(e, pretrained) for e in exps]
@@ -73,7 +78,8 @@ def run(args) -> int:
         from oodbench.benchmark import get_benchmark
 
         get_benchmark(args.benchmark)  # unknown names fail with the list
-    out_dir = Path(args.out) if args.out else Path("results") / ("digits" if digits else f"tables/{args.paper}")
+    suffix = "-text" if variant == "text" and not digits else ""
+    out_dir = Path(args.out) if args.out else Path("results") / ("digits" if digits else f"tables/{args.paper}{suffix}")
     store = ResultsStore(results_root(args))
     caches = cache_root(args)
     data_root = data_root_from_args(args)

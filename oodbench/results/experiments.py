@@ -21,19 +21,26 @@ Vocabulary:
 
 This module is data only: no model library is imported, nothing is run.
 
+Published run vs paper text: where the official configs, code and released logs behind a printed number differ
+from the paper's text, the specs follow the published run (``variant="published"``, the default) and keep the
+text's setting as ``variant="text"`` (``oodbench tables --variant text``). Every such case is one
+:class:`Deviation` in :data:`DEVIATIONS`; the cells it affects name it (``Cell.deviation``), and the "paper vs
+ours" view says so beside them. In short: Swin-V2-B fine-tuning columns (MSP at T = 100 and GL-MCM over the
+classifier's logits at T = 100, not MSP / Energy at T = 1 / 0.1), Swin-V2-B training-free Energy at T = 1 (not
+0.1), LoRA alpha 8 (not 16), Table 7 with the official label lists and protocol, and ImageNet-1K "Random"
+pruning = principal pruning.
+
 Decisions where the paper is silent (each also noted in the experiment that uses it):
 
 * Seeds: the fine-tuning rows and the random prune strategy use seeds 3, 4 and 5 (mean ± population std,
   ``numpy.std``, as OpenOOD's ``eval_ood.py``); the random-prune seed is the run's ``--seed``. Training-free
-  rows are deterministic and run once.
-* Swin-V2-B's Energy score uses temperature 0.1 (paper Sec. 4.1 / Table 10 note); MSP temperature 1.
+  rows are deterministic and run once. (The official configs run seed 5 only; the seeds 3 and 4 come from the
+  ``random_seed{3,4,5}.json`` pruning configs.)
 * ResNet-50 baselines use the settings of the cited paper (Djurisic et al., 2023): ReAct p=90, DICE p=70,
   ASH-P p=90, ASH-B p=65, ASH-S p=90. The SeTAR row combines SeTAR with ASH-S p=90 (the paper does not say which
   ASH variant).
 * Top-K equal to the number of ID classes (the paper's K=1000 for ImageNet-1K, K=14 for Pascal-VOC) leaves no OOD
   patch, so the OOD term vanishes and the search minimises the ID loss only; oodbench runs it with a warning.
-* Table 7's SUN, Places and Texture columns classify the OOD images with their own class names; oodbench ships no
-  labels for them (see :data:`CLASSIFY_LABELS_NEEDED`), so they show as blocked.
 """
 
 from __future__ import annotations
@@ -58,11 +65,92 @@ PAPER_BACKBONES = {"CLIP-base": "clip_vit_b16", "CLIP-large": "clip_vit_l14", "S
                    "ResNet50": "resnet50"}
 #: Paper ID-set labels -> registered benchmarks.
 PAPER_ID_SETS = {"ImageNet1K": "imagenet1k", "Pascal-VOC": "voc"}
-#: Number of search steps of a SeTAR-S search over both towers (blocks of the vision tower + the text tower;
-#: digits_clip: 4 + 3).
-SEARCH_STEPS = {"clip_vit_b16": 24, "clip_vit_l14": 48, "digits_clip": 7}
+#: Number of search steps of a SeTAR-S search over both towers (blocks of the vision tower + the text tower:
+#: CLIP-B/16 12 + 12, CLIP-L/14 24 + 12 (spec §4.1: "36 for CLIP-L"), digits_clip 4 + 3).
+SEARCH_STEPS = {"clip_vit_b16": 24, "clip_vit_l14": 36, "digits_clip": 7}
 WEIGHT_TYPES = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down")
 PAPER_OOD_ORDER = ("iNaturalist", "SUN", "Places", "Texture", "ImageNet22K", "COCO")
+#: Which configuration the paper's specs follow where the published runs and the paper's text differ.
+VARIANTS = ("published", "text")
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """One place where the run behind the paper's printed numbers differs from the paper's text.
+
+    Attributes:
+        key: short id (cells name it in ``Cell.deviation``).
+        case: which tables / cells.
+        text: what the paper's text says.
+        published: what the published run used.
+        source: the file(s) and key(s) of the official repository (``X1AOX1A/SeTAR``) that show it.
+        default: what oodbench's specs do by default (``variant="published"``).
+        text_variant: how to run the text's setting.
+    """
+
+    key: str
+    case: str
+    text: str
+    published: str
+    source: str
+    default: str
+    text_variant: str
+
+
+_DEVIATIONS = (
+    Deviation("swin-ft-scores", "Swin-V2-B fine-tuning columns: NeurIPS Tables 2 / 12, arXiv Tables 2 / 14",
+              "MSP and Energy scores; temperature 1, 0.1 for Energy (Table 11 caption)",
+              "scorers mcm_score and gl_mcm_score at temperature 100: 'MSP' = max softmax(logits / 100), "
+              "'Energy' = GL-MCM over the global and per-patch classifier logits / 100",
+              "configs/finetune/swin_base/ID_ImageNet1K/{LoRA,SeTAR+FT}.json: scorers, temperature; "
+              "src/svd_ood/svd_ood/scorers.py",
+              "'MSP Score' = msp(temperature=100), 'Energy Score' = glmcm_logits(temperature=100)",
+              "oodbench tables --table finetune --variant text (msp T=1, energy T=0.1)"),
+    Deviation("swin-energy-temperature", "Swin-V2-B training-free Energy: NeurIPS Tables 8 / 15, arXiv Tables 8 / 17",
+              "Energy with temperature T = 0.1 (Sec. 4.5, Table 10 caption)",
+              "temperature 1 (released scores equal the printed 65.01 / 76.10 and 51.61 / 84.42)",
+              "configs/training_free/swin_base/ID_ImageNet/Vanilla_energy.json and SeTAR.json: temperature",
+              "energy at temperature 1 (its default)",
+              "oodbench tables --table backbones --variant text (energy T=0.1)"),
+    Deviation("lora-alpha", "LoRA rows: NeurIPS Tables 2 / 12 / 7 and Figure 6, arXiv Tables 2 / 14 / 7 / 10",
+              "LoRA alpha 16 (Table 11; lora_alpha 16 in the config files)",
+              "peft's default alpha 8: finetune.py never passes lora_alpha to the LoRA config (scaling 8 / r)",
+              "finetune.py (ModifiedLoraConfig built without lora_alpha); configs/finetune/*/ID_ImageNet1K/LoRA.json: "
+              "lora_alpha (unused)",
+              "lora with alpha 8 (--lora-alpha 8, the same run as --lora-alpha-official)",
+              "oodbench tables --variant text (alpha 16, the lora method's default)"),
+    Deviation("table7-labels", "Table 7 (classification accuracy), every column",
+              "image classification accuracy of the ID and OOD test sets",
+              "test_classify.py: prompts 'a photo of a {name}' over the distinct names of the set's official label "
+              "list (ImageNet-1K: WordNet first lemmas, 998 names), argmax, accuracy over the list",
+              "test_classify.py; data/ID_ImageNet1K/imagenet1k_test_label.json, data/OOD_Sun/sun_test_label.json, "
+              "data/OOD_Places/places_test_label.json, data/OOD_Texture/texture_test_label.json",
+              "the official protocol with the shipped label lists (--classify official)",
+              "oodbench tables --table accuracy --variant text (standard zero-shot accuracy, ID column only)"),
+    Deviation("imagenet-random-prune", "ImageNet-1K 'Random' pruning: NeurIPS Tables 6 / 18, arXiv Tables 6 / 20",
+              "random pruning (drop randomly chosen singular components)",
+              "lora_svd_init_type 'large' = principal pruning (hence Random = Principle in the printed table)",
+              "configs/abs_prune_type/clip_base/ID_ImageNet1K/random_seed{3,4,5}.json: lora_svd_init_type",
+              "principal pruning (the Principle column's run)",
+              "oodbench tables --table prune --variant text (prune random, seeds 3, 4, 5)"),
+)
+#: Every known difference between a published run and the paper's text, by key.
+DEVIATIONS: dict[str, Deviation] = {d.key: d for d in _DEVIATIONS}
+
+
+def check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise UserError(f"unknown variant {variant!r} — choose one of: {', '.join(VARIANTS)}")
+    return variant
+
+
+def deviation_note(key: str, variant: str) -> str:
+    """One line for a table's notes: what the published run used and which setting this table follows."""
+    d = DEVIATIONS[key]
+    if variant == "text":
+        return f"Paper-text variant ({d.case}): {d.text}; the published run used {d.published} ({d.source})."
+    return (f"Published run ({d.case}): {d.published} ({d.source}); the paper's text says {d.text} — "
+            f"{d.text_variant}.")
 
 
 def score_label(post: str) -> str:
@@ -84,16 +172,6 @@ def score_label(post: str) -> str:
 
 _LABELS: dict[str, str] = {}
 
-#: What a user must supply for the OOD-set columns of Table 7 (classification accuracy on SUN, Places, Texture).
-CLASSIFY_LABELS_NEEDED = (
-    "Table 7 classifies the OOD images of SUN, Places and Texture with their own class names. oodbench ships no "
-    "labels for them. A user must provide, per set, the class of every test image and the class names: the "
-    "official SeTAR repository's data/OOD_Sun/sun_test_label.json and data/OOD_Places/places_test_label.json "
-    "(file name -> class name for the 10,000 MOS images each) and data/OOD_Texture/texture_test_label.json (or "
-    "DTD's 47 class folders, which the Texture layout already keeps), sorted into one folder per class, then "
-    "evaluate each folder as an ad-hoc benchmark (--id-test DIR --classes FILE) with the ImageNet-1K SeTAR plan "
-    "(--method setar --plan FILE) or fine-tuned weights (--pretrained FILE / --prompts FILE); the run's "
-    "id_accuracy is the cell. These columns are not automated and show as blocked.")
 
 
 def _canon(obj: Any) -> str:
@@ -109,10 +187,14 @@ def _method_defaults(method: str) -> dict[str, Any]:
 
 
 def normalize_options(method: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    """``options`` without None values, without those equal to a fixed default, tuples as lists, nested dicts too."""
+    """``options`` without None values, in the method's canonical spelling (``Method.canonical_options``), without
+    those equal to a fixed default, tuples as lists, nested dicts too."""
+    from oodbench.method import method_class
+
     defaults = _method_defaults(method)
     out = {}
-    for k, v in (options or {}).items():
+    options = method_class(method).canonical_options({k: v for k, v in (options or {}).items() if v is not None})
+    for k, v in options.items():
         if v is None or (k in defaults and v == defaults[k]):
             continue
         if isinstance(v, tuple):
@@ -201,6 +283,8 @@ class Cell:
         static: the value of a static cell (dataset statistics).
         na: not applicable (printed ``-``).
         paper_row, paper_column: the paper cell this one reproduces (None: the paper has no counterpart).
+        deviation: key of the :data:`DEVIATIONS` entry behind this cell ('' when none applies): its published run
+            differs from the paper's text, and the spec follows one of the two (see the table's notes).
     """
 
     row: tuple[str, ...]
@@ -212,6 +296,7 @@ class Cell:
     na: bool = False
     paper_row: str | None = None
     paper_column: str | None = None
+    deviation: str = ""
 
     @property
     def blocked(self) -> str:
@@ -317,10 +402,21 @@ class Condition:
     paper: str | None = None  # paper row label (the last level); None: no counterpart
     backbone: str | None = None  # overrides the experiment's backbone
     blocked: str = ""
+    deviation: str = ""  # a DEVIATIONS key when the published run differs from the text here
+    # benchmark -> (method, options, seeds, deviation) replacing this condition's for that benchmark
+    by_benchmark: dict[str, tuple] = field(default_factory=dict)
+
+    def on(self, benchmark: str) -> "Condition":
+        """This condition as it applies to ``benchmark`` (``by_benchmark`` overrides)."""
+        if benchmark not in self.by_benchmark:
+            return self
+        method, options, seeds, deviation = self.by_benchmark[benchmark]
+        return Condition(self.label, method, options, seeds, self.paper, self.backbone, self.blocked, deviation)
 
     def runs(self, benchmark: str, backbone: str, post: str, params: dict | None = None) -> tuple[RunSpec, ...]:
-        return tuple(RunSpec.make(benchmark, self.backbone or backbone, post, self.method, self.options, params,
-                                  seed, blocked=self.blocked) for seed in self.seeds)
+        cond = self.on(benchmark)
+        return tuple(RunSpec.make(benchmark, cond.backbone or backbone, post, cond.method, cond.options, params,
+                                  seed, blocked=cond.blocked) for seed in cond.seeds)
 
     def __hash__(self) -> int:  # options is a dict
         return hash((self.label, self.method, _canon(self.options), self.seeds))
@@ -342,11 +438,25 @@ def ood_sets_of(benchmark: str) -> tuple[str, ...]:
     return tuple(s.name for s in get_benchmark(benchmark).ood)
 
 
-def _params_for(post: str, backbone: str, extra: dict[str, dict] | None = None) -> dict[str, Any]:
+def _params_for(post: str, backbone: str, extra: dict[str, dict] | None = None,
+                variant: str = "published") -> dict[str, Any]:
+    """Hyperparameters of ``post`` in a training-free cell. Swin-V2-B Energy: T = 1 as the official configs
+    (``DEVIATIONS["swin-energy-temperature"]``), T = 0.1 in the text variant."""
     params = dict((extra or {}).get(post, {}))
-    if post == "energy" and backbone == "swinv2_b":
+    if post == "energy" and backbone == "swinv2_b" and variant == "text":
         params.setdefault("temperature", 0.1)
     return params
+
+
+#: Swin-V2-B fine-tuning columns: printed label -> (postprocessor, params) per variant (``swin-ft-scores``).
+SWIN_FT_SCORES = {
+    "published": {"MSP Score": ("msp", {"temperature": 100.0}),
+                  "Energy Score": ("glmcm_logits", {"temperature": 100.0})},
+    "text": {"MSP Score": ("msp", {}), "Energy Score": ("energy", {"temperature": 0.1})},
+}
+#: LoRA options of the paper's LoRA rows per variant (``lora-alpha``): peft's default alpha 8 as the official
+#: finetune.py ran, or the text's 16 (the lora method's default).
+LORA_OPTIONS = {"published": {"alpha": 8.0}, "text": {}}
 
 
 def detail_cells(id_sets: Iterable[IdSet], scores: Iterable[str], conditions: Iterable[Condition], backbone: str,
@@ -363,15 +473,18 @@ def detail_cells(id_sets: Iterable[IdSet], scores: Iterable[str], conditions: It
             score = score_level.format(score_label(post))
             for cond in conditions:
                 runs = cond.runs(ids.benchmark, backbone, post, _params_for(post, cond.backbone or backbone, params))
+                dev = cond.on(ids.benchmark).deviation
                 row = (ids.label, score, cond.label)
                 paper = cond.paper.format(score=score_label(post)) if cond.paper else None
                 paper_row = " / ".join((ids.label, score, paper)) if (paper and paper_path) else paper
                 for col in columns + ["Average"]:
                     for m in metrics:
                         if col == "Average":
-                            cells.append(Cell(row, col, m, runs, "average", paper_row=paper_row, paper_column=col))
+                            cells.append(Cell(row, col, m, runs, "average", paper_row=paper_row, paper_column=col,
+                                              deviation=dev))
                         elif col in ids.ood_sets:
-                            cells.append(Cell(row, col, m, runs, col, paper_row=paper_row, paper_column=col))
+                            cells.append(Cell(row, col, m, runs, col, paper_row=paper_row, paper_column=col,
+                                              deviation=dev))
                         else:
                             cells.append(Cell(row, col, m, na=True, paper_row=paper_row, paper_column=col))
     return tuple(cells)
@@ -390,7 +503,8 @@ def summary_cells(id_sets: Iterable[IdSet], scores: Iterable[str], conditions: I
                 pcol = (paper_columns or {}).get(cond.label, cond.label) if cond.paper is not None else None
                 for m in metrics:
                     cells.append(Cell((ids.label, label), cond.label, m, runs, "average",
-                                      paper_row=f"{ids.label} / {label}" if pcol else None, paper_column=pcol))
+                                      paper_row=f"{ids.label} / {label}" if pcol else None, paper_column=pcol,
+                                      deviation=cond.on(ids.benchmark).deviation))
     return tuple(cells)
 
 
@@ -432,11 +546,17 @@ def _ablation(version: str, eid: str, title: str, conditions: list[Condition], l
     return Experiment(eid, title, (summary, detail), notes=notes)
 
 
-def paper_experiments(version: str = "neurips") -> list[Experiment]:
-    """Every experiment of the paper version ``version`` (``neurips`` or ``arxiv``)."""
+def paper_experiments(version: str = "neurips", variant: str = "published") -> list[Experiment]:
+    """Every experiment of the paper version ``version`` (``neurips`` or ``arxiv``).
+
+    ``variant``: ``"published"`` (default) follows the configuration behind the printed numbers wherever it differs
+    from the paper's text (:data:`DEVIATIONS`); ``"text"`` follows the text there.
+    """
     if version not in PAPER_VERSIONS:
         raise UserError(f"unknown paper version {version!r} — choose one of: {', '.join(PAPER_VERSIONS)}")
+    check_variant(variant)
     arxiv = version == "arxiv"
+    lora_opts = LORA_OPTIONS[variant]
     ids = _paper_id_sets()
     exps: list[Experiment] = []
 
@@ -463,36 +583,58 @@ def paper_experiments(version: str = "neurips") -> list[Experiment]:
     summary, detail = [], []
     imagenet = ids[0]
     score_cols = ("MCM Score", "GL-MCM Score", "MSP Score", "Energy Score")
+    swin_scores = SWIN_FT_SCORES[variant]
+
+    def score_of(bb_label: str, col: str) -> tuple[str, dict, str]:
+        """(postprocessor, params, deviation) of a printed score column."""
+        if bb_label == "Swin-base":
+            post, params = swin_scores[col]
+            return post, dict(params), "swin-ft-scores"
+        return {"MCM Score": "mcm", "GL-MCM Score": "glmcm"}[col], {}, ""
+
     for bb_label, posts, methods in ft_blocks:
         bb = PAPER_BACKBONES[bb_label]
         for label, method, paper in methods:
-            cond = Condition(label, method, seeds=SEEDS, paper=paper)
+            cond = Condition(label, method, lora_opts if method == "lora" else {}, seeds=SEEDS, paper=paper)
             for col in score_cols:
-                post = {"MCM Score": "mcm", "GL-MCM Score": "glmcm", "MSP Score": "msp", "Energy Score": "energy"}[col]
+                printed = {"MCM Score": "mcm", "GL-MCM Score": "glmcm", "MSP Score": "msp",
+                           "Energy Score": "energy"}[col]
                 for m in METRICS:
-                    if post in posts:
-                        summary.append(Cell((bb_label, label), col, m, cond.runs("imagenet1k", bb, post,
-                                                                                 _params_for(post, bb)),
-                                            "average", paper_row=f"{bb_label} / {paper}", paper_column=col))
+                    if printed in posts:
+                        post, params, dev = score_of(bb_label, col)
+                        if method == "lora" and variant == "published":
+                            dev = dev or "lora-alpha"
+                        summary.append(Cell((bb_label, label), col, m, cond.runs("imagenet1k", bb, post, params),
+                                            "average", paper_row=f"{bb_label} / {paper}", paper_column=col,
+                                            deviation=dev))
                     else:
                         summary.append(Cell((bb_label, label), col, m, na=True))
-        for post in posts:
+        for printed in posts:
+            col = {"mcm": "MCM Score", "glmcm": "GL-MCM Score", "msp": "MSP Score", "energy": "Energy Score"}[printed]
+            post, params, dev = score_of(bb_label, col)
             for label, method, paper in methods:
-                cond = Condition(label, method, seeds=SEEDS, paper=paper)
-                for cell in detail_cells([imagenet], (post,), [cond], bb, imagenet.ood_sets):
-                    detail.append(Cell((bb_label,) + cell.row[1:], cell.column, cell.metric, cell.runs, cell.source,
-                                       na=cell.na, paper_row=f"{bb_label} / {cell.row[1]} / {paper}",
-                                       paper_column=cell.column))
+                cond = Condition(label, method, lora_opts if method == "lora" else {}, seeds=SEEDS, paper=paper)
+                cell_dev = dev or ("lora-alpha" if method == "lora" and variant == "published" else "")
+                for cell in detail_cells([imagenet], (post,), [cond], bb, imagenet.ood_sets, params={post: params}):
+                    detail.append(Cell((bb_label, col) + cell.row[2:], cell.column, cell.metric, cell.runs,
+                                       cell.source, na=cell.na, paper_row=f"{bb_label} / {col} / {paper}",
+                                       paper_column=cell.column, deviation=cell_dev))
     ft_notes = ("NPOS and CoOp (cited rows) are not oodbench methods; LoCoOp† is the cited number of the method "
                 "whose re-run is LoCoOp∗ (ours is compared with ∗).",
-                "Fine-tuning on the ID val split (1 image per class) with the presets of Table 11; seeds 3, 4, 5.")
+                "Fine-tuning on the ID val split (1 image per class) with the presets of Table 11; seeds 3, 4, 5.",
+                "Swin-base columns, labelled as the paper prints them: " + (
+                    "'MSP Score' is MSP at temperature 100 (max softmax(logits / 100), the official mcm_score) and "
+                    "'Energy Score' is GL-MCM over Swin's global and per-patch classifier logits at temperature 100 "
+                    "(glmcm_logits, the official gl_mcm_score), as the published runs scored them."
+                    if variant == "published" else "MSP at T = 1 and Energy at T = 0.1, as the paper's text says."),
+                deviation_note("swin-ft-scores", variant), deviation_note("lora-alpha", variant))
     exps.append(Experiment("finetune", "Fine-tuning: LoCoOp, LoRA, SeTAR+FT on ImageNet-1K", (
         TableSpec(_key(s_paper, "finetune"), "Fine-tuning results on ImageNet-1K (averages)", ("Backbone", "Method"),
                   tuple(summary), s_paper, _conventions(True), ft_notes),
         TableSpec(_key(d_paper, "finetune_detail"), "Fine-tuning results on ImageNet-1K — per OOD set",
                   ("Backbone", "Score", "Method"), tuple(detail), d_paper, _conventions(True), ft_notes)),
         figures=(_loss_figure("fig6_loss_curves", "imagenet1k", "clip_vit_b16",
-                              "SeTAR+FT vs LoRA training losses (CLIP-B/16, ImageNet-1K)"),)))
+                              "SeTAR+FT vs LoRA training losses (CLIP-B/16, ImageNet-1K)", lora_opts),)))
 
     # Tables 3-6 (+ details): modality, W_p, searcher, prune
     exps.append(_ablation(version, "modality", "Modality searched (vision, text, both)", [
@@ -510,31 +652,20 @@ def paper_experiments(version: str = "neurips") -> list[Experiment]:
         Condition("MIS", "setar", {"searcher": "mis"}, paper="MIS"),
         Condition("SeTAR-S", "setar", {"searcher": "setar-s"}, paper="SeTAR-S")], "Searcher",
         ((5, 5), (16, 18))))
+    random_imagenet = ({"imagenet1k": ("setar", {"prune": "principal"}, (None,), "imagenet-random-prune")}
+                       if variant == "published" else {})
     exps.append(_ablation(version, "prune", "Pruning strategies (principal, random, minor)", [
         Condition("Principle", "setar", {"prune": "principal"}, paper="Principle"),
-        Condition("Random", "setar", {"prune": "random"}, seeds=SEEDS, paper="Random"),
+        Condition("Random", "setar", {"prune": "random"}, seeds=SEEDS, paper="Random", by_benchmark=random_imagenet),
         Condition("Minor", "setar", {"prune": "minor"}, paper="Minor")], "Prune",
-        ((6, 6), (18, 20)), notes=("Random: the random-prune seed is the run's seed (3, 4, 5); mean ± std.",)))
+        ((6, 6), (18, 20)), notes=(
+            ("Random: the random-prune seed is the run's seed (3, 4, 5); mean ± std. ImageNet-1K Random is principal "
+             "pruning (the Principle run), as the published run: " if variant == "published" else
+             "Random: true random pruning on both ID sets; the random-prune seed is the run's seed (3, 4, 5); "
+             "mean ± std. ") + deviation_note("imagenet-random-prune", variant),)))
 
     # Table 7: classification accuracy
-    acc = _num(version, 7, 7)
-    cells = []
-    for label, method, seeds, paper in (("Vanilla CLIP", "none", (None,), "Vanilla CLIP∗"),
-                                        ("LoCoOp", "locoop", SEEDS, "LoCoOp∗"), ("LoRA", "lora", SEEDS, "LoRA∗"),
-                                        ("SeTAR", "setar", (None,), "SeTAR"), ("SeTAR+FT", "setar-ft", SEEDS, "SeTAR+FT")):
-        runs = tuple(RunSpec.make("imagenet1k", "clip_vit_b16", "mcm", method, seed=s) for s in seeds)
-        cells.append(Cell((label,), "IN1K", "Accuracy", runs, "id_accuracy", paper_row=paper, paper_column="IN1K"))
-        for col in ("SUN", "Places", "Texture"):
-            blocked = tuple(r.with_(blocked="needs per-image class labels of the OOD set (see notes)") for r in runs)
-            cells.append(Cell((label,), col, "Accuracy", blocked, "id_accuracy", paper_row=paper, paper_column=col))
-        cells.append(Cell((label,), "Average", "Accuracy", tuple(r.with_(blocked="needs the SUN, Places and Texture "
-                                                                                  "columns") for r in runs),
-                          "id_accuracy", paper_row=paper, paper_column="Average"))
-    exps.append(Experiment("accuracy", "Classification accuracy (ID ImageNet-1K)", (
-        TableSpec(_key(acc, "accuracy"), "Image classification accuracy (ID ImageNet-1K, CLIP-B/16)", ("Method",),
-                  tuple(cells), acc, "Top-1 accuracy x100 of zero-shot classification with the benchmark's class "
-                  "names and prompt (standard zero-shot accuracy; the paper's test_classify uses WordNet lemmas, "
-                  "spec §11.6). Seeded rows: mean ± std over seeds 3, 4, 5.", (CLASSIFY_LABELS_NEEDED,)),)))
+    exps.append(_accuracy_experiment(version, variant))
 
     # Table 8 / 15 (/ 17 with NegLabel): backbones
     rows = []  # (id set, backbone label, post, paper detail backbone label)
@@ -547,11 +678,13 @@ def paper_experiments(version: str = "neurips") -> list[Experiment]:
     summary = []
     for id_label, bb_label, post in rows:
         bb, bench = PAPER_BACKBONES[bb_label], PAPER_ID_SETS[id_label]
+        dev = "swin-energy-temperature" if (bb == "swinv2_b" and post == "energy") else ""
         for col, method in (("Vanilla Method", "none"), ("SeTAR", "setar")):
-            runs = (RunSpec.make(bench, bb, post, method, params=_params_for(post, bb)),)
+            runs = (RunSpec.make(bench, bb, post, method, params=_params_for(post, bb, variant=variant)),)
             for m in METRICS:
                 summary.append(Cell((id_label, bb_label, score_label(post)), col, m, runs, "average",
-                                    paper_row=f"{id_label} / {bb_label} / {score_label(post)}", paper_column=col))
+                                    paper_row=f"{id_label} / {bb_label} / {score_label(post)}", paper_column=col,
+                                    deviation=dev))
     detail = []
     detail_rows = [("ImageNet1K", "CLIP-base", ("mcm", "glmcm") + (("neglabel",) if arxiv else ())),
                    ("ImageNet1K", "CLIP-large", ("mcm", "glmcm")), ("ImageNet1K", "Swin-base", ("msp", "energy")),
@@ -563,14 +696,19 @@ def paper_experiments(version: str = "neurips") -> list[Experiment]:
         for post in posts:
             score = score_label(post)
             mark = "†" if post == "neglabel" else "∗"
+            dev = "swin-energy-temperature" if (bb == "swinv2_b" and post == "energy") else ""
             for cond in (Condition(f"Vanilla {score}", paper=f"Vanilla {score}{mark}"),
                          Condition(f"SeTAR+{score}", "setar", paper=f"SeTAR+{score}")):
-                for cell in detail_cells([ids_], (post,), [cond], bb, PAPER_OOD_ORDER):
+                for cell in detail_cells([ids_], (post,), [cond], bb, PAPER_OOD_ORDER,
+                                         params={post: _params_for(post, bb, variant=variant)}):
                     detail.append(Cell((id_label, bb_label, cond.label), cell.column, cell.metric, cell.runs,
                                        cell.source, na=cell.na, paper_row=f"{id_label} / {paper_bb} / {cond.paper}",
-                                       paper_column=cell.column))
-    bb_notes = ("Swin-V2-B: SeTAR on the vision tower only; Energy with temperature 0.1 (paper Sec. 4.1).",
-                "CLIP-L/14 uses the Table 10 presets (lambda 0.50 / 0.30, K 300 / 6).")
+                                       paper_column=cell.column, deviation=dev if not cell.na else ""))
+    bb_notes = ("Swin-V2-B: SeTAR on the vision tower only; MSP at temperature 1; Energy at temperature "
+                + ("1, as the official configs (the text says 0.1)." if variant == "published" else
+                   "0.1, as the paper's text (the official configs use 1)."),
+                "CLIP-L/14 uses the Table 10 presets (lambda 0.50 / 0.30, K 300 / 6).",
+                deviation_note("swin-energy-temperature", variant))
     if arxiv:
         bb_notes += ("NegLabel: oodbench's defaults (WordNet corpus, 100 groups); the vanilla NegLabel row of the paper "
                      "is cited from Jiang et al. (2024).",)
@@ -604,13 +742,59 @@ def paper_experiments(version: str = "neurips") -> list[Experiment]:
 
     if arxiv:
         exps.append(_resnet50(version))
-        exps.append(_near_ood(version))
+        exps.append(_near_ood(version, variant))
     return exps
 
 
-def _loss_figure(key: str, benchmark: str, backbone: str, title: str) -> FigureSpec:
-    series = tuple(Series("loss", METHOD_LABELS[m], tuple((float(s), (RunSpec.make(benchmark, backbone, "mcm", m, seed=s),))
-                                                          for s in SEEDS)) for m in ("setar-ft", "lora"))
+#: Table 7's columns -> the set whose official label list they classify (``classify:<set>`` of a run's record).
+CLASSIFY_COLUMNS = {"IN1K": "ImageNet-1K test", "SUN": "SUN", "Places": "Places", "Texture": "Texture"}
+
+
+def _accuracy_experiment(version: str, variant: str) -> Experiment:
+    """Table 7. Published: the official test_classify protocol on the shipped label lists (``classify:<set>`` and
+    ``classify:average`` of each run); text: standard zero-shot accuracy of the ID test split, OOD columns blocked."""
+    acc = _num(version, 7, 7)
+    cells = []
+    locoop_blocked = ("LoCoOp's learned prompts belong to the benchmark's class names, and the official protocol "
+                      "classifies with other names (its label lists); not computed")
+    text_blocked = "the paper's text names no labels for the OOD sets (the published variant computes these columns)"
+    for label, method, seeds, paper in (("Vanilla CLIP", "none", (None,), "Vanilla CLIP∗"),
+                                        ("LoCoOp", "locoop", SEEDS, "LoCoOp∗"), ("LoRA", "lora", SEEDS, "LoRA∗"),
+                                        ("SeTAR", "setar", (None,), "SeTAR"), ("SeTAR+FT", "setar-ft", SEEDS, "SeTAR+FT")):
+        options = LORA_OPTIONS[variant] if method == "lora" else None
+        runs = tuple(RunSpec.make("imagenet1k", "clip_vit_b16", "mcm", method, options, seed=s) for s in seeds)
+        if variant == "published":
+            blocked = locoop_blocked if method == "locoop" else ""
+            runs = tuple(r.with_(blocked=blocked) for r in runs)
+            for col, split in (*CLASSIFY_COLUMNS.items(), ("Average", "average")):
+                cells.append(Cell((label,), col, "Accuracy", runs, f"classify:{split}", paper_row=paper,
+                                  paper_column=col, deviation="table7-labels"))
+            continue
+        cells.append(Cell((label,), "IN1K", "Accuracy", runs, "id_accuracy", paper_row=paper, paper_column="IN1K",
+                          deviation="table7-labels"))
+        for col in ("SUN", "Places", "Texture", "Average"):
+            cells.append(Cell((label,), col, "Accuracy", tuple(r.with_(blocked=text_blocked) for r in runs),
+                              "id_accuracy", paper_row=paper, paper_column=col))
+    if variant == "published":
+        caption = ("Top-1 accuracy x100 with the official protocol (SeTAR's test_classify.py): each set's official "
+                   "label list (shipped with oodbench; ImageNet-1K: WordNet first lemmas, 998 distinct names), "
+                   "prompts 'a photo of a {name}' over the set's distinct names, argmax, accuracy over the list "
+                   "(SUN: the 9,639 listed images). Average: mean of the four columns. Seeded rows: mean ± std over "
+                   "seeds 3, 4, 5.")
+    else:
+        caption = ("Top-1 accuracy x100 of standard zero-shot classification with the benchmark's class names and "
+                   "prompt (the ID test split only). Seeded rows: mean ± std over seeds 3, 4, 5.")
+    return Experiment("accuracy", "Classification accuracy (ID ImageNet-1K)", (
+        TableSpec(_key(acc, "accuracy"), "Image classification accuracy (ID ImageNet-1K, CLIP-B/16)", ("Method",),
+                  tuple(cells), acc, caption, (deviation_note("table7-labels", variant),
+                                               deviation_note("lora-alpha", variant))),))
+
+
+def _loss_figure(key: str, benchmark: str, backbone: str, title: str,
+                 lora_options: dict[str, Any] | None = None) -> FigureSpec:
+    series = tuple(Series("loss", METHOD_LABELS[m], tuple(
+        (float(s), (RunSpec.make(benchmark, backbone, "mcm", m, (lora_options or {}) if m == "lora" else None,
+                                 seed=s),)) for s in SEEDS)) for m in ("setar-ft", "lora"))
     return FigureSpec("loss-curves", key, title, "training step", series,
                       "LoCoOp loss = ID loss − λ · OOD entropy term, per optimisation step; mean over seeds 3, 4, 5 "
                       "(band: min-max).")
@@ -713,24 +897,28 @@ def _resnet50(version: str) -> Experiment:
                   ("Method",), tuple(detail), _num(version, None, 22), _conventions(), notes)))
 
 
-def _near_ood(version: str) -> Experiment:
+def _near_ood(version: str, variant: str = "published") -> Experiment:
     cells = []
     for label, method, seeds, cat in (("Vanilla", "none", (None,), "Training-Free"),
                                       ("SeTAR", "setar", (None,), "Training-Free"),
                                       ("LoCoOp", "locoop", SEEDS, "Training-Free"),
                                       ("LoRA", "lora", SEEDS, "Finetuning"),
                                       ("SeTAR+FT", "setar-ft", SEEDS, "Finetuning")):
+        options = LORA_OPTIONS[variant] if method == "lora" else None
+        dev = "lora-alpha" if method == "lora" and variant == "published" else ""
         for post in ("mcm", "glmcm"):
-            runs = tuple(RunSpec.make("ssb_hard", "clip_vit_b16", post, method, seed=s) for s in seeds)
+            runs = tuple(RunSpec.make("ssb_hard", "clip_vit_b16", post, method, options, seed=s) for s in seeds)
             col = f"{score_label(post)} Score"
             for m in METRICS:
-                cells.append(Cell((label,), col, m, runs, "ssb_hard", paper_row=f"{label} / {cat}", paper_column=col))
+                cells.append(Cell((label,), col, m, runs, "ssb_hard", paper_row=f"{label} / {cat}", paper_column=col,
+                                  deviation=dev))
     paper = _num(version, None, 10)
     return Experiment("near-ood", "Near-OOD: ImageNet-1K vs. SSB-Hard", (
         TableSpec(_key(paper, "near_ood"), "Near-OOD: ImageNet-1K (ID) vs. SSB-Hard (CLIP-B/16)", ("Method",),
                   tuple(cells), paper, "SSB-Hard is the only OOD set. " + _conventions(True),
                   ("The SeTAR plan and the fine-tuned models are those of ImageNet-1K (same ID val split and classes, "
-                   "so the cached ones are reused); the fine-tuned rows are means over seeds 3, 4, 5.",)),))
+                   "so the cached ones are reused); the fine-tuned rows are means over seeds 3, 4, 5.",
+                   deviation_note("lora-alpha", variant))),))
 
 
 # ------------------------------------------------------------------------------------------- digits edition
@@ -834,11 +1022,13 @@ def digits_experiments() -> list[Experiment]:
 
 
 # --------------------------------------------------------------------------------------------------- lookup
-def experiments(paper: str = "neurips", benchmark: str | None = None) -> list[Experiment]:
-    """The experiments of ``paper`` (or of the digits edition when ``benchmark == "digits"``)."""
+def experiments(paper: str = "neurips", benchmark: str | None = None, variant: str = "published") -> list[Experiment]:
+    """The experiments of ``paper`` (or of the digits edition when ``benchmark == "digits"``, which has no
+    variants); ``variant``: see :func:`paper_experiments`."""
+    check_variant(variant)
     if benchmark == "digits":
         return digits_experiments()
-    return paper_experiments(paper)
+    return paper_experiments(paper, variant)
 
 
 def select(exps: list[Experiment], table: str | None) -> list[Experiment]:
