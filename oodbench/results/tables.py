@@ -420,7 +420,12 @@ def to_json(result: TableResult, meta: dict[str, Any] | None = None) -> str:
 # ------------------------------------------------------------------------------------------ paper vs ours
 @dataclass(frozen=True)
 class Comparison:
-    """One cell beside the paper's: ``diff = ours - paper`` (None when either is missing)."""
+    """One cell beside the paper's: ``diff = ours - paper`` (None when either is missing).
+
+    ``deviation``: the :data:`~oodbench.results.experiments.DEVIATIONS` key of the cell ('' when none applies).
+    ``flagged``: ``|diff|`` exceeds :attr:`band` — :data:`PAPER_TOLERANCE`, or the paper's printed ± where that is
+    wider (None when there is no difference to judge).
+    """
 
     row: tuple[str, ...]
     column: str
@@ -428,6 +433,7 @@ class Comparison:
     ours: CellValue
     paper_row: str
     paper: Any  # PaperCell or None (the paper prints nothing there)
+    deviation: str = ""
 
     @property
     def diff(self) -> float | None:
@@ -436,6 +442,22 @@ class Comparison:
                 or not isinstance(self.ours.value, (int, float)):
             return None
         return float(self.ours.value) - float(p)
+
+    @property
+    def band(self) -> float:
+        """The allowed ``|ours - paper|``: the tolerance, or the paper's ± std where it prints a wider one."""
+        std = getattr(self.paper, "std", None)
+        return max(PAPER_TOLERANCE, float(std)) if isinstance(std, (int, float)) else PAPER_TOLERANCE
+
+    @property
+    def flagged(self) -> bool | None:
+        d = self.diff
+        return None if d is None else abs(d) > self.band + 1e-9
+
+
+#: Tolerance of the "paper vs ours" view, in the tables' units (x100 points): reruns of the official code are not
+#: bit-stable (about 0.1 between two runs of the same model, spec §11.7), and two decimals are printed.
+PAPER_TOLERANCE = 0.5
 
 
 def compare_with_paper(result: TableResult, paper_root: str | Path | None = None) -> list[Comparison]:
@@ -453,8 +475,23 @@ def compare_with_paper(result: TableResult, paper_root: str | Path | None = None
         p = published.get((c.paper_row, c.paper_column or c.column, c.metric))
         if p is None and v.status != "ok":
             continue
-        out.append(Comparison(c.row, c.column, c.metric, v, c.paper_row, p))
+        out.append(Comparison(c.row, c.column, c.metric, v, c.paper_row, p, getattr(c, "deviation", "")))
     return out
+
+
+def _flag_text(c: Comparison) -> str:
+    if c.flagged is None:
+        return ""
+    return f"beyond ±{c.band:.2f}" if c.flagged else "within"
+
+
+def _deviation_legend(comparisons: list[Comparison]) -> list[str]:
+    from oodbench.results.experiments import DEVIATIONS
+
+    keys = sorted({c.deviation for c in comparisons if c.deviation})
+    return [f"Known deviation `{k}` ({DEVIATIONS[k].case}): the paper's text says {DEVIATIONS[k].text}; the "
+            f"published run used {DEVIATIONS[k].published} ({DEVIATIONS[k].source}); oodbench's default: "
+            f"{DEVIATIONS[k].default}; the text's setting: {DEVIATIONS[k].text_variant}." for k in keys]
 
 
 def _paper_text(p: Any) -> str:
@@ -468,11 +505,17 @@ def _paper_text(p: Any) -> str:
 def comparison_markdown(result: TableResult, comparisons: list[Comparison]) -> str:
     spec = result.spec
     lines = [f"### {spec.title} — ours vs. the paper (Table {spec.paper[1]}, {spec.paper[0]})", "",
-             "| row | column | metric | ours | paper | ours − paper |", "|:--|:--|:--|--:|--:|--:|"]
+             "| row | column | metric | ours | paper | ours − paper | flag | known deviation |",
+             "|:--|:--|:--|--:|--:|--:|:--|:--|"]
     for c in comparisons:
         diff = f"{c.diff:+.2f}" if c.diff is not None else ""
         lines.append(f"| {' / '.join(c.row)} | {c.column} | {c.metric}{_arrow(c.metric)} | {c.ours.text()} | "
-                     f"{_paper_text(c.paper)} | {diff} |")
+                     f"{_paper_text(c.paper)} | {diff} | {'**' + _flag_text(c) + '**' if c.flagged else _flag_text(c)}"
+                     f" | {c.deviation} |")
+    flagged = sum(bool(c.flagged) for c in comparisons)
+    lines += ["", f"Flag: `beyond ±x` when |ours − paper| exceeds {PAPER_TOLERANCE:.2f} (points x100), or the "
+                  f"paper's printed ± where that is wider; {flagged} of {sum(c.flagged is not None for c in comparisons)}"
+                  " compared cells are flagged."] + _deviation_legend(comparisons)
     lines += ["", "Ours are never filled from the paper: a cell without a stored run is `missing`. The paper's row "
                   "for each of ours: " + "; ".join(sorted({f"{' / '.join(c.row)} → {c.paper_row}"
                                                            for c in comparisons}))[:4000] + "."]
@@ -483,14 +526,15 @@ def comparison_csv(comparisons: list[Comparison]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["row", "column", "metric", "ours", "ours_std", "ours_status", "paper_row", "paper", "paper_std",
-                "diff"])
+                "diff", "band", "flagged", "deviation"])
     for c in comparisons:
         p = c.paper
         w.writerow([" / ".join(c.row), c.column, c.metric,
                     "" if c.ours.status != "ok" else f"{c.ours.value:.4f}",
                     "" if c.ours.std is None else f"{c.ours.std:.4f}", c.ours.status, c.paper_row,
                     "" if p is None or p.value is None else p.printed, "" if p is None or p.std is None else p.std,
-                    "" if c.diff is None else f"{c.diff:.4f}"])
+                    "" if c.diff is None else f"{c.diff:.4f}",
+                    f"{c.band:.4f}", "" if c.flagged is None else ("yes" if c.flagged else "no"), c.deviation])
     return buf.getvalue()
 
 
