@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from oodbench.errors import UserError
 from oodbench.hashing import hash_file
 from oodbench.method import MethodContext, Modification
+from oodbench.options import at_least
 from oodbench.registry import register
 
 from .finetune.augment import LOCOOP_AUGMENT, train_transform
@@ -56,7 +57,7 @@ class LocoopMethod(FinetuneMethod):
 
     @classmethod
     def add_own_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        add_flag(parser, "--n-ctx", "locoop_n_ctx", type=int, metavar="N",
+        add_flag(parser, "--n-ctx", "locoop_n_ctx", type=at_least(1), metavar="N",
                  help="LoCoOp context tokens (default 16; 8 for digits_clip's 16-token text context)")
         add_flag(parser, "--class-specific", "locoop_class_specific", action="store_const", const=True,
                  help="one context per class (CoOp's CSC) instead of LoCoOp's default shared context")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from oodbench.errors import UserError
 from oodbench.method import MethodContext
+from oodbench.options import at_least, positive
 from oodbench.registry import register
 
 from .finetune.method import TRAIN_OPTIONS, add_flag
@@ -39,9 +40,9 @@ class LoraMethod(WeightMethod):
 
     @classmethod
     def add_own_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        add_flag(parser, "--lora-rank", "lora_rank", type=int, metavar="R",
+        add_flag(parser, "--lora-rank", "lora_rank", type=at_least(1), metavar="R",
                  help="LoRA rank (default: paper Table 11 — 32 CLIP-B/16, 64 CLIP-L/14, 112 Swin-V2-B)")
-        add_flag(parser, "--lora-alpha", "lora_alpha", type=float, metavar="A", help="LoRA alpha (default 16, the paper's)")
+        add_flag(parser, "--lora-alpha", "lora_alpha", type=positive(float), metavar="A", help="LoRA alpha (default 16, the paper's)")
         add_flag(parser, "--lora-alpha-official", "lora_alpha_official", action="store_const", const=True,
                  help=f"use the official code's effective alpha {OFFICIAL_CODE_LORA_ALPHA:g} (its config's alpha "
                       "is never passed to peft), i.e. scaling 8 / r")

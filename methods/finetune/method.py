@@ -28,6 +28,7 @@ from oodbench import atomic
 from oodbench.errors import UserError
 from oodbench.hashing import hash_json
 from oodbench.method import Method, MethodContext, Modification
+from oodbench.options import at_least, positive
 
 from .presets import PRECISIONS
 
@@ -47,11 +48,11 @@ EXPORTED = (RESULT_FILE, "loss_log.csv", "loss_log.json", "adapters.safetensors"
 #: Options every fine-tuning method takes (constructor keywords), and their command-line flags.
 TRAIN_OPTIONS = ("epochs", "lr", "batch_size", "lam", "top_k", "precision")
 _TRAIN_FLAGS = {
-    "epochs": ("--epochs", dict(type=int, metavar="N", help="training epochs (default: the method's preset)")),
-    "lr": ("--lr", dict(type=float, metavar="LR", help="learning rate (default: the method's preset)")),
-    "batch_size": ("--train-batch-size", dict(type=int, metavar="N", help="images per training step (default: preset)")),
-    "lam": ("--train-lambda", dict(type=float, metavar="X", help="lambda of the LoCoOp training loss (default: preset)")),
-    "top_k": ("--train-topk", dict(type=int, metavar="K", help="top-K of the LoCoOp patch mask (default: preset)")),
+    "epochs": ("--epochs", dict(type=at_least(1), metavar="N", help="training epochs (default: the method's preset)")),
+    "lr": ("--lr", dict(type=positive(float), metavar="LR", help="learning rate (default: the method's preset)")),
+    "batch_size": ("--train-batch-size", dict(type=at_least(1), metavar="N", help="images per training step (default: preset)")),
+    "lam": ("--train-lambda", dict(type=at_least(0, float), metavar="X", help="lambda of the LoCoOp training loss (default: preset)")),
+    "top_k": ("--train-topk", dict(type=at_least(1), metavar="K", help="top-K of the LoCoOp patch mask (default: preset)")),
     "precision": ("--train-precision", dict(choices=PRECISIONS,
                                             help="fp32 (SeTAR+FT / LoRA default, as their official code), bf16 "
                                                  "autocast, or fp16 (LoCoOp's default on CUDA, as its official "

@@ -28,6 +28,7 @@ from oodbench import atomic, distributed
 from oodbench.errors import DataError, UserError
 from oodbench.hashing import hash_json
 from oodbench.method import Method, MethodContext, Modification
+from oodbench.options import at_least
 from oodbench.registry import register
 
 from .config import MODALITIES, PRUNE_STRATEGIES, SEARCHERS, SearchConfig
@@ -77,9 +78,9 @@ class SetarMethod(Method):
         g.add_argument("--weight-type", default=None, choices=("W_q", "W_k", "W_v", "W_o", "W_up", "W_down", "W_p"),
                        help="weight searched in every block (default W_up)")
         g.add_argument("--modality", default=None, choices=MODALITIES, help="towers searched")
-        g.add_argument("--lambda", dest="lam", type=float, default=None, help="weight of the LoCoOp OOD term")
-        g.add_argument("--topk", dest="top_k", type=int, default=None, help="K of the top-K OOD-patch mask")
-        g.add_argument(*batch_flags, dest="search_batch_size", type=int, default=None,
+        g.add_argument("--lambda", dest="lam", type=at_least(0, float), default=None, help="weight of the LoCoOp OOD term")
+        g.add_argument("--topk", dest="top_k", type=at_least(1), default=None, help="K of the top-K OOD-patch mask")
+        g.add_argument(*batch_flags, dest="search_batch_size", type=at_least(1), default=None,
                        help="batch size of the loss aggregation (official: 512; Swin 384)")
         g.add_argument("--prune", default=None, choices=PRUNE_STRATEGIES,
                        help="which singular components are removed (default minor; random draws with --seed)")

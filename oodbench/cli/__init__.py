@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich_argparse import RichHelpFormatter
 
 from oodbench import __version__
-from oodbench.cli.common import common_options, user_errors
+from oodbench.cli.common import Parser, common_options, user_errors
 from oodbench.console import err, setup_logging
 
 # Subcommand modules, in the order `oodbench --help` lists them. Each exposes `add_parser(sub, parents)`.
@@ -56,7 +56,7 @@ class _OnlyListed:
 def build_parser(argv: list[str] | None = None, *, full: bool = True) -> argparse.ArgumentParser:
     """The ``oodbench`` parser. With ``full=False`` only the parser of the command ``argv`` names (its first
     item) is built in full, which is what :func:`main` needs."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="oodbench",
         description="OOD-detection benchmark suite: SeTAR low-rank modifiers composed with any OOD score.",
         formatter_class=RichHelpFormatter,
@@ -87,10 +87,23 @@ def build_parser(argv: list[str] | None = None, *, full: bool = True) -> argpars
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` ran (``oodbench runs list`` -> that of ``runs list``)."""
+    for dest in ("command", "runs_command", "data_command", "digits_command"):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, dest, None)
+        if not subs or name not in subs[0].choices:
+            continue
+        parser = subs[0].choices[name]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv, full=False)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the parser of the command they were given to
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from oodbench.cli.common import parse_named
 from oodbench.errors import UserError
+from oodbench.options import at_least
 
 DEFAULT_BENCHMARK = "digits"
 DATA_ROOT_ENV = "OODBENCH_DATA_ROOT"
@@ -120,13 +121,15 @@ def add_extraction_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
                    help="model precision for image features (default fp32, as the official code; others use "
                         "autocast and are recorded in the result and the cache key)")
-    g.add_argument("--extract-batch-size", "--batch-size", dest="extract_batch_size", type=int, default=None, metavar="N",
+    g.add_argument("--extract-batch-size", dest="extract_batch_size", type=at_least(1), default=None, metavar="N",
                    help="images per forward pass when extracting features (default 128)")
+    g.add_argument("--batch-size", dest="extract_batch_size", type=at_least(1), default=None, metavar="N",
+                   help="the same as --extract-batch-size")
     g.add_argument("--decode", choices=("pil", "gpu"), default="pil",
                    help="image decoding: pil = PIL decode + bicubic resize, the official preprocessing "
                         "(default); gpu = JPEGs decoded (nvJPEG), resized and cropped on the device, PIL for "
                         "files it cannot take; pixels differ slightly, so it is recorded and keyed")
-    g.add_argument("--workers", type=int, default=None, metavar="N",
+    g.add_argument("--workers", type=at_least(0), default=None, metavar="N",
                    help="image-loading worker processes (default: by machine; 0 loads in the main process)")
 
 

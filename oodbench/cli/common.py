@@ -10,6 +10,14 @@ from rich_argparse import RichHelpFormatter
 from oodbench.runtime import DEVICES, default_cache_dir, default_results_root
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit 2), pointing to the command's ``--help``
+    instead of printing the whole usage; every ``oodbench`` (sub)command parser is one."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def common_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("common options")
@@ -51,6 +59,43 @@ def results_root(args) -> Path:
     if root.exists() and not root.is_dir():
         raise UserError(f"results root {root} is a file, not a folder; pass --results-root DIR")
     return root
+
+
+def check_early(args) -> None:
+    """The value checks that need no model library, made by ``run``, ``search``, ``finetune`` and ``sweep`` before
+    they import one (torch takes seconds to import): a file as ``--results-root`` / ``--cache-dir``, malformed or
+    reserved set names (``--ood/--near-ood/--csid NAME=DIR``), unknown ``--post`` names. Each is a one-line
+    :class:`~oodbench.errors.UserError` naming the flag as typed (``tests/benchmarks/test_bench_cli_startup.py``
+    times them)."""
+    from oodbench.benchmark import check_set_name
+    from oodbench.registry import get, registry
+
+    if hasattr(args, "results_root"):
+        results_root(args)
+    if hasattr(args, "cache_dir"):
+        cache_root(args)
+    for dest in ("ood", "near_ood", "csid"):
+        flag = "--" + dest.replace("_", "-")
+        for name in parse_named(getattr(args, dest, None), flag, "DIR"):
+            check_set_name(name, flag)
+    for post in (getattr(args, "post", None) or "").split(","):
+        post = post.strip()
+        if post and post != "all" and post not in registry("postprocessors"):
+            get("postprocessors", post)  # the registry's one-line error: the known names, close matches
+
+
+def check_out_folder(out: str | None, flag: str = "--out") -> None:
+    """An output folder option that names an existing file (or lies under one) is a one-line error."""
+    from oodbench.errors import UserError
+
+    if out is None:
+        return
+    path = Path(out)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"{flag} {out}: {p} is a file; {flag} names a folder (created when missing)")
+            break
 
 
 def cache_dir(args) -> Path:

@@ -16,6 +16,7 @@ from rich_argparse import RawDescriptionRichHelpFormatter
 from oodbench.cli.benchmark_args import DATA_ROOT_ENV, add_benchmark_args, data_root_from_args, spec_from_args
 from oodbench.console import err, out, progress
 from oodbench.errors import UserError
+from oodbench.options import at_least
 
 _INTRO = """\
 oodbench never downloads images: put them under one data root and pass --data-root DIR (or set
@@ -91,8 +92,8 @@ def add_parser(sub, parents) -> None:
                                       "root is checked. Exit status 1 when something is missing or unreadable.")
     add_benchmark_args(ver)
     ver.add_argument("--quick", action="store_true", help="count files only, do not decode them")
-    ver.add_argument("--workers", type=int, default=None, help="decoding threads (default min(8, CPUs))")
-    ver.add_argument("--show", type=int, default=20, metavar="N", help="list at most N problem files per split")
+    ver.add_argument("--workers", type=at_least(1), default=None, help="decoding threads (default min(8, CPUs))")
+    ver.add_argument("--show", type=at_least(0), default=20, metavar="N", help="list at most N problem files per split")
     ver.set_defaults(handler=run_verify)
     res = dsub.add_parser("restore", parents=parents, formatter_class=RawDescriptionRichHelpFormatter,
                           help="copy the files of a benchmark's shipped split lists from a download into DATA",

@@ -14,6 +14,7 @@ from rich.table import Table
 from oodbench.cli.common import add_command
 from oodbench.console import out
 from oodbench.errors import UserError
+from oodbench.options import at_least
 
 
 def add_parser(sub, parents) -> None:
@@ -33,8 +34,8 @@ def add_parser(sub, parents) -> None:
                     "the result does not depend on the accelerator.",
     )
     train.add_argument("--out", required=True, metavar="DIR", help="folder to write the weights into")
-    train.add_argument("--epochs", type=int, default=None, help="training epochs (default: those of the shipped weights)")
-    train.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    train.add_argument("--epochs", type=at_least(1), default=None, help="training epochs (default: those of the shipped weights)")
+    train.add_argument("--threads", type=at_least(1), default=2, help="CPU threads (default 2)")
     train.set_defaults(handler=run_train)
     p.set_defaults(handler=lambda args: p.print_help() or 0)
 

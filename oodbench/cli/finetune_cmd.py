@@ -14,7 +14,8 @@ from pathlib import Path
 from rich.table import Table
 
 from oodbench.cli.benchmark_args import add_benchmark_args, benchmark_from_args
-from oodbench.cli.common import add_backbone_args, add_command, backbone_from_args, cache_dir, results_root
+from oodbench.cli.common import (add_backbone_args, add_command, backbone_from_args, cache_dir, check_early,
+                                 check_out_folder, results_root)
 from oodbench.console import out
 from oodbench.errors import UserError
 
@@ -61,6 +62,8 @@ def run(args) -> int:
     method = cls(**cls.options_from_args(args))
     if method.options.get("prompts_file"):
         raise UserError("--prompts evaluates learned prompts: use it with `oodbench run --method locoop`")
+    check_early(args)
+    check_out_folder(args.out)  # before the training, not after it
     seed = args.seed if args.seed is not None else None
     seed_everything(seed or 0)
     device = resolve_device(args.device)

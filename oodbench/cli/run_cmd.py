@@ -8,7 +8,8 @@ from dataclasses import replace
 
 from oodbench.cli.benchmark_args import (add_benchmark_args, add_extraction_args, benchmark_from_args,
                                          extraction_kwargs)
-from oodbench.cli.common import add_backbone_args, add_command, backbone_from_args, cache_root, results_root
+from oodbench.cli.common import (add_backbone_args, add_command, backbone_from_args, cache_root, check_early,
+                                 results_root)
 from oodbench.cli.method_args import (add_method_args, check_unused_options, method_names, method_options,
                                       parse_methods)
 from oodbench.console import out, print_table
@@ -92,8 +93,27 @@ def run(args) -> int:
     from oodbench import distributed
     from oodbench.runtime import resolve_device
 
+    check_run_args(args)
     with distributed.session(resolve_device(args.device)) as (world, device):
         return _run(args, device, world)
+
+
+def check_run_args(args) -> None:
+    """What ``run`` (and ``sweep``) can refuse before importing a model library: :func:`check_early`, the
+    methods and their options (``--method``, an option of a method not run), ``--param`` and ``--seeds``."""
+    check_early(args)
+    methods = parse_methods(args.method)
+    method_options(methods, args)
+    check_unused_options(args, methods)
+    for item in args.param:
+        key, sep, _ = item.partition("=")
+        post, dot, name = key.partition(".")
+        if not sep or not dot or not post or not name:
+            raise UserError(f"--param expects POST.NAME=VALUE (e.g. energy.temperature=0.1), got '{item}'")
+    if getattr(args, "seeds", None):
+        parse_seeds(args.seeds)
+        if args.seed is not None:
+            raise UserError("give either --seed or --seeds")
 
 
 def _run(args, device: str, world) -> int:

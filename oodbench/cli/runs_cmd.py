@@ -16,6 +16,7 @@ from oodbench.cli.common import add_command, parse_named, results_root
 from oodbench.console import out, print_table
 from oodbench.errors import UserError
 from oodbench.metrics import CONVENTIONS, METRICS
+from oodbench.options import at_least
 from oodbench.cli.metrics_cmd import add_score_file_args
 
 IMPORT_MARK = "‡"  # oodbench.results.importer.MARK (not imported here: `oodbench --help` stays light)
@@ -48,7 +49,7 @@ def add_parser(sub, parents) -> None:
     ls.add_argument("--backbone", default=None, help="only this backbone (wildcards allowed)")
     ls.add_argument("--method", default=None, help="only this method: none, setar, ... (wildcards allowed)")
     ls.add_argument("--post", default=None, help="only this postprocessor (wildcards allowed)")
-    ls.add_argument("--limit", type=int, default=None, metavar="N", help="at most the N newest runs")
+    ls.add_argument("--limit", type=at_least(1), default=None, metavar="N", help="at most the N newest runs")
     ls.add_argument("--check", action="store_true",
                     help="list instead the run folders whose result.json cannot be read, and why (exit 1 when there "
                          "are any); `runs list` and the leaderboard leave them out with a warning")

@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 from oodbench.cli.benchmark_args import add_benchmark_args, benchmark_from_args
-from oodbench.cli.common import add_backbone_args, add_command, backbone_from_args, cache_root, results_root
+from oodbench.cli.common import (add_backbone_args, add_command, backbone_from_args, cache_root, check_early,
+                                 check_out_folder, results_root)
 from oodbench.cli.method_args import add_method_args, method_names
 from oodbench.console import out
 from oodbench.errors import UserError
@@ -44,6 +45,12 @@ def run(args) -> int:
 
     if not args.method:
         raise UserError(f"--method is required: one of {', '.join(method_names(produces='plan'))}")
+    check_early(args)
+    from oodbench.method import method_class
+
+    cls = method_class(args.method)
+    cls(**cls.options_from_args(args))  # bad option values are refused here, before torch is imported
+    check_out_folder(args.out)
     with distributed.session(resolve_device(args.device)) as (world, device):
         return _run(args, device, world)
 

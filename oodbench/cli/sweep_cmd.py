@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from oodbench.cli.benchmark_args import add_benchmark_args, add_extraction_args, benchmark_from_args
-from oodbench.cli.common import add_backbone_args, add_command, backbone_from_args, cache_root, results_root
+from oodbench.cli.common import (add_backbone_args, add_command, backbone_from_args, cache_root, check_early,
+                                 results_root)
 from oodbench.cli.method_args import add_method_args, method_names
 from oodbench.console import out, print_table
 from oodbench.errors import UserError
@@ -72,6 +73,12 @@ def run(args) -> int:
         missing = [p for p in grid_posts if p not in posts]
         if missing:
             raise UserError(f"--grid names {', '.join(missing)}, which --post does not run; add it to --post")
+    check_early(args)
+    from oodbench.cli.method_args import check_unused_options, method_options, parse_methods
+
+    methods = parse_methods(args.method)
+    method_options(methods, args)
+    check_unused_options(args, methods)
     seed_everything(seeds[0])
     device = resolve_device(args.device)
     set_float32_mode(False)

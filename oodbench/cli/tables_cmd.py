@@ -9,6 +9,7 @@ from pathlib import Path
 
 from oodbench.cli.common import add_command, cache_root, parse_named, results_root
 from oodbench.console import out
+from oodbench.options import at_least
 
 log = logging.getLogger("oodbench")
 
@@ -52,7 +53,7 @@ def add_parser(sub, parents) -> None:
                    help="output folder (default results/digits for the digits edition, else results/tables/<paper>)")
     p.add_argument("--on-bad", choices=("skip", "fail"), default="skip",
                    help="unreadable or missing image files: leave them out (default) or stop")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="image-loading worker processes")
+    p.add_argument("--workers", type=at_least(0), default=None, metavar="N", help="image-loading worker processes")
     p.set_defaults(handler=run)
     # exit status: 0, 1 when a run the tables need failed (reported; the tables are still written), 2 on bad input
 

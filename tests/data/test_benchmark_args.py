@@ -210,5 +210,7 @@ def test_extraction_options_become_extractor_arguments():
                   "on_bad": "fail"}
     assert extraction_kwargs(p.parse_args(["--decode", "gpu", "--device", "cpu"]))["decode"] == "gpu"
     assert extraction_kwargs(p.parse_args(["--device", "cpu"]))["batch_size"] == 128
-    with pytest.raises(UserError, match="--workers"):
-        extraction_kwargs(p.parse_args(["--workers", "-1"]))
+    with pytest.raises(SystemExit):  # refused while the arguments are parsed, before any heavy import
+        p.parse_args(["--workers", "-1"])
+    with pytest.raises(UserError, match="--workers"):  # and by the function itself (API callers)
+        extraction_kwargs(argparse.Namespace(**{**vars(p.parse_args(["--device", "cpu"])), "workers": -1}))
