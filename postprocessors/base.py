@@ -51,13 +51,16 @@ class Postprocessor:
     # ----------------------------------------------------------------------------- parameters
     @classmethod
     def _param_names(cls) -> list[str]:
+        if cls.__init__ is object.__init__:  # no __init__ of its own: a score without hyperparameters
+            return []
         sig = inspect.signature(cls.__init__)
         names = []
         for p in sig.parameters.values():
             if p.name == "self":
                 continue
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                raise TypeError(f"{cls.__name__}.__init__ must list its hyperparameters explicitly (no *args/**kwargs)")
+                raise IncompatibleError(f"postprocessor {cls.__name__}: __init__ must list its hyperparameters as "
+                                        "keyword arguments with defaults (no *args/**kwargs)")
             names.append(p.name)
         return names
 

@@ -26,6 +26,8 @@ import json
 import logging
 import re
 import subprocess
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -160,11 +162,22 @@ class ResultsStore:
         return bad
 
     def scores(self, run_id: str) -> dict[str, np.ndarray]:
+        """The run's per-image scores (empty when it stored none).
+
+        Raises:
+            UserError: ``scores.npz`` is truncated or not an npz archive (one line naming the file).
+        """
+        from oodbench.errors import UserError
+
         path = self.root / run_id / "scores.npz"
         if not path.exists():
             return {}
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise UserError(f"{path}: unreadable per-image scores ({type(exc).__name__}: {exc}); the run's metrics in "
+                            "result.json are intact, its plots and score-based views are not") from None
 
     def run_ids(self) -> list[str]:
         """Names of the complete run folders (those holding a ``result.json``), sorted."""
