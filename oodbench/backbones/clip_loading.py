@@ -64,7 +64,8 @@ def load_open_clip(
 
     Args:
         model_name: open_clip model name (``open_clip.list_models()``), e.g. ``"ViT-B-16-quickgelu"``; a
-            ``local-dir:DIR`` name loads the folder (``pretrained`` must then be empty).
+            ``local-dir:DIR`` name loads the folder; ``pretrained`` may then name a weights file of that
+            architecture (e.g. the ``merged.safetensors`` that ``oodbench finetune`` writes), loaded over it.
         pretrained: open_clip tag (``"openai"``), path to a weights file or model folder, or ``"none"`` /
             ``"random"`` / ``None`` for a random init seeded with ``seed``.
         name: name recorded in results (default ``open_clip:<model_name>``).
@@ -75,9 +76,13 @@ def load_open_clip(
     """
     _check_options(options)
     if model_name.startswith("local-dir:"):
+        weights = None
         if pretrained and not is_random_init(pretrained):
-            raise UserError(f"'{model_name}' carries its own weights; do not also pass pretrained='{pretrained}'")
-        return load_clip_dir(model_name[len("local-dir:") :], name=name, family=family, **options)
+            if not Path(pretrained).expanduser().is_file():
+                raise UserError(f"'{model_name}' carries its own weights; --pretrained may only name a weights file "
+                                f"of its architecture (such as a fine-tuned merged.safetensors), not '{pretrained}'")
+            weights = pretrained
+        return load_clip_dir(model_name[len("local-dir:") :], name=name, family=family, weights=weights, **options)
     name = name or f"open_clip:{model_name}"
     known = open_clip.list_models()
     if model_name not in known:
@@ -165,10 +170,13 @@ def read_clip_weights(source: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_clip_dir(folder: str | Path, *, name: str | None = None, family: str | None = None, **options: Any) -> ClipBackbone:
+def load_clip_dir(folder: str | Path, *, name: str | None = None, family: str | None = None,
+                  weights: str | Path | None = None, **options: Any) -> ClipBackbone:
     """A CLIP model folder: open_clip ``local-dir`` layout or a Hugging Face ``CLIPModel`` folder.
 
     ``family`` defaults to the one whose dimensions the folder's model has (:func:`~oodbench.backbones.families.clip_family`).
+    ``weights``: a weights file of the folder's architecture loaded (strictly) in place of the folder's own weights,
+    e.g. a fine-tuned ``merged.safetensors``; it is then the recorded ``pretrained``.
     """
     _check_options(options)
     path = Path(folder).expanduser()
@@ -183,17 +191,20 @@ def load_clip_dir(folder: str | Path, *, name: str | None = None, family: str | 
                 model = open_clip.create_model(spec, load_weights=False)
         except Exception as exc:
             raise UserError(f"{path / 'open_clip_config.json'}: {first_line(exc)}") from exc
-        load_clip_weights(model, path, arch=name)
+        load_clip_weights(model, weights or path, arch=name)
         if tokenizer is None:
             with library_root_logs():
                 tokenizer = open_clip.get_tokenizer(spec, context_length=model.context_length)
-        return _wrap(model, name, str(path), tokenizer, options, family or clip_family(model))
+        return _wrap(model, name, str(weights or path), tokenizer, options, family or clip_family(model))
     if (path / "config.json").is_file():
         model, pre = _hf_clip_model(path)
-        load_strict(model, _to_open_clip_keys(model, read_hf_weights(path), str(path)), str(path), name)
+        if weights is not None:
+            load_clip_weights(model, weights, arch=name)
+        else:
+            load_strict(model, _to_open_clip_keys(model, read_hf_weights(path), str(path)), str(path), name)
         for key, value in pre.items():
             options.setdefault(key, value)
-        return _wrap(model, name, str(path), tokenizer, options, family or clip_family(model))
+        return _wrap(model, name, str(weights or path), tokenizer, options, family or clip_family(model))
     raise UserError(f"{path}: neither open_clip_config.json (open_clip) nor config.json (Hugging Face) found")
 
 

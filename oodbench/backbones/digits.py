@@ -177,7 +177,8 @@ def digits_clip(pretrained: str | None = None, *, seed: int = 0, interpolation: 
     """Tiny OpenAI-style CLIP (32 px, 4-px patches) trained on the embedded digits benchmark; weights ship with oodbench.
 
     Args:
-        pretrained: None = the shipped weights; a folder written by ``oodbench digits train --out DIR``;
+        pretrained: None = the shipped weights; a folder written by ``oodbench digits train --out DIR`` (or the
+            ``digits_clip.safetensors`` / ``digits_clip.json`` file in it, which stands for its folder);
             ``"none"`` / ``"random"`` = the untrained architecture, seeded with ``seed`` (token embedding included).
         seed: only for the random init.
         interpolation: override the recorded resize interpolation (a no-op for the benchmark's 32-px images).
@@ -192,6 +193,9 @@ def digits_clip(pretrained: str | None = None, *, seed: int = 0, interpolation: 
         model = build_model(MODEL_CFG, embedding_seed=seed, init_seed=seed).eval()
         tag = f"random(seed={seed})"
     else:
+        if pretrained is not None and Path(pretrained).expanduser().name in (WEIGHTS_FILE, CONFIG_FILE) \
+                and Path(pretrained).expanduser().is_file():
+            pretrained = str(Path(pretrained).expanduser().parent)  # a file of a weights folder: the folder
         cfg = read_config(pretrained)
         model = load_model(pretrained)
         tag = "shipped" if pretrained is None else str(pretrained)

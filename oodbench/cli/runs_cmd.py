@@ -188,7 +188,7 @@ def _check(store) -> int:
 
 def run_show(args) -> int:
     from oodbench.results.importer import is_imported
-    from oodbench.results.render import metrics_table, stream_stds
+    from oodbench.results.render import id_label, metrics_table, stream_stds
     from oodbench.results.runs import find_run, fsood_of, order_std, params_text, protocol_text, stream_of
 
     run = find_run(_store(args), args.run)
@@ -200,7 +200,7 @@ def run_show(args) -> int:
     rows = [
         ("folder", str(run.path)),
         ("time", rec.time),
-        ("benchmark", f"{rec.benchmark} (ID {rec.id_set}: {rec.counts.get('id', '?')} images)"),
+        ("benchmark", f"{rec.benchmark} ({id_label(rec.id_set)}: {rec.counts.get('id', '?')} images)"),
         ("OOD sets", ", ".join(f"{n} ({g}, {rec.counts.get('ood', {}).get(n, '?')})" for n, g in rec.ood_sets.items())),
         ("backbone", rec.backbone.get("name", "?")),
         ("weights", f"{rec.backbone.get('pretrained') or '-'}  hash {rec.backbone.get('weights_hash') or '-'}"),

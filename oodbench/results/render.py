@@ -83,6 +83,11 @@ def _cell(value, std) -> str:
     return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
 
 
+def id_label(id_set: str) -> str:
+    """``"ID <set>"`` for a caption, without saying ID twice (an ad-hoc benchmark's ID set is named ``ID test``)."""
+    return id_set if id_set.split(" ", 1)[0].upper() == "ID" else f"ID {id_set}"
+
+
 def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc", "aupr_in", "aupr_out")) -> Table:
     """One postprocessor, rows = OOD sets + average, a column group per method (vanilla vs SeTAR side by side).
 
@@ -133,7 +138,7 @@ def comparison_table(postprocessor: str, records: dict, metrics=("fpr95", "auroc
             + "/".join(f"{100 * fs_all[m]['csid'][n]['accuracy']:.2f}" for m in methods
                        if fs_all[m]["csid"].get(n, {}).get("accuracy") is not None) + ")"
             for n, v in fs_all[methods[0]]["csid"].items()) + " as ID"
-    table.caption = (f"{first.benchmark} | {first.backbone['name']} | ID {first.id_set}: {counts['id']} images"
+    table.caption = (f"{first.benchmark} | {first.backbone['name']} | {id_label(first.id_set)}: {counts['id']} images"
                      + (f" | ID accuracy {', '.join(accs)}" if accs else "") + csid
                      + " | FPR95: ID positive, nearest recall to 95%"
                      + (" | test-time score: mean ± std over stream orders ("
