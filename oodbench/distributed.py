@@ -326,8 +326,12 @@ def reset_traffic() -> None:
     _TRAFFIC.clear()
 
 
-def _count(label: str, nbytes: int) -> None:
+def count_traffic(label: str, nbytes: int) -> None:
+    """Add ``nbytes`` moved between processes under ``label`` (for transfers made outside this module)."""
     _TRAFFIC[label] = _TRAFFIC.get(label, 0) + int(nbytes)
+
+
+_count = count_traffic
 
 
 def tensor_backend() -> str | None:
@@ -422,5 +426,5 @@ def _injected_failure(phase: str) -> None:
 
 __all__ = ["World", "DistributedError", "world", "is_main", "env_world", "device_for", "session", "barrier",
            "broadcast_object", "all_gather_object", "gather_object", "checked", "on_main", "all_gather_checked",
-           "gather_checked", "deal", "share", "all_gather_rows", "gather_tensors", "traffic", "reset_traffic",
+           "gather_checked", "deal", "share", "all_gather_rows", "gather_tensors", "traffic", "reset_traffic", "count_traffic",
            "tensor_backend"]

@@ -29,6 +29,10 @@ from oodbench.features.cache import INDEX, Entry
 log = logging.getLogger("oodbench")
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: How several processes gather features to rank 0: None = over the device's collective (NCCL, device to device)
+#: when the process group is NCCL, else as host objects through the gloo group; True forces the tensor path on any
+#: backend (the tests run it over gloo on the CPU), False the host path.
+DEVICE_GATHER: bool | None = None
 CHUNK = 32  # images per DataLoader item
 
 
@@ -96,11 +100,19 @@ def run_shards_dealt(backbone, source, entry: Entry, todo: dict[int, set[str]], 
     each round of N batches rank 0 gathers them in batch order and writes every shard that is complete. The
     batches are the single process's, so every row, and every file rank 0 writes, is the same. A failure on any
     rank fails every rank before rank 0 writes the shard it concerns.
+
+    The outputs travel over the device's own collective when the group is NCCL (:data:`DEVICE_GATHER`;
+    :func:`oodbench.distributed.gather_tensors`: device memory to device memory, then to the host on rank 0 only),
+    otherwise as host arrays through the gloo group; the bytes gathered to rank 0 are logged per split and counted
+    in :func:`oodbench.distributed.traffic` under ``features <split>``.
     """
     from oodbench import distributed
     from oodbench.console import progress
 
     w = distributed.world()
+    on_device = DEVICE_GATHER if DEVICE_GATHER is not None else distributed.tensor_backend() == "nccl"
+    label = f"features {source.name}"
+    before = distributed.traffic().get(label, 0)
     batches = shard_batches(entry, todo, batch_size)
     mine = distributed.deal(batches, w)
     rounds = -(-len(batches) // w.size)
@@ -114,16 +126,30 @@ def run_shards_dealt(backbone, source, entry: Entry, todo: dict[int, set[str]], 
         task = prog.add_task(f"features {source.name} ({w.size} processes)", total=sum(map(len, batches)))
         stream = forward.pieces(todo, on_bad, lambda n: None) if forward is not None else iter(())
 
+        held: dict[str, torch.Tensor] = {}
+
         def next_piece():
             got = next(stream, None)
             if got is None:
                 return None
             b, piece = got
+            if on_device:  # the outputs stay on the device and travel by gather_tensors; the rest as objects
+                held.update({k: v for k, v in piece.items() if k in todo[piece["shard"]]})
+                return {k: v for k, v in piece.items() if k not in held} | {"last": b[-1]}
             return {k: (_host(v) if k in todo[piece["shard"]] else v) for k, v in piece.items()} | {"last": b[-1]}
 
         for k in range(rounds):
+            held.clear()
             pieces = distributed.gather_checked(next_piece if k * w.size + w.rank < len(batches) else lambda: None,
                                                 phase="extract")
+            if on_device:
+                tensors = distributed.gather_tensors(dict(held) if held else None, label=label)
+                if pieces is not None:
+                    pieces = [p if p is None or t is None else p | {n: _host(v) for n, v in t.items()}
+                              for p, t in zip(pieces, tensors)]
+            elif pieces is not None:
+                distributed.count_traffic(label, sum(v.nbytes for p in pieces[1:] if p is not None
+                                                     for v in p.values() if isinstance(v, np.ndarray)))
 
             def write(pieces=pieces):
                 for piece in pieces or ():
@@ -137,6 +163,10 @@ def run_shards_dealt(backbone, source, entry: Entry, todo: dict[int, set[str]], 
                         _write_shard(entry, s, todo[s], acc.pop(s))
 
             distributed.on_main(write, phase="extract")
+    moved = distributed.traffic().get(label, 0) - before
+    if w.is_main:
+        log.info("features of %s: %s bytes gathered to rank 0 (%s)", source.name, f"{moved:,}",
+                 "device collective" if on_device else "host gloo group")
     return forward.count if forward is not None else 0
 
 

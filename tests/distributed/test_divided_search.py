@@ -6,7 +6,9 @@ boundaries, so the per-image reduction must rebuild the official per-batch terms
 candidates and steps and accept the same plan as one process, with every loss equal to 1e-6 (the ranks' shares run in
 other matrix shapes, so the forward may differ in the last float32 bits). A checkpoint of one process is resumed by
 three and one of three by one. A rank that fails ends the search on every rank with the same line. The tensor
-collectives (rows of uneven length, point-to-point gathers) are checked against what was sent, with their byte counts.
+collectives (rows of uneven length, point-to-point gathers) are checked against what was sent, with their byte counts,
+and an extraction whose features travel by the tensor path (NCCL's on GPUs, gloo here) writes the single process's
+cache and counts the bytes of the features the other ranks computed.
 """
 
 from __future__ import annotations
@@ -90,6 +92,18 @@ def _three(rank: int, out: Path, partial: Path) -> None:
         pieces = None if rank == 1 else {"a": torch.full((rank + 1, 3), float(rank)), "b": torch.tensor([rank] * 2)}
         got = distributed.gather_tensors(pieces, label="pieces")
         (out / f"collectives-{rank}.pkl").write_bytes(pickle.dumps((gathered, got, distributed.traffic())))
+        # extraction with the features gathered by the tensor path (NCCL's on GPUs; here over gloo)
+        import test_dealt_extraction as ex
+        from oodbench.features import runner
+
+        runner.DEVICE_GATHER = True
+        try:
+            (out / "extract").mkdir(exist_ok=True)
+            distributed.reset_traffic()
+            ex.job(rank, out / "extract", *ex.DEFAULT_CASE)
+            (out / f"extract-traffic-{rank}.pkl").write_bytes(pickle.dumps(distributed.traffic()))
+        finally:
+            runner.DEVICE_GATHER = None
         # a rank that fails: every rank ends with the same line
         os.environ.update(OODBENCH_FAIL_RANK="2", OODBENCH_FAIL_PHASE="search")
         try:
@@ -193,3 +207,19 @@ def test_tensor_collectives_and_their_byte_counts(three_processes):
         else:
             assert got is None
             assert traffic.get("pieces", 0) == (0 if r == 1 else 3 * 3 * 4 + 2 * 8)
+
+
+def test_features_gathered_as_tensors_write_the_single_process_cache(tmp_path, three_processes):
+    import test_dealt_extraction as ex
+
+    n, broken, batch, _ = ex.DEFAULT_CASE
+    ex._compare(tmp_path, three_processes / "extract", *ex.DEFAULT_CASE)
+    arrays, _ = pickle.loads((three_processes / "extract" / "features.pkl").read_bytes())
+    per_image = arrays["image"][0].nbytes + arrays["local"][0].nbytes  # the forward's outputs (logits follow later)
+    batches = [range(i, min(i + batch, n)) for i in range(0, n, batch)]  # shards of 6 = 2 whole batches of 3
+    readable = [sum(1 for j in b if j not in broken) for b in batches]
+    sent = [sum(r for i, r in enumerate(readable) if i % 3 == rank) * per_image for rank in range(3)]
+    traffic = [pickle.loads((three_processes / f"extract-traffic-{r}.pkl").read_bytes()) for r in range(3)]
+    label = "features part"
+    assert traffic[0][label] == sent[1] + sent[2] > 0  # rank 0 receives what ranks 1 and 2 computed
+    assert traffic[1][label] == sent[1] and traffic[2][label] == sent[2]
