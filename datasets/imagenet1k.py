@@ -2,7 +2,8 @@
 
 ID test = ILSVRC2012 val (50,000), ID val = one train image per class (1,000, the SeTAR search split);
 far-OOD = iNaturalist, SUN, Places (10,000 each), Texture (5,640). Class names: the CLIP-cleaned list of
-MCM / SeTAR; prompt ``"a photo of a {}"``. Reference: X1AOX1A/SeTAR ``data/README.md``.
+MCM / SeTAR; prompt ``"a photo of a {}"``. Reference: X1AOX1A/SeTAR ``data/README.md``. The ID test, SUN, Places
+and Texture splits carry SeTAR's official classification label lists (``classify/``, the paper's Table 7).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import replace
 
 from oodbench.datasets.base import BenchmarkSpec
 from oodbench.datasets.fullspectrum_splits import IMAGENET_CSID
-from oodbench.datasets.resources import read_classnames
+from oodbench.datasets.resources import CLASSIFY_DIR, read_classnames
 from oodbench.datasets.setar_splits import IMAGENET_TEST, IMAGENET_VAL, LISTS, MOS_OOD, PROMPT
 from oodbench.registry import register
 
@@ -28,6 +29,8 @@ def imagenet1k() -> BenchmarkSpec:
         class_names=read_classnames("imagenet1k"),
         prompt=PROMPT,
         family="imagenet",
+        classify_labels={name: str(CLASSIFY_DIR / f"{stem}_test_label.tsv.gz") for name, stem in (
+            (IMAGENET_TEST.name, "imagenet1k"), ("SUN", "sun"), ("Places", "places"), ("Texture", "texture"))},
         **LISTS,
     )
 

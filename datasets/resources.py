@@ -15,6 +15,8 @@ from oodbench.data.classnames import read_classnames as _read_file
 HERE = Path(__file__).resolve().parent
 LISTS_DIR = HERE / "lists"
 CLASSNAMES_DIR = HERE / "classnames"
+#: Official label lists of SeTAR's Table 7 (classify/README.md).
+CLASSIFY_DIR = HERE / "classify"
 
 
 def read_classnames(name: str) -> tuple[str, ...]:

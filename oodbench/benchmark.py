@@ -167,6 +167,9 @@ class BenchmarkSpec:
         csid: covariate-shifted ID test sets, scored as ID (full-spectrum evaluation); their ``group`` is ``id``.
         note: one line that ``oodbench run`` prints under its tables: what results on this benchmark can and cannot
             show, and where to read more (``""``: nothing is printed).
+        classify_labels: split name -> a label list for the official classification protocol of SeTAR's Table 7
+            (:mod:`oodbench.classify`: gzip TSV ``key<TAB>name``); a CLIP run on the benchmark records that accuracy
+            for each such split in ``extra["classify"]``.
     """
 
     name: str
@@ -186,6 +189,7 @@ class BenchmarkSpec:
     identity: dict[str, Any] = field(default_factory=dict)
     csid: tuple[SplitSpec, ...] = ()
     note: str = ""
+    classify_labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for split in (*self.ood, *self.ood_val, *self.csid):

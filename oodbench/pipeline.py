@@ -207,8 +207,15 @@ def run(resolved: ResolvedBenchmark, settings: RunSettings, caches: CacheRoot | 
 
             def score(method=method, modification=modification, features=features):
                 encoder = _text_encoder(backbone, caches) if any(c.needs_encoder for c in classes) else None
-                return [_evaluate_one(cls, method, modification, backbone, resolved, features, encoder, settings)
+                done = [_evaluate_one(cls, method, modification, backbone, resolved, features, encoder, settings)
                         for cls in classes]
+                from oodbench.classify import classify_splits  # Table 7's protocol, where the benchmark has lists
+
+                classified = classify_splits(backbone, resolved, features)
+                if classified is not None:
+                    for r in done:
+                        r.record.extra["classify"] = classified
+                return done
 
             results += distributed.on_main(score, phase="score") or []
         finally:

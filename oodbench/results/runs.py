@@ -143,9 +143,14 @@ def fsood_of(record: RunRecord) -> dict[str, Any] | None:
 def metric_value(record: RunRecord, row: str, metric: str) -> float | None:
     """A fraction from ``record``: ``row`` is an OOD set or ``average`` (the run's metrics), ``fsood:<set>`` or
     ``fsood:average`` (its full-spectrum metrics), ``csid:<set>`` (ID accuracy on a covariate-shifted ID set,
-    ``metric`` ignored) or ``id_accuracy``."""
+    ``metric`` ignored), ``classify:<split>`` / ``classify:average`` (the official Table 7 protocol,
+    :mod:`oodbench.classify`; ``metric`` ignored) or ``id_accuracy``."""
     if row == "id_accuracy":
         return record.id_accuracy
+    if row.startswith("classify:"):  # the official classification protocol (oodbench.classify)
+        from oodbench.classify import classify_value
+
+        return classify_value(record.extra, row.partition(":")[2])
     if row.startswith(("fsood:", "csid:")):
         fs = fsood_of(record)
         kind, _, name = row.partition(":")
