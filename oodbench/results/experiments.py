@@ -125,7 +125,8 @@ _DEVIATIONS = (
               "list (ImageNet-1K: WordNet first lemmas, 998 names), argmax, accuracy over the list",
               "test_classify.py; data/ID_ImageNet1K/imagenet1k_test_label.json, data/OOD_Sun/sun_test_label.json, "
               "data/OOD_Places/places_test_label.json, data/OOD_Texture/texture_test_label.json",
-              "the official protocol with the shipped label lists (--classify official)",
+              "the official protocol with the shipped label lists (oodbench.classify; every CLIP run on imagenet1k "
+              "records it); LoCoOp's cells blocked (its learned prompts belong to the benchmark's class names)",
               "oodbench tables --table accuracy --variant text (standard zero-shot accuracy, ID column only)"),
     Deviation("imagenet-random-prune", "ImageNet-1K 'Random' pruning: NeurIPS Tables 6 / 18, arXiv Tables 6 / 20",
               "random pruning (drop randomly chosen singular components)",
