@@ -1,7 +1,8 @@
 """Start-up of the `oodbench` command: each command below run 5 times in a fresh interpreter, wall time.
 
 Goal (issue 12, finding 8): under 1 s on 2 CPU cores for argument errors, `--help`, `oodbench list` and `oodbench
-data layout`. Run with ``pytest -q -m benchmark -s tests/benchmarks/test_bench_cli_startup.py`` (``-s`` prints
+data layout`; and (issue 19, finding 8) for the value errors that need no model: an unknown `--post`, a batch size
+or epoch count of 0, a file as `--results-root`. Run with ``pytest -q -m benchmark -s tests/benchmarks/test_bench_cli_startup.py`` (``-s`` prints
 the min / median table). Import profile: ``python -X importtime -m oodbench.cli list 2> imports.txt``.
 """
 
@@ -17,6 +18,8 @@ pytestmark = pytest.mark.benchmark
 COMMANDS = [
     ["--help"], ["run", "--help"], ["search", "--help"], ["finetune", "--help"], ["data", "verify", "--help"],
     ["list"], ["list", "methods"], ["data", "layout"], ["run", "--no-such-option"], ["bogus"],
+    ["run", "--post", "nosuch"], ["run", "--batch-size", "0"], ["run", "--results-root", __file__],
+    ["finetune", "--method", "lora", "--epochs", "0"],
 ]
 ROUNDS = 5
 GOAL_S = 1.0

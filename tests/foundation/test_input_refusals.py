@@ -215,3 +215,23 @@ def test_value_errors_are_refused_before_torch_is_imported(tmp_path):
     assert len(errors) == len(commands) and all(": error: " in e for e in errors), errors
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_score_plugin_without_its_own_init_has_no_hyperparameters():
+    from oodbench.postprocessors.base import Postprocessor
+
+    class NoInit(Postprocessor):
+        def score(self, features):
+            return np.asarray(features["logits"]).max(axis=1)
+
+    post = NoInit()
+    assert post.get_params() == {} and repr(post) == "NoInit()"
+    with pytest.raises(ValueError, match="invalid parameter 'x'"):
+        post.set_params(x=1)
+
+    class Star(Postprocessor):
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    with pytest.raises(UserError, match="keyword arguments with defaults"):
+        Star().get_params()
