@@ -175,11 +175,26 @@ class Registry:
             self._ensure_loaded(entry_points_too=True)
             key = self._resolve(name)
         if key is None:
-            known = self.names()
-            close = difflib.get_close_matches(_norm(name), known, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise RegistryError(f"unknown {_singular(self.kind)} '{name}'{hint}; known: {', '.join(known) or 'none'}")
+            raise self._unknown(name)
         return self._entries[key].load()
+
+    def canonical(self, name: str) -> str:
+        """The registered name ``name`` stands for (an alias resolved, case and spaces normalised), without
+        importing the object; unknown names raise :class:`RegistryError` with suggestions and the known names."""
+        self._ensure_loaded(entry_points_too=False)
+        key = self._resolve(name)
+        if key is None:
+            self._ensure_loaded(entry_points_too=True)
+            key = self._resolve(name)
+        if key is None:
+            raise self._unknown(name)
+        return key
+
+    def _unknown(self, name: str) -> RegistryError:
+        known = self.names()
+        close = difflib.get_close_matches(_norm(name), known, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        return RegistryError(f"unknown {_singular(self.kind)} '{name}'{hint}; known: {', '.join(known) or 'none'}")
 
     def __contains__(self, name: str) -> bool:
         self._ensure_loaded(entry_points_too=True)
@@ -259,6 +274,11 @@ def register_lazy(kind: str, name: str, target: str, *, summary: str = "", alias
 def get(kind: str, name: str) -> Any:
     """Look up ``name`` in ``kind``; unknown names raise :class:`RegistryError` listing the known ones."""
     return registry(kind).get(name)
+
+
+def canonical(kind: str, name: str) -> str:
+    """The registered name of ``kind`` that ``name`` (or an alias of it) stands for; nothing is imported."""
+    return registry(kind).canonical(name)
 
 
 def names(kind: str, pattern: str = "*") -> list[str]:

@@ -33,11 +33,11 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--paper", default="neurips", choices=PAPERS,
                    help="which version of the paper's numbering and tables (default neurips; arxiv adds ResNet-50, "
                         "near-OOD and NegLabel)")
-    p.add_argument("--benchmark", default=None, metavar="NAME",
     p.add_argument("--variant", default="published", choices=("published", "text"),
                    help="where the paper's text and the runs behind its printed numbers differ (README: 'Published "
                         "run vs paper text'): follow the published runs (default) or the text (written to "
                         "results/tables/<paper>-text by default)")
+    p.add_argument("--benchmark", default=None, metavar="NAME",
                    help="digits: the digits edition; imagenet1k / voc / ssb_hard: run only that benchmark's missing "
                         "runs (tables are still written whole)")
     p.add_argument("--data-root", default=None, metavar="DIR",
@@ -93,7 +93,7 @@ def run(args) -> int:
                      check_weights=not args.no_run,
                      cache_dir=None if args.dry_run else caches.root)
     if args.dry_run or args.no_run:
-        report(plan, specs, index, data_root, dry=args.dry_run)
+        report(plan, specs, index, data_root, dry=args.dry_run, exps=exps)
         if args.dry_run:
             return 0
     else:
@@ -150,14 +150,27 @@ def render(exps, index, out_dir: Path, caches, paper: str | None) -> list[Path]:
     return written
 
 
-def report(plan, specs, index, data_root, dry: bool) -> None:
-    """What is stored, what would run, what cannot run and why (with the commands), what is blocked."""
+def report(plan, specs, index, data_root, dry: bool, exps=()) -> None:
+    """What is stored, what would run, what cannot run and why (with the commands and, where per-image scores of
+    other code can stand in, the ``oodbench runs import`` commands), stored runs that still leave cells missing,
+    what is blocked."""
     from rich.markup import escape
+
+    from oodbench.results.importer import MARK, import_command
+    from oodbench.results.tables import build_table
 
     stored = sum(1 for s in dict.fromkeys(specs) if not s.blocked and index.find(s) is not None)
     total = len([s for s in dict.fromkeys(specs) if not s.blocked])
     out.print(f"{stored} of {total} runs the tables need are stored; {len(plan.blocked)} cannot be produced by oodbench",
               highlight=False)
+    lacking: dict[str, int] = {}
+    for e in exps:
+        for t in e.tables:
+            for v in build_table(t, index).values:
+                if v.status == "missing" and v.note:
+                    lacking[v.note] = lacking.get(v.note, 0) + 1
+    for note, n in lacking.items():
+        out.print(f"[bold]stored, yet {n} cell(s) missing[/]: {escape(note)}", highlight=False, soft_wrap=True)
     root = str(data_root) if data_root else "DATA"
 
     def commands(groups) -> list[str]:
@@ -180,6 +193,14 @@ def report(plan, specs, index, data_root, dry: bool) -> None:
             out.print(f"  once the weights and data are there ({len(cmds)} command(s)):", highlight=False)
             for cmd in cmds:
                 out.print("  " + escape(cmd), highlight=False, soft_wrap=True)
+    groups = plan.to_run + [g for g, _ in plan.cannot]
+    imports = list(dict.fromkeys(c for g in groups for s in g.specs if (c := import_command(s))))
+    if imports:
+        out.print(f"[bold]or import[/] per-image score files written by other code instead of running "
+                  f"({len(imports)} command(s); the values are marked {MARK}; `oodbench runs import --help`):",
+                  highlight=False)
+        for cmd in imports:
+            out.print("  " + escape(cmd), highlight=False, soft_wrap=True)
     if plan.blocked:
         why = sorted({s.blocked for s in plan.blocked})
         out.print(f"blocked ({len(plan.blocked)} run(s)): " + "; ".join(why), highlight=False)

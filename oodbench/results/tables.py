@@ -6,6 +6,15 @@ of the results store (:class:`RunIndex`); a cell whose runs are not all there is
 filled with the paper's number. Other markers: ``-`` not applicable (the OOD set shares classes with the ID set,
 as the paper prints it) and ``blocked`` (oodbench cannot produce the cell; the table's notes say why).
 
+An ``Average`` cell (source ``average`` or ``fsood:average``) is filled only from runs that cover exactly the
+benchmark's OOD sets; a run of some of them (a partial import) leaves it ``missing``, and the cell's note (in the
+legend and the JSON) says why. A cell whose runs are stored but lack the value it reads (an imported run without
+an ID accuracy in Table 7) is ``missing`` with such a note too.
+
+A value taken from an imported run (``oodbench runs import``; :func:`oodbench.results.importer.is_imported`) is
+followed by the marker ``‡`` in every format (Markdown, CSV, LaTeX, the ours-vs-paper view) and explained in the
+legend; the JSON says ``"imported": true`` for such a cell.
+
 A seeded cell (several runs) shows ``mean ± std`` (population std, ``numpy.std``) over its seeds. A cell of one run
 of a test-time score (AdaNeg: the run records ``extra["stream"]``) shows the run's value — the mean over its
 declared stream orders — ``± `` the population std over those orders, computed from the per-order metrics the run
@@ -35,6 +44,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from oodbench.atomic import write_text
+from oodbench.results.importer import LEGEND as IMPORT_LEGEND
+from oodbench.results.importer import MARK as IMPORT_MARK
+from oodbench.results.importer import is_imported
 from oodbench.results.experiments import (LOWER_IS_BETTER, METRICS, Cell, RunSpec, TableSpec, normalize_options)
 from oodbench.results.runs import metric_value, order_values, protocol_text
 from oodbench.results.store import RunRecord
@@ -172,6 +184,7 @@ class CellValue:
         spread: what ``std`` is over: ``"seeds"``, ``"stream orders"`` or ``""`` (no std).
         protocol: for a test-time cell, the stream protocol of its run (``test-time: stream orders 0, 1, 2,
             batch 256``).
+        imported: some of its runs were imported (``oodbench runs import``): the value is marked ``‡``.
     """
 
     status: str
@@ -183,9 +196,10 @@ class CellValue:
     note: str = ""
     spread: str = ""
     protocol: str = ""
+    imported: bool = False
 
     def text(self, decimals: int = 2) -> str:
-        """As printed: ``40.24``, ``40.24 ± 0.22``, ``-``, ``missing``, ``blocked``."""
+        """As printed: ``40.24``, ``40.24 ± 0.22``, ``40.24 ‡`` (imported), ``-``, ``missing``, ``blocked``."""
         if self.status == "na":
             return NA
         if self.status == "blocked":
@@ -195,7 +209,8 @@ class CellValue:
         if self.status == "static":
             return f"{self.value:,}" if isinstance(self.value, int) else str(self.value)
         text = f"{self.value:.{decimals}f}"
-        return text + (f" ± {self.std:.{decimals}f}" if self.std is not None else "")
+        return (text + (f" ± {self.std:.{decimals}f}" if self.std is not None else "")
+                + (f" {IMPORT_MARK}" if self.imported else ""))
 
 
 def run_value(record: RunRecord, source: str, metric: str) -> float | None:
@@ -226,19 +241,57 @@ def cell_value(cell: Cell, index: RunIndex) -> CellValue:
     found = [(index.find(r)) for r in cell.runs]
     have = [r for r in found if r is not None]
     values = [run_value(r, cell.source, cell.metric) for r in have]
-    if len(have) < len(cell.runs) or any(v is None for v in values):
-        return CellValue("missing", found=len(have), needed=len(cell.runs))
+    lacking = [why for r, v in zip(have, values) if (why := lacks(r, cell.source, v))]
+    if len(have) < len(cell.runs) or lacking:
+        return CellValue("missing", found=len(have), needed=len(cell.runs), run_ids=tuple(r.run_id for r in have),
+                         note="; ".join(dict.fromkeys(lacking)))
     import numpy as np
 
     arr = 100.0 * np.asarray(values, dtype=np.float64)
     ids = tuple(r.run_id for r in have)
+    imported = any(is_imported(r) for r in have)
     if len(arr) > 1:
-        return CellValue("ok", float(arr.mean()), float(arr.std()), len(have), len(cell.runs), ids, spread="seeds")
+        return CellValue("ok", float(arr.mean()), float(arr.std()), len(have), len(cell.runs), ids, spread="seeds",
+                         imported=imported)
     spread = order_spread(have[0], cell.source, cell.metric)
     if spread is not None:
         return CellValue("ok", float(arr[0]), spread, 1, len(cell.runs), ids, spread="stream orders",
-                         protocol=protocol_text(have[0]))
-    return CellValue("ok", float(arr[0]), None, 1, len(cell.runs), ids)
+                         protocol=protocol_text(have[0]), imported=imported)
+    return CellValue("ok", float(arr[0]), None, 1, len(cell.runs), ids, imported=imported)
+
+
+def benchmark_ood_sets(benchmark: str) -> tuple[str, ...] | None:
+    """The OOD test set names a registered benchmark declares (None for an unregistered one, e.g. ``adhoc``)."""
+    if benchmark not in _OOD_SETS:
+        from oodbench.benchmark import get_benchmark
+        from oodbench.registry import RegistryError
+
+        try:
+            _OOD_SETS[benchmark] = tuple(s.name for s in get_benchmark(benchmark).ood)
+        except (RegistryError, TypeError, ValueError):
+            _OOD_SETS[benchmark] = None
+    return _OOD_SETS[benchmark]
+
+
+_OOD_SETS: dict[str, tuple[str, ...] | None] = {}
+
+
+def lacks(record: RunRecord, source: str, value: float | None) -> str:
+    """Why ``record`` cannot give the cell's value (``""`` when it can): the value is not stored, or an Average is
+    asked of a run that does not cover exactly its benchmark's OOD sets."""
+    if source in ("average", "fsood:average"):
+        declared = benchmark_ood_sets(record.benchmark)
+        fsood = ((record.extra or {}).get("fsood") or {}).get("metrics") or {}
+        have = [n for n in (record.ood_sets if source == "average" else fsood) if n != "average"]
+        if declared is not None and set(have) != set(declared):
+            not_in = [n for n in declared if n not in have]
+            return (f"run {record.run_id} covers {len(have)} of the {len(declared)} OOD sets of {record.benchmark}"
+                    + (f" (not {', '.join(not_in)})" if not_in else "") + ": its own average is no Average cell")
+    if value is None:
+        what = {"id_accuracy": "no ID accuracy (an import records it with --id-accuracy)"}.get(
+            source, f"no value for '{source}'")
+        return f"run {record.run_id} stores {what}"
+    return ""
 
 
 @dataclass
@@ -310,7 +363,13 @@ def _legend(result: TableResult) -> list[str]:
     statuses = {v.status for v in result.values}
     if "missing" in statuses:
         lines.append(f"`{MISSING}`: no stored run for the cell (`(k/n)`: k of its n seeds) — "
-                     "`oodbench tables --dry-run` lists the commands that produce them.")
+                     "`oodbench tables --dry-run` lists the commands that produce them (`oodbench run`, or "
+                     "`oodbench runs import` for per-image scores of other code).")
+        lacking = sorted({v.note for v in result.values if v.status == "missing" and v.note})
+        if lacking:
+            lines.append(f"`{MISSING}` although a run is stored: " + "; ".join(lacking) + ".")
+    if any(v.imported for v in result.values):
+        lines.append(IMPORT_LEGEND.replace(IMPORT_MARK, f"`{IMPORT_MARK}`", 1) + ".")
     if "blocked" in statuses:
         reasons = sorted({v.note for v in result.values if v.status == "blocked"})
         lines.append(f"`{BLOCKED}`: oodbench cannot produce the cell — " + "; ".join(reasons) + ".")
@@ -356,7 +415,8 @@ def to_csv(result: TableResult) -> str:
 
 
 _TEX = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}", "λ": r"$\lambda$",
-        "±": r"$\pm$", "↓": r"$\downarrow$", "↑": r"$\uparrow$", "∗": r"$^*$", "†": r"$^\dagger$", "—": "--",
+        "±": r"$\pm$", "‡": r"$^\ddagger$",
+        "↓": r"$\downarrow$", "↑": r"$\uparrow$", "∗": r"$^*$", "†": r"$^\dagger$", "—": "--",
         "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
 
 
@@ -397,7 +457,10 @@ def to_latex(result: TableResult) -> str:
         prev_group = row[0]
         vals = [tex_escape(cells[(row, c, m)].text()) if (row, c, m) in cells else "" for c, m in cols]
         lines.append(" & ".join([tex_escape(x) for x in labels] + vals) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if any(v.imported for v in result.values):
+        lines.append(r"\par\smallskip\footnotesize " + tex_escape(IMPORT_LEGEND.replace("`", "")))
+    lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
 
@@ -411,9 +474,13 @@ def to_json(result: TableResult, meta: dict[str, Any] | None = None) -> str:
                 "paper": [c.paper_row, c.paper_column] if c.paper_row else None}
         if v.spread == "stream orders":  # static and seeded cells keep the earlier keys only
             item.update(std_over=v.spread, protocol=v.protocol)
+        if v.imported:
+            item["imported"] = True
         out.append(item)
     data = {"table": result.spec.key, "title": result.spec.title,
-            "paper": list(result.spec.paper) if result.spec.paper else None, **(meta or {}), "cells": out}
+            "paper": list(result.spec.paper) if result.spec.paper else None, **(meta or {}),
+            **({"legend": {IMPORT_MARK: IMPORT_LEGEND}} if any(v.imported for v in result.values) else {}),
+            "cells": out}
     return json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n"
 
 
@@ -519,6 +586,8 @@ def comparison_markdown(result: TableResult, comparisons: list[Comparison]) -> s
     lines += ["", "Ours are never filled from the paper: a cell without a stored run is `missing`. The paper's row "
                   "for each of ours: " + "; ".join(sorted({f"{' / '.join(c.row)} → {c.paper_row}"
                                                            for c in comparisons}))[:4000] + "."]
+    if any(c.ours.imported for c in comparisons):
+        lines.append(IMPORT_LEGEND.replace(IMPORT_MARK, f"`{IMPORT_MARK}`", 1) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -526,14 +595,14 @@ def comparison_csv(comparisons: list[Comparison]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["row", "column", "metric", "ours", "ours_std", "ours_status", "paper_row", "paper", "paper_std",
-                "diff", "band", "flagged", "deviation"])
+                "diff", "ours_imported", "band", "flagged", "deviation"])
     for c in comparisons:
         p = c.paper
         w.writerow([" / ".join(c.row), c.column, c.metric,
                     "" if c.ours.status != "ok" else f"{c.ours.value:.4f}",
                     "" if c.ours.std is None else f"{c.ours.std:.4f}", c.ours.status, c.paper_row,
                     "" if p is None or p.value is None else p.printed, "" if p is None or p.std is None else p.std,
-                    "" if c.diff is None else f"{c.diff:.4f}",
+                    "" if c.diff is None else f"{c.diff:.4f}", "yes" if c.ours.imported else "",
                     f"{c.band:.4f}", "" if c.flagged is None else ("yes" if c.flagged else "no"), c.deviation])
     return buf.getvalue()
 

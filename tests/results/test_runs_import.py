@@ -27,8 +27,8 @@ def _write_setar_style(tmp_path, column="mcm_score"):
 def _import_argv(tmp_path, *extra):
     return ["runs", "import", "--id", str(tmp_path / "scores_ImageNet.csv"),
             "--ood", f"near={tmp_path / 'scores_near.csv'}", "--ood", f"far={tmp_path / 'scores_far.csv'}",
-            "--higher-is", "ood", "--backbone", "clip_vit_b16", "--benchmark", "imagenet1k", "--method", "setar",
-            "--post", "mcm", "--group", "near=near", "--param", "temperature=1.0",
+            "--higher-is", "ood", "--backbone", "clip_vit_b16", "--benchmark", "adhoc", "--method", "setar",
+            "--post", "mcm", "--group", "near=near", "--param", "tau=1.0",
             "--results-root", str(tmp_path / "runs"), *extra]
 
 
@@ -62,11 +62,11 @@ def test_import_equals_metrics_command_and_evaluate(tmp_path, capsys):
     assert imp["files"]["ood"]["near"]["sha256"] == digest
     assert imp["files"]["id"]["path"].endswith("scores_ImageNet.csv")
     assert rec.ood_sets == {"near": "near", "far": "far"}
-    assert rec.method == "setar" and rec.backbone["name"] == "clip_vit_b16" and rec.benchmark == "imagenet1k"
-    assert rec.postprocessor == {"name": "mcm", "params": {"temperature": 1.0}, "aps": None}
+    assert rec.method == "setar" and rec.backbone["name"] == "clip_vit_b16" and rec.benchmark == "adhoc"
+    assert rec.postprocessor == {"name": "mcm", "params": {"tau": 1.0}, "aps": None}
     assert rec.counts == {"id": 400, "ood": {"near": 250, "far": 300}, "skipped": {}}
     # the store's own loader and filters see it
-    assert [r.run_id for r in store.runs(method="setar", benchmark="imagenet1k")] == [run_id]
+    assert [r.run_id for r in store.runs(method="setar", benchmark="adhoc")] == [run_id]
 
 
 def test_import_npy_npz_mixed_with_explicit_column(tmp_path):
@@ -75,7 +75,8 @@ def test_import_npy_npz_mixed_with_explicit_column(tmp_path):
     np.savez(tmp_path / "id.npz", energy=id_s, msp=id_s * 2)
     np.savez(tmp_path / "ood.npz", energy=ood, msp=ood * 2)
     path = import_run(ResultsStore(tmp_path / "runs"), tmp_path / "id.npz", {"ood": tmp_path / "ood.npz"},
-                      benchmark="b", backbone="x", method="none", postprocessor="energy", column="energy")
+                      benchmark="adhoc", backbone="clip_vit_b16", method="none", postprocessor="energy",
+                      column="energy")
     rec = ResultsStore(path.parent).load(path.name)
     assert rec.metrics["ood"]["auroc"] == pytest.approx(evaluate(id_s, {"o": ood})["o"]["auroc"])
     assert rec.extra["import"]["higher_is"] == "id" and rec.extra["import"]["column"] == "energy"
@@ -110,10 +111,10 @@ def test_differing_columns_accepted_with_column(tmp_path):
     (tmp_path / "ood.csv").write_text("b\n" + "\n".join(str(x) for x in rng.normal(0, 1, 30)) + "\n")
     store = ResultsStore(tmp_path / "runs")
     with pytest.raises(UserError, match="several columns"):
-        import_run(store, tmp_path / "id.csv", {"o": tmp_path / "ood.csv"}, benchmark="b", backbone="x",
-                   method="none", postprocessor="p")
-    import_run(store, tmp_path / "id.csv", {"o": tmp_path / "ood.csv"}, benchmark="b", backbone="x",
-               method="none", postprocessor="p", column="b")
+        import_run(store, tmp_path / "id.csv", {"o": tmp_path / "ood.csv"}, benchmark="adhoc", backbone="resnet50",
+                   method="none", postprocessor="msp")
+    import_run(store, tmp_path / "id.csv", {"o": tmp_path / "ood.csv"}, benchmark="adhoc", backbone="resnet50",
+               method="none", postprocessor="msp", column="b")
     assert len(store.run_ids()) == 1
 
 
