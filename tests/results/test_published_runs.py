@@ -204,3 +204,15 @@ def test_paper_vs_ours_uses_the_paper_std_where_it_is_wider():
     within, beyond = comparison(0.42), comparison(0.44)
     assert within.band == pytest.approx(4.06) and within.flagged is False
     assert beyond.diff == pytest.approx(44.0 - 39.76) and beyond.flagged is True
+
+
+def test_readme_lists_every_deviation_with_its_official_source():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Published run vs paper text"):]
+    section = section[:section.index("\n## ")]
+    for d in E.DEVIATIONS.values():
+        first_file = d.source.split(";")[0].split(":")[0].split(" and ")[0].split(" (")[0].strip()
+        assert first_file.split("{")[0] in section, (d.key, first_file)
+    assert "where the paper is silent" in readme and "Swin-V2-B Energy at T = 0.1;" not in readme
