@@ -72,7 +72,8 @@ def add_parser(sub, parents) -> None:
                     "Checked before anything is written: the names against the registries (with suggestions), --param\n"
                     "against the score's signature (the rest take the score's defaults), the OOD set names, groups and\n"
                     "image counts against the benchmark (all its OOD sets, or --partial), the precision. --seed N\n"
-                    "records the seed (per-seed cells), --id-accuracy the ID accuracy (Table 7). Values of imported\n"
+                    "records the seed (per-seed cells), --id-accuracy / --classify-accuracy the accuracies of\n"
+                    "Table 7 (the paper text's / the official protocol). Values of imported\n"
                     f"runs are marked {IMPORT_MARK} in every table and on the leaderboard.",
     )
     imp.formatter_class = RawDescriptionRichHelpFormatter
@@ -100,6 +101,10 @@ def add_parser(sub, parents) -> None:
                           "take fp32 runs)")
     imp.add_argument("--id-accuracy", default=None, metavar="FRACTION",
                      help="top-1 accuracy on the ID test set as a fraction, e.g. 0.6407 (fills Table 7)")
+    imp.add_argument("--classify-accuracy", action="append", default=[], metavar="SPLIT=FRACTION",
+                     help="accuracy of a split under the official Table 7 protocol (SeTAR's test_classify.py), e.g. "
+                          "'ImageNet-1K test=0.6407', SUN=..., Places=..., Texture=... (repeatable; fills the "
+                          "published Table 7)")
     imp.add_argument("--partial", action="store_true",
                      help="accept files for only some of the benchmark's OOD sets, or with other image counts than "
                           "its splits (recorded; such a run fills no Average cell)")
@@ -359,7 +364,8 @@ def run_import(args) -> int:
                       method=args.method, postprocessor=args.post, column=args.column, higher_is=args.higher_is,
                       groups=groups, id_set=args.id_set, params=params, pretrained=args.pretrained, plan=plan,
                       precision=args.precision, note=args.note, seed=args.seed, id_accuracy=args.id_accuracy,
-                      partial=args.partial)
+                      partial=args.partial, classify=parse_named(args.classify_accuracy, "--classify-accuracy",
+                                                                 "FRACTION"))
     from oodbench.results import ResultsStore
     from oodbench.results.render import metrics_table
 

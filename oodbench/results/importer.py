@@ -17,7 +17,9 @@ An import is checked so that it can fill the paper tables the way a run of oodbe
 * the OOD set names are the benchmark's own, with its groups, and each file holds the split's number of images;
   a subset of the sets, or other image counts, only with ``partial=True`` (recorded; such a run fills no
   Average cell);
-* the seed (per-seed cells) and the ID accuracy (Table 7) can be recorded.
+* the seed (per-seed cells) and the ID accuracy (``id_accuracy``: standard zero-shot accuracy, the paper text's
+  Table 7) can be recorded, and so can the accuracies of the official Table 7 protocol per split
+  (``extra["classify"]``, as :mod:`oodbench.classify` stores them; the splits the benchmark declares label lists for).
 
 Everything is read and checked before anything is written; the run folder then appears in one atomic step.
 """
@@ -97,6 +99,7 @@ def import_run(
     seed: int | None = None,
     id_accuracy: float | None = None,
     partial: bool = False,
+    classify: dict[str, float] | None = None,
 ) -> Path:
     """Read the score files, compute every metric and store one run; returns the new run folder.
 
@@ -123,6 +126,8 @@ def import_run(
         id_accuracy: top-1 accuracy on the ID test set as a fraction (Table 7), if known.
         partial: accept files covering only some of the benchmark's OOD sets or other image counts than its
             splits (recorded in ``extra["import"]["partial"]``).
+        classify: split -> accuracy (a fraction) under the official Table 7 protocol (SeTAR's
+            ``test_classify.py``), for splits the benchmark declares label lists for.
 
     Raises:
         UserError: missing or unreadable file, missing column, disagreeing column names, unknown names,
@@ -138,6 +143,7 @@ def import_run(
                         f"computed at; tables use {DEFAULT_PRECISION} runs)")
     seed = _check_seed(seed)
     id_accuracy = _check_accuracy(id_accuracy)
+    classified = _check_classify(benchmark, classify)
     if not ood_files:
         raise UserError("give at least one OOD set with --ood NAME=FILE")
     for name in ood_files:
@@ -190,7 +196,8 @@ def import_run(
                             else "file values kept: already higher = ID"),
             "note": note,
             "params_given": dict(params or {}),
-        } | ({"partial": partial_info} if partial_info else {})},
+        } | ({"partial": partial_info} if partial_info else {})}
+        | ({"classify": classified} if classified else {}),
     )
     scores = {"id": id_scores, **{f"ood/{n}": s for n, s in ood_scores.items()}}
     return store.save(record, scores)
@@ -306,17 +313,38 @@ def _check_seed(seed: Any) -> int | None:
     return int(seed)
 
 
-def _check_accuracy(value: Any) -> float | None:
+def _check_accuracy(value: Any, flag: str = "--id-accuracy ") -> float | None:
     if value is None:
         return None
     try:
         acc = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"--id-accuracy {value}: give the ID top-1 accuracy as a fraction, e.g. 0.6407") from None
+        raise UserError(f"{flag}{value}: give the top-1 accuracy as a fraction, e.g. 0.6407") from None
     if not np.isfinite(acc) or not 0.0 <= acc <= 1.0:
         hint = f" (for {acc:g}% write {acc / 100:.6g})" if 1.0 < acc <= 100.0 else ""
-        raise UserError(f"--id-accuracy {value}: give a fraction between 0 and 1{hint}")
+        raise UserError(f"{flag}{value}: give a fraction between 0 and 1{hint}")
     return acc
+
+
+def _check_classify(benchmark: str, classify: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``extra["classify"]`` of the given official-protocol accuracies (see :func:`oodbench.classify.classify_value`)."""
+    if not classify:
+        return None
+    declared = list(getattr(_benchmark_spec(benchmark), "classify_labels", {}) or {}) if benchmark != ADHOC else []
+    if not declared:
+        raise UserError(f"--classify-accuracy: {benchmark} declares no label lists of the official classification "
+                        "protocol (use --id-accuracy for the ID accuracy)")
+    sets = {}
+    for split, value in classify.items():
+        if split not in declared:
+            raise UserError(f"--classify-accuracy {split}=...: {benchmark} has no label list for '{split}'"
+                            f"{_close(split, declared)}; its lists: {', '.join(declared)}")
+        acc = _check_accuracy(value, f"--classify-accuracy {split}=")
+        sets[split] = {"accuracy": acc}
+    from oodbench.classify import PROTOCOL
+
+    return {"protocol": PROTOCOL + " (imported: accuracies computed by other code)", "expected": declared,
+            "sets": sets}
 
 
 def _benchmark_spec(benchmark: str):
