@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .finetune.adapters import AdapterSet
 
 ALPHA_MODES = ("paper", "official-code")
+#: The paper's alpha (Table 11), the lora presets' default for every backbone family.
+PAPER_LORA_ALPHA = 16.0
 
 
 @register("methods", "lora")
@@ -37,6 +39,15 @@ class LoraMethod(WeightMethod):
 
     display_name = "LoRA"
     option_names = (*TRAIN_OPTIONS, "rank", "alpha", "alpha_mode", "weight_type")
+
+    @classmethod
+    def own_words(cls, record: dict[str, Any]) -> str:
+        """``rank 32, α 16, W_up`` (α as it ran: 8 with the official code's alpha)."""
+        lora = record.get("lora") or {}
+        alpha = lora.get("alpha")
+        return ", ".join(w for w in (f"rank {lora['rank']}" if "rank" in lora else "",
+                                     f"α {alpha:g}" if isinstance(alpha, (int, float)) else "",
+                                     str(lora.get("weight_type") or "")) if w)
 
     @classmethod
     def add_own_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -59,6 +70,26 @@ class LoraMethod(WeightMethod):
             opts["alpha_mode"] = "official-code"
         return opts
 
+    @classmethod
+    def canonical_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """``alpha_mode="official-code"`` (``--lora-alpha-official``) is ``alpha=8``; ``alpha_mode="paper"`` and
+        ``alpha`` equal to the presets' 16 (every family's) are the default and dropped."""
+        out = dict(options)
+        mode = out.get("alpha_mode")
+        if mode == "paper":
+            out.pop("alpha_mode")
+        elif mode == "official-code" and "alpha" not in out:
+            out.pop("alpha_mode")
+            out["alpha"] = OFFICIAL_CODE_LORA_ALPHA
+        if "alpha_mode" not in out and out.get("alpha") == PAPER_LORA_ALPHA:
+            out.pop("alpha")
+        return out
+
+    @classmethod
+    def shown_options(cls) -> dict[str, Any]:
+        """Alpha, always: the paper's 16 and the official code's 8 are both in use."""
+        return {"alpha": PAPER_LORA_ALPHA}
+
     def settings(self, ctx: MethodContext) -> dict[str, Any]:
         """Rank, alpha (and where it comes from), scaling, weight type."""
         preset = weight_preset(ctx.backbone)
@@ -69,19 +100,6 @@ class LoraMethod(WeightMethod):
         if mode == "official-code":
             if "alpha" in self.options:
                 raise UserError("--lora-alpha and --lora-alpha-official exclude each other")
-    @classmethod
-    def canonical_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        """``alpha_mode="official-code"`` (``--lora-alpha-official``) is ``alpha=8``; ``alpha_mode="paper"`` is the
-        default and dropped."""
-        out = dict(options)
-        mode = out.get("alpha_mode")
-        if mode == "paper":
-            out.pop("alpha_mode")
-        elif mode == "official-code" and "alpha" not in out:
-            out.pop("alpha_mode")
-            out["alpha"] = OFFICIAL_CODE_LORA_ALPHA
-        return out
-
             alpha = OFFICIAL_CODE_LORA_ALPHA
         else:
             alpha = float(self.options.get("alpha", preset.lora_alpha))

@@ -144,6 +144,16 @@ class Method:
         """Display name for tables (``display_name``, else the registry name)."""
         return cls.display_name or cls.registry_name
 
+    @classmethod
+    def settings_text(cls, record: dict[str, Any]) -> str:
+        """The settings of a stored run of this method in readable words, from the ``plan`` field of its run record
+        (the :attr:`Modification.record` plus ``method``: name and options) — what the leaderboard shows beside the
+        method's name so that rows can be compared (SeTAR: ``λ 0.1, top-K 2, SeTAR-S, W_up, both towers``;
+        LoRA: ``rank 16, α 16, 5 epochs, ...``). The base class lists the options the run was given
+        (``name value``, sorted), or ``""``."""
+        options = ((record or {}).get("method") or {}).get("options") or {}
+        return ", ".join(f"{k.replace('_', ' ')} {setting_word(v)}" for k, v in sorted(options.items()))
+
     # -------------------------------------------------------------------------------------- CLI
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, **kwargs: Any) -> None:
@@ -160,6 +170,19 @@ class Method:
         ``--searcher setar-s`` and no option describe the same run."""
         return {}
 
+    @classmethod
+    def canonical_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` in one canonical spelling where two spellings make the same run (e.g. LoRA's
+        ``alpha_mode="official-code"`` is ``alpha=8``), so that stored runs and table specs compare equal. The base
+        class returns them unchanged."""
+        return dict(options)
+
+    @classmethod
+    def shown_options(cls) -> dict[str, Any]:
+        """Options that printed commands (``oodbench tables --dry-run``) spell out even at their default, because the
+        paper's text and the published runs disagree on them (LoRA's alpha). The base class shows none."""
+        return {}
+
     # ---------------------------------------------------------------------------------- contract
     def check(self, ctx: MethodContext) -> None:
         """Validate everything :meth:`prepare` will need, before any work or write.
@@ -170,13 +193,6 @@ class Method:
             raise IncompatibleError(f"method {self.name} works with {' / '.join(self.backbone_kinds)} backbones, "
                                     f"not {ctx.backbone.name} ({ctx.backbone.kind})")
         if self.reads_val and ctx.benchmark.id_val is None:
-    @classmethod
-    def canonical_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        """``options`` in one canonical spelling where two spellings make the same run (e.g. LoRA's
-        ``alpha_mode="official-code"`` is ``alpha=8``), so that stored runs and table specs compare equal. The base
-        class returns them unchanged."""
-        return dict(options)
-
             raise UserError(f"method {self.name} reads the ID val split, and benchmark "
                             f"'{ctx.benchmark.spec.name}' has none")
 
@@ -202,3 +218,16 @@ def method_class(name: str) -> type[Method]:
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise TypeError(f"method '{name}' is registered as {cls!r}, which is not a Method subclass")
     return cls
+
+
+def setting_word(value: Any) -> str:
+    """A setting's value in a short readable form: ``0.1``, ``W_up``, ``yes`` / ``no``, ``a, b``."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(setting_word(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {setting_word(v)}" for k, v in sorted(value.items()))
+    return str(value)

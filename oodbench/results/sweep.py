@@ -438,7 +438,9 @@ class Group:
         if s.method != "none":
             parts.append(f"--method {s.method}")
             flags = RUN_FLAGS.get(s.method) or RUN_FLAGS["*ft"]
-            for k, v in sorted(s.options.items()):
+            from oodbench.method import method_class
+
+            for k, v in sorted({**method_class(s.method).shown_options(), **s.options}.items()):
                 flag = flags.get(k)
                 if flag is None:
                     parts.append(f"[option {k}={v}: Python API only]")
