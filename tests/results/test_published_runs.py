@@ -103,6 +103,16 @@ def test_dry_run_commands_show_lora_alpha():
     lora = [r for e in E.paper_experiments("neurips") for r in e.runs() if r.method == "lora"]
     commands = [g.command() for g in group_specs(lora)]
     assert commands and all("--lora-alpha 8.0" in c for c in commands)
+    text = [r for e in E.paper_experiments("neurips", "text") for r in e.runs() if r.method == "lora"]
+    assert all("--lora-alpha 16.0" in g.command() for g in group_specs(text))
+
+
+def test_alpha_16_is_every_lora_preset_so_it_is_the_default_spelling():
+    from oodbench.methods.finetune.presets import DEFAULT_WEIGHT_PRESET, WEIGHT_PRESETS
+    from oodbench.methods.lora import PAPER_LORA_ALPHA
+
+    assert {p.lora_alpha for p in (*WEIGHT_PRESETS.values(), DEFAULT_WEIGHT_PRESET)} == {PAPER_LORA_ALPHA} == {16.0}
+    assert E.normalize_options("lora", {"alpha": 16.0}) == {}
 
 
 # -------------------------------------------------------------------- finding 5: ImageNet-1K Random pruning
