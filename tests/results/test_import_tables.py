@@ -312,3 +312,41 @@ def test_table7_md_json_and_dry_run_agree(tmp_path, capsys):
     assert cell["status"] == "ok" and cell["value"] == pytest.approx(65.12) and cell["imported"] is True
     with pytest.raises(UserError, match="has no label list for 'Sun' \\(did you mean SUN\\?\\)"):
         import_run(store, tmp_path / "id.npy", ood, **kw, classify={"Sun": 0.7})
+
+
+@pytest.mark.parametrize("edition", [("neurips", None), ("arxiv", None), ("neurips", "digits")])
+def test_every_printed_import_command_parses_into_its_run(edition):
+    """Each `oodbench runs import ...` the dry run prints, parsed by the real parser and checked by the importer,
+    stores a run that the table spec it stands for matches."""
+    from types import SimpleNamespace
+
+    from oodbench.cli import build_parser
+    from oodbench.cli.runs_cmd import _parse_params
+    from oodbench.results.importer import complete_params, import_command, resolve_names
+    from oodbench.results.tables import matches
+
+    specs = [r for e in experiments(*edition) for r in e.runs()]
+    commands = [(s, import_command(s)) for s in dict.fromkeys(specs)]
+    assert sum(c is not None for _, c in commands) >= 8
+    for spec, cmd in commands:
+        if cmd is None:
+            assert spec.blocked or spec.options or spec.step is not None
+            continue
+        argv = shlex.split(cmd.split(" [--column")[0])
+        assert argv[:3] == ["oodbench", "runs", "import"]
+        args = build_parser(argv[1:], full=False).parse_args(argv[1:])
+        bench, backbone, method, post = resolve_names(args.benchmark, args.backbone, args.method, args.post)
+        assert [n.partition("=")[0] for n in args.ood] == [s.name for s in get_benchmark(bench).ood]
+        record = SimpleNamespace(
+            benchmark=bench, backbone={"name": backbone, "pretrained": args.pretrained}, method=method,
+            postprocessor={"name": post, "params": complete_params(post, _parse_params(args.param)), "aps": None},
+            precision=args.precision, seed=args.seed, plan={"name": method, "hash": None}, extra={})
+        assert matches(record, spec), (cmd, spec)
+
+
+def test_an_import_no_cell_takes_says_why(tmp_path, capsys):
+    write_official(tmp_path, "digits")
+    assert main(digits_argv(tmp_path, "--precision", "fp16")) == 0
+    assert "fills no table cell: table cells take fp32 runs; this one is fp16" in capsys.readouterr().out
+    assert main(digits_argv(tmp_path, method="lora")) == 0
+    assert "import with --seed 3, 4, 5" in capsys.readouterr().out.replace("\n", " ")
