@@ -101,9 +101,14 @@ def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv, full=False)
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # reported by the parser of the command they were given to
-        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported by the parser of the command they were given to
+            _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as exc:  # an argument error (its line is printed) is exit code 2 like every other error
+        if exc.code == 2:
+            return 2
+        raise  # --help, --version
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
