@@ -132,6 +132,7 @@ def _pm(rec, row: str, metric: str) -> str:
 
 
 def run_list(args) -> int:
+    from oodbench.results.importer import is_imported
     from oodbench.results.runs import is_test_time, list_runs
 
     store = _store(args)
@@ -145,7 +146,9 @@ def run_list(args) -> int:
                              if store.left_out else "")
                           + f"; FPR95, AUROC: averages x100 over each run's OOD sets; FPR95: {CONVENTIONS['fpr95']}"
                           + ("; test-time scores: mean ± std over their stream orders (`runs show RUN` names them)"
-                             if any(is_test_time(r.record) for r in runs) else ""),
+                             if any(is_test_time(r.record) for r in runs) else "")
+                          + (f"; {IMPORT_MARK}: imported (`oodbench runs import`; `runs show RUN` names the files)"
+                             if any(is_imported(r.record) for r in runs) else ""),
                   caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
     table.add_column("id", no_wrap=True)
     table.add_column("time (UTC)", min_width=10)
@@ -157,7 +160,8 @@ def run_list(args) -> int:
         rec = r.record
         table.add_row(r.run_id, rec.time[:16].replace("T", " "), rec.benchmark,
                       rec.backbone.get("name", "?"), rec.method, rec.postprocessor.get("name", "?"),
-                      _pm(rec, "average", "fpr95"), _pm(rec, "average", "auroc"))
+                      *(_pm(rec, "average", m) + (f" {IMPORT_MARK}" if is_imported(rec) else "")
+                        for m in ("fpr95", "auroc")))
     # piped output is not cut to 80 columns: ids stay whole and copyable
     console = out if out.is_terminal else Console(width=max(out.width, 130), soft_wrap=False)
     _print_run_list(table, console)

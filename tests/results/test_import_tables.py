@@ -137,6 +137,9 @@ def test_first_import_completes_params_and_precision(tmp_path, capsys):
     assert rec.postprocessor["params"] == {"tau": 1.0} and rec.precision == "fp32"
     assert rec.id_set == "digits 0-5 (test)" and rec.ood_sets["digits 6-9"] == "near"
     assert "fills table cells" in capsys.readouterr().out
+    assert main(["runs", "list", "--results-root", str(tmp_path / "runs")]) == 0
+    listed = capsys.readouterr().out
+    assert f" {MARK}" in listed and f"{MARK}: imported" in listed.replace("\n", " ")
 
 
 def test_dry_run_offers_the_import_commands(tmp_path, capsys):
