@@ -249,6 +249,11 @@ def run_show(args) -> int:
         rows.append(("  ID file", f"{id_file.get('path')}  sha256 {id_file.get('sha256')}"))
         for name, f in files.get("ood", {}).items():
             rows.append((f"  {name} file", f"{f.get('path')}  sha256 {f.get('sha256')}"))
+        partial = imp.get("partial") or {}
+        if partial.get("missing_sets"):
+            rows.append(("  partial", f"OOD sets not imported: {', '.join(partial['missing_sets'])} (no Average cell)"))
+        for split, c in (partial.get("counts") or {}).items():
+            rows.append(("  partial", f"{split}: {c.get('found')} scores, the split has {c.get('expected')} images"))
         if imp.get("note"):
             rows.append(("  note", imp["note"]))
     for k, v in rows:

@@ -200,6 +200,9 @@ def test_run_syntax_aliases_and_partial(tmp_path, capsys):
     assert rec.extra["import"]["partial"] == {"missing_sets": ["textures", "photos", "noise"],
                                               "counts": {"faces": {"expected": 200, "found": 199}}}
     assert "partial import" in capsys.readouterr().out
+    assert main(["runs", "show", store.run_ids()[0], "--results-root", str(tmp_path / "runs")]) == 0
+    shown = capsys.readouterr().out
+    assert "OOD sets not imported: textures, photos, noise" in shown and "faces: 199 scores" in shown
 
 
 # ------------------------------------------------------------------------------------------------ finding 11
