@@ -36,6 +36,7 @@ import logging
 from typing import Any
 
 import torch
+from torch.profiler import record_function
 
 from oodbench import distributed
 from oodbench.backbones.base import Backbone, TargetWeight
@@ -146,11 +147,13 @@ class FastEvaluator:
         if key in self._memo:
             return self._memo[key], removed, False
         tw = self.target_weight(target)
-        self.mod.set_ratio(tw, ratio, self.prune, self.seed)
+        with record_function("setar.weights"):
+            self.mod.set_ratio(tw, ratio, self.prune, self.seed)
         try:
             result = self._run(target, removed)
         finally:
-            self.mod.reset(tw)
+            with record_function("setar.weights"):
+                self.mod.reset(tw)
         self._memo[key] = result
         return result, removed, True
 
@@ -278,10 +281,12 @@ class FastEvaluator:
         return x.to(self.device, non_blocking=True)
 
     def _tower(self, tower: str, layer: int, cache: bool = True, mlp: bool = False) -> list:
-        hs = self._hidden_states(tower, layer, cache, mlp)
-        self.forward_passes += 1
-        run = self.bb.forward_from_mlp if mlp else self.bb.forward_from
-        return [run(tower, h, layer, self._dev(x) if tower == "text" else None) for h, x in zip(hs, self.inputs[tower])]
+        with record_function("setar.tower"):
+            hs = self._hidden_states(tower, layer, cache, mlp)
+            self.forward_passes += 1
+            run = self.bb.forward_from_mlp if mlp else self.bb.forward_from
+            return [run(tower, h, layer, self._dev(x) if tower == "text" else None)
+                    for h, x in zip(hs, self.inputs[tower])]
 
     def _vision_out(self, outs: list) -> Any:
         if not outs:  # this rank holds no image
@@ -340,6 +345,10 @@ class FastEvaluator:
         ``batch_size`` images at a time (the logits of one official batch at most are held)."""
         if img is None:
             return torch.zeros((0, 5), dtype=torch.float64)
+        with record_function("setar.loss"):
+            return self._terms_of(img, loc, text_n)
+
+    def _terms_of(self, img: torch.Tensor, loc: torch.Tensor | None, text_n: torch.Tensor | None) -> torch.Tensor:
         parts = []
         for sl in batches(self.n_local, self.batch_size):
             g, lo = img[sl], (loc[sl] if loc is not None else None)

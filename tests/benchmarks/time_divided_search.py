@@ -90,7 +90,20 @@ def run_world(procs: int, args) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        mp.spawn(_rank, args=(procs, _free_port(), args, out), nprocs=procs, join=True)
+        if procs == 1:  # in this process (no process group); its threads and environment put back after
+            import torch
+
+            threads, saved = torch.get_num_threads(), dict(os.environ)
+            try:
+                for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+                    os.environ.pop(var, None)
+                _rank(0, 1, 0, args, out)
+            finally:
+                torch.set_num_threads(threads)
+                os.environ.clear()
+                os.environ.update(saved)
+        else:
+            mp.spawn(_rank, args=(procs, _free_port(), args, out), nprocs=procs, join=True)
         total = time.perf_counter() - t0
         ranks = [json.loads(Path(out, f"{r}.json").read_text()) for r in range(procs)]
     return {"procs": procs, "search_seconds": max(r["seconds"] for r in ranks), "process_seconds": total,
