@@ -52,7 +52,7 @@ _TRAIN_FLAGS = {
     "lr": ("--lr", dict(type=positive(float), metavar="LR", help="learning rate (default: the method's preset)")),
     "batch_size": ("--train-batch-size", dict(type=at_least(1), metavar="N", help="images per training step (default: preset)")),
     "lam": ("--train-lambda", dict(type=at_least(0, float), metavar="X", help="lambda of the LoCoOp training loss (default: preset)")),
-    "top_k": ("--train-topk", dict(type=at_least(1), metavar="K", help="top-K of the LoCoOp patch mask (default: preset)")),
+    "top_k": ("--train-topk", dict(type=at_least(0), metavar="K", help="top-K of the LoCoOp patch mask (default: preset)")),
     "precision": ("--train-precision", dict(choices=PRECISIONS,
                                             help="fp32 (SeTAR+FT / LoRA default, as their official code), bf16 "
                                                  "autocast, or fp16 (LoCoOp's default on CUDA, as its official "

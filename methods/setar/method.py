@@ -79,7 +79,7 @@ class SetarMethod(Method):
                        help="weight searched in every block (default W_up)")
         g.add_argument("--modality", default=None, choices=MODALITIES, help="towers searched")
         g.add_argument("--lambda", dest="lam", type=at_least(0, float), default=None, help="weight of the LoCoOp OOD term")
-        g.add_argument("--topk", dest="top_k", type=at_least(1), default=None, help="K of the top-K OOD-patch mask")
+        g.add_argument("--topk", dest="top_k", type=at_least(0), default=None, help="K of the top-K OOD-patch mask")
         g.add_argument(*batch_flags, dest="search_batch_size", type=at_least(1), default=None,
                        help="batch size of the loss aggregation (official: 512; Swin 384)")
         g.add_argument("--prune", default=None, choices=PRUNE_STRATEGIES,
