@@ -8,6 +8,7 @@ marked in every table format; `tables --dry-run` offers the import commands besi
 
 import json
 import shlex
+import shutil
 
 import numpy as np
 import pytest
@@ -303,6 +304,7 @@ def test_table7_md_json_and_dry_run_agree(tmp_path, capsys):
     # the official protocol's accuracies (--classify-accuracy) fill the published Table 7, the ID accuracy the
     # paper text's variant (standard zero-shot accuracy of the ID test split)
     official = {"ImageNet-1K test": 0.6407, "SUN": 0.7523, "Places": 0.4611, "Texture": 0.4438}
+    shutil.rmtree(tmp_path / "runs" / store.run_ids()[0])  # (the newest run wins; both may share a second)
     import_run(store, tmp_path / "id.npy", ood, **kw, id_accuracy=0.6512, classify=official)
     assert main(["tables", "--table", "accuracy", "--no-run", "--out", str(tmp_path / "out"), *root]) == 0
     cells = json.loads((tmp_path / "out" / "table07_accuracy.json").read_text())["cells"]
