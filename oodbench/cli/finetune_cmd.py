@@ -74,7 +74,9 @@ def run(args) -> int:
                         device=device, on_bad=args.on_bad, quiet=args.quiet > 0)
     method.check(ctx)
     modification = method.prepare(ctx)
-    safe = backbone.name.replace("/", "_").replace(":", "_")
+    from oodbench.results.store import id_part
+
+    safe = id_part(backbone.name)  # bounded and path-safe, as in run ids (a long local-dir: path)
     dest = Path(args.out) if args.out else (
         results_root(args) / "finetune" / f"{resolved.spec.name}-{safe}-{method.name}-{modification.key[:12]}")
     lines = method.export(ctx, modification, dest)

@@ -74,7 +74,9 @@ def _run(args, device: str, world) -> int:
                         on_bad=args.on_bad, quiet=args.quiet > 0)
     method.check(ctx)
     result = method.search(ctx)
-    safe_name = backbone.name.replace("/", "_").replace(":", "_")
+    from oodbench.results.store import id_part
+
+    safe_name = id_part(backbone.name)  # bounded and path-safe, as in run ids (a long local-dir: path)
     folder = Path(args.out) if args.out else (
         folder_root / "plans" / f"{resolved.spec.name}-{safe_name}-{result.plan.hash()}")
     distributed.on_main(lambda: method.save_search(result, folder), phase="search")

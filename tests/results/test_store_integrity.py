@@ -66,6 +66,10 @@ def test_runs_list_counts_them_and_check_lists_them(tmp_path, capsys):
     for run_id, why in expected.items():  # the damaged runs are left alone
         if why:
             assert (store.root / run_id / "result.json").is_file()
+    assert main(["leaderboard", *root, "--out", str(tmp_path / "board")]) == 0  # the intact run, and a warning
+    err = "".join(capsys.readouterr().err.split())  # log lines are wrapped to the terminal
+    for run_id, why in expected.items():
+        assert (run_id in err) == bool(why)
     clean = ResultsStore(tmp_path / "clean")
     save_run(clean, synthetic_scores(9))
     assert main(["runs", "list", "--check", "--results-root", str(clean.root)]) == 0
