@@ -3,8 +3,8 @@
 Formats: ``.npy`` (one 1-D array), ``.npz`` (one array per key) and ``.csv`` / ``.tsv`` with a header row and one
 column per score (the official SeTAR code writes such CSVs, negated so that higher = OOD). A CSV may start with a
 UTF-8 byte-order mark and end with blank lines; a blank line between scores is an error (dropping it would pair
-every later score with the wrong image), and so are values that are not numbers (a string-typed ``.npy``). The orientation is
-converted here, at the boundary: everything returned is higher = more in-distribution.
+every later score with the wrong image), and so are values that are not numbers (a string-typed ``.npy``). The
+orientation is converted here, at the boundary: everything returned is higher = more in-distribution.
 """
 
 from __future__ import annotations

@@ -210,7 +210,8 @@ class ResultsStore:
     def _new_id(record: RunRecord) -> str:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         digest = hash_json(json.loads(json.dumps(record.to_json(), default=_json_default)), 6)
-        parts = [record.benchmark, record.backbone.get("name", "?"), record.method, record.postprocessor.get("name", "?")]
+        parts = [record.benchmark, record.backbone.get("name", "?"), record.method,
+                 record.postprocessor.get("name", "?")]
         return "-".join([stamp, *(id_part(str(p)) for p in parts), digest[:6]])
 
 
