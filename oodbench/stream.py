@@ -6,9 +6,12 @@ so its numbers depend on the order of the test images. The benchmark therefore f
 * **one stream per OOD set**, as the reference evaluator of AdaNeg does (OpenOOD-VLM ``ood_clip_tta``): the ID
   test images followed by the images of that OOD set, shuffled, scored batch by batch from a fresh state (the
   memory is reset for every OOD set; sets never share a memory);
-* the order is ``torch.randperm(N_id + N_ood)`` under a generator seeded with the order seed — the permutation a
-  ``DataLoader(shuffle=True)`` draws with that seeded generator — cut into consecutive batches of the score's
-  stream batch size (the last one smaller), the reference's 256 for AdaNeg;
+* the order is ``torch.randperm(N_id + N_ood)`` under a fresh generator seeded with the order seed, cut into
+  consecutive batches of the score's stream batch size (the last one smaller), the reference's 256 for AdaNeg.
+  (It is not the order of a ``DataLoader(shuffle=True)`` given that seeded generator: the loader's iterator first
+  draws a base seed from it, and only then does its sampler draw the permutation.) A score may declare its own
+  order instead with a ``stream_permutation(n, seed)`` method (AdaNeg's ``stream_order=official``: the release
+  evaluator's order);
 * the protocol runs for several order seeds (the score's ``stream_protocol()["seeds"]``, AdaNeg: 0, 1, 2). The
   metrics of each order are computed per OOD set as for a static score; the result's metrics are their **mean over
   the orders** and the record keeps, under ``extra["stream"]``, the seeds, the batch size, the metrics of every
@@ -84,13 +87,14 @@ def evaluate_streams(post, id_feats: Features, ood_feats: dict[str, Features], n
                                         "batch_size": declared["batch_size"] if batch_size is None else batch_size},
                                        name)
     n_id = len(id_feats)
+    permute = getattr(post, "stream_permutation", None) or stream_order
     per_order: dict[str, dict[str, dict[str, float]]] = {}
     first: dict[str, np.ndarray] = {}
     for k, seed in enumerate(seeds):
         rows: dict[str, dict[str, float]] = {}
         for set_name, ood in ood_feats.items():
             both = Features.concat([id_feats, ood], name=f"{id_feats.name}+{set_name}")
-            scores = run_stream(post, both, stream_order(len(both), seed), batch_size)
+            scores = run_stream(post, both, np.asarray(permute(len(both), seed)), batch_size)
             rows[set_name] = evaluate(scores[:n_id], {set_name: scores[n_id:]})[set_name]
             if k == 0:
                 first[set_name] = scores
@@ -101,8 +105,9 @@ def evaluate_streams(post, id_feats: Features, ood_feats: dict[str, Features], n
     std = {r: {m: float(np.std([o[r][m] for o in per_order.values()])) for m in METRICS} for r in keys}
     names = list(ood_feats)
     id_by_set = {n: first[n][:n_id] for n in names}
-    record = {"protocol": PROTOCOL, "seeds": seeds, "batch_size": batch_size,
-              "order": "torch.randperm(N_id + N_ood) with a generator seeded by the order seed",
+    order = ("the score's declared order (" + str(declared["order"]) + ")" if declared.get("order") not in
+             (None, "seeded") else "torch.randperm(N_id + N_ood) with a generator seeded by the order seed")
+    record = {"protocol": PROTOCOL, "seeds": seeds, "batch_size": batch_size, "order": order,
               "metrics": "mean over the orders; std: population std (ddof 0) over the orders",
               "scores": f"per-image scores of the first order (seed {seeds[0]}); id/<set>: ID scores of each "
                         "set's stream, id: those of the first set",

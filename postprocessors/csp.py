@@ -41,6 +41,8 @@ Differences from the reference code:
   de-duplicates after excluding); the reference reads its files in ``os.listdir`` order, which decides the
   adjective order and therefore which superclass each adjective draws. ``corpus=FILE`` takes
   ``part<TAB>lexicographer file<TAB>word`` lines in any order, duplicates allowed (see :func:`pool_words`);
+  ``corpus=DIR`` takes the reference's word files themselves (``noun.*.txt``, ``adj.*.txt``), read in sorted name
+  order — given the reference's files in its reading order, the pool is the reference's;
 * the NegLabel-side differences (:mod:`.neglabel`): CPU permutation, float64 group masses, fp32 text encoder
   (the reference averages fp16 embeddings);
 * ``torch.argsort`` is not stable; ties keep corpus order here.
@@ -75,7 +77,7 @@ from oodbench.postprocessors.neglabel import (
     mining_cache_key,
     select_negatives,
 )
-from oodbench.postprocessors.neglabel_corpus import _SHIPPED, DEFAULT_CORPUS, load_corpus
+from oodbench.postprocessors.neglabel_corpus import _SHIPPED, DEFAULT_CORPUS, load_corpus, read_word_files
 from oodbench.postprocessors.ops import check_in_range, l2_normalize
 from oodbench.registry import register
 
@@ -102,8 +104,11 @@ _MEMORY_CACHE_SIZE = 8
 # ----------------------------------------------------------------------------------------- functional core
 @lru_cache(maxsize=4)
 def corpus_rows(name_or_path: str = DEFAULT_CORPUS) -> tuple[tuple[str, str, str], ...]:
-    """``(part, lexicographer file, word)`` of every corpus word, in corpus order (lexfile ``""`` if absent)."""
+    """``(part, lexicographer file, word)`` of every corpus word, in corpus order (lexfile ``""`` if absent); a
+    folder of the reference's word files is read by :func:`~.neglabel_corpus.read_word_files` (duplicates kept)."""
     load_corpus(name_or_path)  # validates the file (one-line DataError) before it is parsed here
+    if name_or_path not in _SHIPPED and Path(name_or_path).expanduser().is_dir():
+        return tuple(read_word_files(name_or_path))
     if name_or_path in _SHIPPED:
         data = resources.files("oodbench.postprocessors").joinpath("data", _SHIPPED[name_or_path]).read_bytes()
     else:

@@ -161,8 +161,10 @@ def mining_cache_key(encoder_key: str, class_names: Sequence[str], corpus: Corpu
                       "corpus": corpus.digest, "settings": settings}, 32)
 
 
-def cached_mining(encoder: Any, class_names: Sequence[str], corpus: Corpus, **settings: Any) -> tuple[MinedLabels, str]:
-    """:func:`mine_negative_labels` behind an in-memory and an on-disk cache. Returns (labels, cache key)."""
+def cached_mining(encoder: Any, class_names: Sequence[str], corpus: Corpus, miner: Any = None,
+                  **settings: Any) -> tuple[MinedLabels, str]:
+    """:func:`mine_negative_labels` (or ``miner``, called with the same arguments; its ``settings`` must tell it
+    apart in the key) behind an in-memory and an on-disk cache. Returns (labels, cache key)."""
     from oodbench.runtime import default_cache_dir
 
     key = mining_cache_key(str(encoder.cache_key), class_names, corpus, settings)
@@ -174,7 +176,7 @@ def cached_mining(encoder: Any, class_names: Sequence[str], corpus: Corpus, **se
     path = folder / f"{key}.npz"
     mined = _read_mined(path)
     if mined is None:
-        mined = mine_negative_labels(encoder, class_names, corpus, **settings)
+        mined = (miner or mine_negative_labels)(encoder, class_names, corpus, **settings)
         _write_mined(path, mined)
     _MEMORY_CACHE[key] = mined
     while len(_MEMORY_CACHE) > _MEMORY_CACHE_SIZE:

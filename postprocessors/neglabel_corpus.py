@@ -21,6 +21,12 @@ global de-duplication 58,514 nouns + 12,280 adjectives = 70,794 words. NegLabel'
 selection (8,578 nouns + 1,921 adjectives = 15 % of each part) implies about 57,190 + 12,810 = 70,000 words,
 so this rebuild is within ~1 % of the reference corpus; the exact reference files are not redistributed.
 
+A folder in the references' own layout (one word per line in ``noun.<name>.txt`` and ``adj.<name>.txt`` files,
+as NegLabel's ``txtfiles/`` and the folders CSP and AdaNeg read) is accepted wherever a corpus file is:
+:func:`read_word_files` reads its files in sorted name order (the references use ``os.listdir`` order), words
+stripped, empty lines skipped, duplicates kept (each method de-duplicates as its reference does; for NegLabel the
+first occurrence wins).
+
 The result ships as ``data/neglabel_wordnet3.0.tsv.gz`` (``part<TAB>lexicographer file<TAB>word`` lines,
 ``#`` comments) next to WordNet's licence (``data/WORDNET_LICENSE``). Rebuild it with::
 
@@ -150,9 +156,41 @@ def parse_corpus(text: str, source: str) -> Corpus:
     return Corpus(tuple(nouns), tuple(adjs), hashlib.sha256(text.encode("utf-8")).hexdigest(), source)
 
 
+def read_word_files(folder: str | Path) -> list[tuple[str, str, str]]:
+    """``(part, lexicographer file, word)`` rows of a folder of reference word files, duplicates kept.
+
+    Files named ``noun.*.txt`` / ``adj.*.txt`` (part = the name before the first dot; the lexicographer file = the
+    name without ``.txt``) are read in sorted name order, one stripped word per non-empty line; other files are
+    ignored.
+    """
+    folder = Path(folder).expanduser()
+    rows = []
+    for name in sorted(p.name for p in folder.iterdir() if p.is_file()):
+        part = name.split(".")[0]
+        if part not in ("noun", "adj") or not name.endswith(".txt"):
+            continue
+        text = (folder / name).read_text(encoding="utf-8", errors="replace")
+        rows += [(part, name[: -len(".txt")], w.strip()) for w in text.splitlines() if w.strip()]
+    if not rows:
+        raise DataError(f"word-file folder {folder} holds no noun.*.txt or adj.*.txt file with words")
+    return rows
+
+
 @lru_cache(maxsize=4)
 def load_corpus(name_or_path: str = DEFAULT_CORPUS) -> Corpus:
-    """The shipped corpus (``"wordnet"``) or a corpus file (plain or ``.gz``) in the same format."""
+    """The shipped corpus (``"wordnet"``), a corpus file (plain or ``.gz``) in the same format, or a folder of
+    reference word files (:func:`read_word_files`; repeated words dropped, the first occurrence wins)."""
+    if name_or_path not in _SHIPPED and Path(name_or_path).expanduser().is_dir():
+        rows = read_word_files(name_or_path)
+        seen: dict[str, None] = {}
+        lines = []
+        for part, lexfile, word in rows:
+            if word not in seen:
+                seen[word] = None
+                lines.append(f"{part}\t{lexfile}\t{word}")
+        corpus = parse_corpus("\n".join(lines) + "\n", str(Path(name_or_path).expanduser()))
+        full = "".join(f"{p}\t{f}\t{w}\n" for p, f, w in rows)  # the digest covers every row, duplicates too
+        return Corpus(corpus.nouns, corpus.adjectives, hashlib.sha256(full.encode("utf-8")).hexdigest(), corpus.source)
     if name_or_path in _SHIPPED:
         data = resources.files("oodbench.postprocessors").joinpath("data", _SHIPPED[name_or_path]).read_bytes()
         source = name_or_path
@@ -160,7 +198,7 @@ def load_corpus(name_or_path: str = DEFAULT_CORPUS) -> Corpus:
         path = Path(name_or_path).expanduser()
         if not path.is_file():
             raise DataError(f"NegLabel corpus '{name_or_path}' is neither a shipped corpus "
-                            f"({', '.join(_SHIPPED)}) nor a file")
+                            f"({', '.join(_SHIPPED)}) nor a file nor a folder of word files")
         data, source = path.read_bytes(), str(path)
     if data[:2] == b"\x1f\x8b":
         data = gzip.GzipFile(fileobj=io.BytesIO(data)).read()

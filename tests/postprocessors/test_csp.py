@@ -115,6 +115,59 @@ def test_pool_and_score_equal_the_reference(tmp_path, ngroup, t):
     np.testing.assert_allclose(pp.score(_feats(50)), _ref_score(image, pos, neg, ngroup, t), atol=1e-6, rtol=0)
 
 
+def _word_folder(tmp_path):
+    """The reference's layout: one word per line in noun.<lexfile>.txt / adj.<lexfile>.txt files, excluded files,
+    a word repeated across files (an excluded one first), an adjective repeating a noun, a file that is no word
+    file."""
+    rng = np.random.default_rng(2)
+    vocab = [f"w{i}" for i in range(40)] + ["cat", "dog", "red", "bird", "fish"]
+    folder = tmp_path / "txtfiles"
+    folder.mkdir()
+    files = {"noun.artifact": ["cat"], "noun.person": ["dupword"], "noun.plant": ["dupword"], "noun.group": [],
+             "adj.all": ["dupword"], "adj.pert": [], "adj.ppl": []}
+    for i in range(120):
+        lex = ["noun.artifact", "noun.person", "noun.plant", "noun.group"][i % 4]
+        files[lex].append(f"{' '.join(rng.choice(vocab, 1 + i % 3))} n{i}")
+    for i in range(45):
+        files[["adj.all", "adj.pert", "adj.ppl"][i % 3]].append(f"a{i} {rng.choice(vocab)}")
+    for lex, words in files.items():
+        (folder / f"{lex}.txt").write_text("\n".join(words) + "\n")
+    (folder / "notes.md").write_text("not a word file\n")
+    return folder
+
+
+def _ref_rows(folder, tmp_path):
+    """The reference's reading of the folder (files in listing order, here sorted; every line stripped, repeats
+    kept: the pool construction de-duplicates), written as a corpus file for _ref_pool."""
+    import os
+
+    lines = []
+    for name in sorted(os.listdir(folder)):
+        part = name.split(".")[0]
+        if part not in ("noun", "adj"):
+            continue
+        with open(os.path.join(folder, name)) as f:
+            lines += [f"{part}\t{name[:-4]}\t{line.strip()}" for line in f.readlines()]
+    path = tmp_path / "ref_rows.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_pool_from_the_references_word_files_equals_the_reference(tmp_path):
+    """Given a folder of the reference's word files, the pool and the scores are the reference's."""
+    folder = _word_folder(tmp_path)
+    pp = csp.CSP(corpus=str(folder), ngroup=5).fit(_feats(), FakeTextEncoder(cache_dir=tmp_path / "cache"))
+    pos, neg, words, phrases = _ref_pool(FakeTextEncoder(), _ref_rows(folder, tmp_path), CLASSES)
+    assert csp.pool_words(csp.corpus_rows(str(folder)))[1] == phrases
+    assert list(pp.neg_words_) == words
+    # files are read in sorted order: "dupword" is first met in adj.all, so it is an adjective phrase, once
+    nouns = csp.pool_words(csp.corpus_rows(str(folder)))[0]
+    assert "dupword" not in nouns and sum(p.startswith("dupword ") for p in phrases) == 1
+    np.testing.assert_allclose(pp.pos_text_, pos.numpy(), atol=1e-6)
+    np.testing.assert_allclose(pp.neg_text_, neg.numpy(), atol=1e-6)
+    np.testing.assert_allclose(pp.score(_feats(50)), _ref_score(_feats(50)["image"], pos, neg, 5), atol=1e-6, rtol=0)
+
+
 def test_pool_rules(tmp_path):
     path = _corpus(tmp_path)
     pp = csp.CSP(corpus=path, ngroup=2).fit(_feats(), FakeTextEncoder(cache_dir=tmp_path / "c"))
