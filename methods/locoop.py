@@ -56,6 +56,14 @@ class LocoopMethod(FinetuneMethod):
     option_names = (*TRAIN_OPTIONS, "n_ctx", "class_specific", "prompts_file")
 
     @classmethod
+    def own_words(cls, record: dict[str, Any]) -> str:
+        """``16 context tokens, shared`` (or ``class-specific``; a prompts file says so)."""
+        prompts = record.get("prompts") or {}
+        if "n_ctx" not in prompts:
+            return "prompts file" if record.get("prompts_file") else ""
+        return f"{prompts['n_ctx']} context tokens, " + ("class-specific" if prompts.get("class_specific") else "shared")
+
+    @classmethod
     def add_own_arguments(cls, parser: argparse.ArgumentParser) -> None:
         add_flag(parser, "--n-ctx", "locoop_n_ctx", type=at_least(1), metavar="N",
                  help="LoCoOp context tokens (default 16; 8 for digits_clip's 16-token text context)")

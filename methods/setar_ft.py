@@ -32,6 +32,14 @@ class SetarFTMethod(WeightMethod):
     option_names = (*TRAIN_OPTIONS, "plan_file", "setar")
 
     @classmethod
+    def own_words(cls, record: dict[str, Any]) -> str:
+        """``minor components of a SeTAR plan (λ 0.1, top-K 2, SeTAR-S, ...)``: the ranks come from the plan."""
+        from oodbench.methods.setar.method import plan_words
+
+        plan = record.get("plan")
+        return f"minor components of a SeTAR plan ({plan_words(plan)})" if isinstance(plan, dict) else ""
+
+    @classmethod
     def add_own_arguments(cls, parser: argparse.ArgumentParser) -> None:
         add_flag(parser, "--plan", "plan_file", metavar="FILE",
                  help="SeTAR plan JSON (default: search one on the ID val split, or reuse the cached search)")

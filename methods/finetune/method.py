@@ -79,6 +79,25 @@ class FinetuneMethod(Method):
     produces = "checkpoint"
     option_names: ClassVar[tuple[str, ...]] = TRAIN_OPTIONS
 
+    @classmethod
+    def settings_text(cls, record: dict[str, Any]) -> str:
+        """``rank 32, α 16, W_up; 5 epochs, lr 0.01, batch 32, λ 0.1, top-K 200, seed 3`` from a run's record: the
+        method's own settings (:meth:`own_words`), then the training settings."""
+        train = (record or {}).get("train") or {}
+        words = [f"{train['epochs']} epoch{'s' if train['epochs'] != 1 else ''}" if "epochs" in train else "",
+                 f"lr {train['lr']:g}" if isinstance(train.get("lr"), (int, float)) else "",
+                 f"batch {train['batch_size']}" if "batch_size" in train else "",
+                 f"λ {train['lam']:g}" if isinstance(train.get("lam"), (int, float)) else "",
+                 f"top-K {train['top_k']}" if "top_k" in train else "",
+                 f"{train['precision']}" if train.get("precision") not in (None, "fp32") else "",
+                 f"seed {train['seed']}" if "seed" in train else ""]
+        return "; ".join(p for p in (cls.own_words(record or {}), ", ".join(w for w in words if w)) if p)
+
+    @classmethod
+    def own_words(cls, record: dict[str, Any]) -> str:
+        """The method's own settings in words (rank and α, prompt length, ...); subclasses."""
+        return ""
+
     # ------------------------------------------------------------------------------------------- CLI
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, **kwargs: Any) -> None:

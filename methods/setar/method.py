@@ -103,6 +103,12 @@ class SetarMethod(Method):
                 raise UserError(f"--ratios expects comma-separated numbers, got '{args.ratios}'") from None
         return {k: v for k, v in opts.items() if v is not None}
 
+    @classmethod
+    def settings_text(cls, record: dict[str, Any]) -> str:
+        """``λ 0.1, top-K 2, SeTAR-S, W_up, both towers, prune minor, seed 5; 4 weights reduced`` from a run's plan
+        record (its search settings; a plan given as a file says so)."""
+        return plan_words(record)
+
     # -------------------------------------------------------------------------------------- contract
     def check(self, ctx: MethodContext) -> None:
         """The plan file (exists, valid, fits the backbone) or the search settings; before any work."""
@@ -236,6 +242,37 @@ def steps_table(result: SearchResult):
         table.add_row(str(r.step), r.tower, r.weight_type, str(r.layer), f"{r.best_ratio:.2f}", f"{r.locoop_loss:.4f}",
                       f"{r.loss_id:.4f}", f"{r.loss_ood:.4f}", f"{r.acc:.2f}", f"{r.ood_patch_percent:.1f}")
     return table
+
+
+SEARCHER_WORDS = {"setar-s": "SeTAR-S", "les": "LES", "mis": "MIS"}
+MODALITY_WORDS = {"both": "both towers", "vision": "vision tower", "text": "text tower"}
+
+
+def search_words(search: dict[str, Any]) -> str:
+    """A plan's search settings in words: ``λ 0.1, top-K 2, SeTAR-S, W_up, both towers, prune minor, seed 5``
+    (the settings the record lacks are left out)."""
+    search = search or {}
+    lam = search.get("lambda", search.get("lam"))
+    parts = [f"λ {lam:g}" if isinstance(lam, (int, float)) else "",
+             f"top-K {search['top_k']}" if search.get("top_k") is not None else "",
+             SEARCHER_WORDS.get(search.get("searcher"), search.get("searcher") or ""),
+             str(search.get("weight_type") or ""),
+             MODALITY_WORDS.get(search.get("modality"), search.get("modality") or ""),
+             f"prune {search['prune']}" if search.get("prune") else "",
+             f"seed {search['seed']}" if search.get("seed") is not None else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def plan_words(plan: dict[str, Any]) -> str:
+    """A stored plan in words: its search settings (:func:`search_words`) and how many weights it reduces; a plan
+    without search settings (``--plan FILE``, an imported plan) says ``plan file``."""
+    plan = plan or {}
+    entries = [e for e in plan.get("entries") or [] if isinstance(e, dict)]
+    active = sum(1 for e in entries if e.get("ratio"))
+    words = search_words(plan.get("search") or {})
+    if not words and entries:
+        words = "plan file" + (f", prune {plan['prune']}" if plan.get("prune") else "")
+    return "; ".join(w for w in (words, f"{active} of {len(entries)} weights reduced" if entries else "") if w)
 
 
 def plan_modification(method: str, plan: Plan, modifier: SetarModifier | None = None) -> Modification:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from oodbench.atomic import write_text
+from oodbench.results.escape import csv_writer
 from oodbench.results.experiments import FigureSpec
 from oodbench.results.plots import _pyplot, _save, plot_plan
 from oodbench.results.tables import RunIndex, run_value
@@ -64,7 +65,7 @@ def series_data(fig: FigureSpec, index: RunIndex, metrics=("AUROC", "FPR95")) ->
 
 def data_csv(data: list[SeriesData], xlabel: str, metrics=("AUROC", "FPR95")) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)
     w.writerow(["panel", "series", xlabel] + [f"{m} mean" for m in metrics] + [f"{m} std" for m in metrics]
                + ["runs found", "runs needed"])
     for s in data:
@@ -149,7 +150,7 @@ LOSS_TERMS = (("locoop_loss", "LoCoOp loss"), ("loss_id", "ID loss (cross-entrop
 
 def loss_csv(logs: dict[str, list[list[dict[str, float]]]]) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)
     w.writerow(["series", "run", "step", "epoch"] + [t for t, _ in LOSS_TERMS])
     for label, runs in logs.items():
         for i, rows in enumerate(runs):

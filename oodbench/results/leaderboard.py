@@ -1,7 +1,10 @@
 """The leaderboard: one row per backbone x method x postprocessor x hyperparameters, built from stored runs.
 
-Rows are grouped by (benchmark, backbone name, backbone weights, method, plan hash, postprocessor, postprocessor
-hyperparameters). Each row shows one run of its group: by default the **latest** (by stored time), with
+Rows are grouped by (benchmark and its ID data, backbone name, backbone weights, method, plan hash, postprocessor,
+postprocessor hyperparameters). A registered benchmark is its name; runs on an **ad-hoc** benchmark (``oodbench run
+--id-test DIR ...``, which records its folders and data digests under ``extra["data"]``) are told apart by the
+fingerprint of their ID test split (file list and file contents), so runs on different ID folders never merge: each
+gets its own table, titled with the folder's name and the digest. Each row shows one run of its group: by default the **latest** (by stored time), with
 ``pick="best"`` the best by the ranking metric (lowest FPR95 / highest AUROC). Rows are ranked by the average
 of the ranking metric over the run's OOD sets. Values are x100 with 2 decimals (CSV: 4 decimals).
 
@@ -15,15 +18,26 @@ covariate-shifted ID set, as OpenOOD's ``eval_ood(fsood=True)``), the benchmark'
 FPR95``, ``FS avg AUROC`` and the accuracy on each covariate-shifted ID set (csID); rows without one leave them
 blank. They are shown, never ranked on.
 
-Three files are written: ``leaderboard.md``, ``leaderboard.csv`` and ``leaderboard.html``. The HTML page is
-self-contained (inline CSS and JavaScript, nothing loaded from elsewhere): clicking a column header sorts by it,
-and a URL hash ``#sort=KEY`` (best first), ``#sort=KEY:asc`` or ``#sort=KEY:desc`` sorts on load, e.g.
-``leaderboard.html#sort=auroc`` or ``#sort=fpr95@iNaturalist``.
+Each row shows, besides the averages over all OOD sets (FPR95, AUROC, AUPR-In, AUPR-Out), the near-OOD and
+far-OOD averages (when the benchmark has both groups; plain means over the run's sets of that group), the ID
+accuracy, the method's settings in words (from the method's :meth:`~oodbench.method.Method.settings_text`: SeTAR's
+λ, top-K, searcher, weight type and seed; a fine-tuning method's rank / α / epochs ...), the score's
+hyperparameters, and the per-set values. The best value of each column is marked (bold; ties at the shown precision
+all marked). An imported run (``oodbench runs import``) is marked :data:`IMPORT_MARK`, with a legend.
+
+Three files are written: ``leaderboard.md``, ``leaderboard.csv`` and ``leaderboard.html``. Markdown cells are
+escaped (no HTML from run fields passes through) and CSV cells that would start a spreadsheet formula are
+prefixed with ``'`` (:mod:`oodbench.results.escape`). The HTML page is one self-contained static file (inline CSS
+and JavaScript, nothing loaded from elsewhere, no server) that fits a 1400-px window with every ranking metric
+visible: the per-OOD-set and full-spectrum columns form a group that a button expands; the header row and the
+first columns (rank, method) stay in view while the table scrolls. Clicking a column header sorts by it (again to
+reverse) and the ``#`` column then numbers the rows in that order (equal values share a rank); a URL hash
+``#sort=KEY`` (best first), ``#sort=KEY:asc`` or ``#sort=KEY:desc`` sorts on load, e.g.
+``leaderboard.html#sort=auroc``, ``#sort=near_fpr95`` or ``#sort=fpr95@iNaturalist``.
 """
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import json
@@ -31,12 +45,14 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from oodbench.atomic import write_text
 from oodbench.errors import UserError
 from oodbench.hashing import canonical_json
 from oodbench.metrics import CONVENTIONS
+from oodbench.results.escape import csv_writer, md_cell, md_text
+from oodbench.results.importer import is_imported
 from oodbench.results.plots import figure_paths
 from oodbench.results.runs import (StoredRun, fsood_of, list_runs, ood_set_names, order_std, params_text,
                                    protocol_text)
@@ -44,10 +60,17 @@ from oodbench.results.store import ResultsStore
 
 RANK_METRICS = {"fpr95": "lower", "auroc": "higher"}
 PICKS = ("latest", "best")
-AVG_COLUMNS = (("fpr95", "FPR95↓"), ("auroc", "AUROC↑"), ("aupr_in", "AUPR-In↑"))
+AVG_COLUMNS = (("fpr95", "FPR95↓"), ("auroc", "AUROC↑"), ("aupr_in", "AUPR-In↑"), ("aupr_out", "AUPR-Out↑"))
+GROUP_METRICS = (("fpr95", "FPR95↓"), ("auroc", "AUROC↑"))  # near-OOD and far-OOD averages
+OOD_GROUPS = ("near", "far")
 SET_METRICS = (("fpr95", "FPR95↓"), ("auroc", "AUROC↑"))
 FS_COLUMNS = (("fpr95", "FS avg FPR95↓"), ("auroc", "FS avg AUROC↑"))
 FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.html")
+#: Marks an imported run's row (its legend: :data:`IMPORT_LEGEND`).
+IMPORT_MARK = "‡"
+IMPORT_LEGEND = (f"{IMPORT_MARK} imported run: per-image scores written by other code, stored with `oodbench runs "
+                 "import` and scored by oodbench's metric code; its settings are what the import recorded "
+                 "(`oodbench runs show RUN` names the files and their SHA-256).")
 
 
 @dataclass(frozen=True)
@@ -64,6 +87,7 @@ class Row:
         return self.run.record
 
     def hyper(self) -> str:
+        """The score's hyperparameters, the plan hash and the weights (``tau=1.0; plan 3f9a1c2b; weights openai``)."""
         rec = self.record
         parts = [params_text(rec.postprocessor.get("params"))]
         if rec.plan.get("hash") and rec.plan.get("hash") != "none":
@@ -71,6 +95,26 @@ class Row:
         if rec.backbone.get("pretrained"):
             parts.append(f"weights {rec.backbone['pretrained']}")
         return "; ".join(p for p in parts if p)
+
+    def settings(self) -> str:
+        """The method's settings in words (:func:`method_settings`), ``""`` for the vanilla model."""
+        return method_settings(self.record)
+
+    def params(self) -> str:
+        """The score's hyperparameters, ``tau=1.0``."""
+        return params_text(self.record.postprocessor.get("params"))
+
+    @property
+    def imported(self) -> bool:
+        return is_imported(self.record)
+
+    @property
+    def id_accuracy(self) -> float | None:
+        return self.record.id_accuracy
+
+    def group_value(self, metric: str, group: str) -> float | None:
+        """Plain mean of ``metric`` over the run's OOD sets of ``group`` (``near`` / ``far``), None without any."""
+        return group_mean(self.record, metric, group)
 
     def value(self, metric: str, ood_set: str = "average") -> float | None:
         return self.record.metrics.get(ood_set, {}).get(metric)
@@ -107,9 +151,55 @@ class Row:
         return None if fs is None else ((fs.get("csid") or {}).get(name) or {}).get("accuracy")
 
 
+def group_mean(record, metric: str, group: str) -> float | None:
+    """Plain mean of ``metric`` over ``record``'s OOD sets of ``group`` (None when it has none, or one lacks it)."""
+    vals = [record.metrics.get(name, {}).get(metric) for name, g in record.ood_sets.items() if g == group]
+    if not vals or any(v is None for v in vals):
+        return None
+    return float(sum(vals) / len(vals))
+
+
+def method_settings(record) -> str:
+    """The method's settings in readable words, as the registered method describes them
+    (:meth:`oodbench.method.Method.settings_text` over the record's ``plan``); an unregistered method: its recorded
+    options."""
+    from oodbench.method import Method, method_class
+
+    try:
+        cls = method_class(record.method)
+    except Exception:  # a method of a plugin not loaded now, or an imported name: the generic words
+        cls = Method
+    try:
+        return cls.settings_text(record.plan or {})
+    except (KeyError, TypeError, ValueError, AttributeError):  # an older or hand-made record
+        return Method.settings_text(record.plan or {})
+
+
+def data_identity(record) -> tuple[str, str]:
+    """What tells apart the ID data of an ad-hoc benchmark's runs: ``(fingerprint, words)`` from the data digests
+    the run recorded (``extra["data"]``: the ID test split's fingerprint, of its file list and file contents; else
+    the file list's digest), ``("", "")`` for a registered benchmark (its name is its identity)."""
+    data = (record.extra or {}).get("data")
+    if not isinstance(data, dict) or "folders" not in data:
+        return "", ""
+    split = (data.get("splits") or {}).get(record.id_set) or {}
+    listed = (data.get("file_lists") or {}).get(record.id_set) or {}
+    digest = str(split.get("fingerprint") or listed.get("list_digest") or "")
+    folder = str((data.get("folders") or {}).get(record.id_set) or "")
+    name = Path(folder).name or folder or record.id_set
+    n = split.get("n", listed.get("n"))
+    return digest, f"ID {name}" + (f" ({n} images" if n is not None else " (") + f", data {digest[:10]})"
+
+
+def board_key(record) -> str:
+    """The leaderboard table a run belongs to: the benchmark name, plus its ID data for an ad-hoc benchmark."""
+    digest, words = data_identity(record)
+    return f"{record.benchmark} · {words}" if digest else record.benchmark
+
+
 def group_key(run: StoredRun) -> tuple:
     rec = run.record
-    return (rec.benchmark, rec.backbone.get("name"), str(rec.backbone.get("pretrained")), rec.method,
+    return (board_key(rec), rec.backbone.get("name"), str(rec.backbone.get("pretrained")), rec.method,
             str(rec.plan.get("hash")), rec.postprocessor.get("name"), canonical_json(rec.postprocessor.get("params") or {}))
 
 
@@ -192,6 +282,11 @@ def has_fsood(rows: list[Row]) -> bool:
 
 def _notes(rows: list[Row]) -> list[str]:
     notes = []
+    if any(r.imported for r in rows):
+        notes.append(IMPORT_LEGEND)
+    if _has_groups(rows):
+        notes.append("near / far: plain mean over the run's near-OOD / far-OOD sets (a test-time row: of the mean over "
+                     "its stream orders).")
     if any(r.test_time for r in rows):
         notes.append("Test-time scores (protocol column): mean ± population std over the declared stream orders "
                      "(one stream per OOD set: ID test + that set, shuffled by each order seed, fed in batches of the "
@@ -206,6 +301,104 @@ def _notes(rows: list[Row]) -> list[str]:
 
 def _conventions() -> list[str]:
     return [f"{k}: {v}" for k, v in CONVENTIONS.items() if k in ("orientation", "fpr95", "auroc", "aupr_in", "average")]
+
+
+# ---------------------------------------------------------------------------------------------- columns
+@dataclass(frozen=True)
+class Column:
+    """One metric column of a benchmark's table.
+
+    Attributes:
+        key: sort key (``fpr95``, ``near_auroc``, ``id_acc``, ``auroc@SUN`` ...; the HTML page's ``#sort=KEY``).
+        label: the metric (``FPR95↓``); ``group``: what it is of (``all OOD sets``, ``near-OOD``, a set name).
+        md: the flat header of the Markdown and of the terminal (``near avg FPR95↓``).
+        best: ``lower`` / ``higher`` (the best value is marked), None for none.
+        detail: in the per-set group the HTML page folds away.
+    """
+
+    key: str
+    label: str
+    group: str
+    md: str
+    best: str | None
+    value: Callable[[Row], float | None]
+    text: Callable[[Row], str]
+    detail: bool = False
+
+
+def _has_groups(rows: list[Row]) -> bool:
+    """Both near-OOD and far-OOD sets among the rows' runs: the near / far averages are worth columns."""
+    groups = {g for r in rows for g in r.record.ood_sets.values()}
+    return all(g in groups for g in OOD_GROUPS)
+
+
+def _direction(metric: str) -> str:
+    return "lower" if metric == "fpr95" else "higher"
+
+
+def columns(rows: list[Row]) -> list[Column]:
+    """The metric columns of one benchmark's table, in order: averages over all OOD sets (FPR95, AUROC, AUPR-In,
+    AUPR-Out), near-OOD and far-OOD averages (when both groups occur), ID accuracy; then the detail group:
+    full-spectrum averages and csID accuracies (when some run has them) and each OOD set's FPR95 and AUROC."""
+    cols = []
+    for m, h in AVG_COLUMNS:
+        cols.append(Column(m, h, "all OOD sets (avg)", f"avg {h}", _direction(m),
+                           lambda r, m=m: r.value(m), lambda r, m=m: r.text(m) + ("" if r.same_sets else "*")))
+    if _has_groups(rows):
+        for g in OOD_GROUPS:
+            for m, h in GROUP_METRICS:
+                cols.append(Column(f"{g}_{m}", h, f"{g}-OOD (avg)", f"{g} avg {h}", _direction(m),
+                                   lambda r, m=m, g=g: r.group_value(m, g),
+                                   lambda r, m=m, g=g: _fmt(r.group_value(m, g))))
+    cols.append(Column("id_acc", "acc↑", "ID", "ID acc↑", "higher", lambda r: r.id_accuracy,
+                       lambda r: _fmt(r.id_accuracy)))
+    if has_fsood(rows):
+        for m, h in FS_COLUMNS:
+            cols.append(Column(f"fs_{m}", h.removeprefix("FS avg "), "full-spectrum (avg)", h, _direction(m),
+                               lambda r, m=m: r.fs_value(m), lambda r, m=m: r.fs_text(m), detail=True))
+        for c in csid_names(rows):
+            cols.append(Column(f"csid@{c}", "acc↑", f"csID {c}", f"csID {c} acc↑", "higher",
+                               lambda r, c=c: r.csid_accuracy(c), lambda r, c=c: _fmt(r.csid_accuracy(c)),
+                               detail=True))
+    for s in ood_set_names([r.record for r in rows]):
+        for m, h in SET_METRICS:
+            cols.append(Column(f"{m}@{s}", h, s, f"{s} {h}", _direction(m), lambda r, m=m, s=s: r.value(m, s),
+                               lambda r, m=m, s=s: r.text(m, s), detail=True))
+    return cols
+
+
+def best_values(rows: list[Row], cols: list[Column]) -> dict[str, float]:
+    """The best value (x100, at the shown 2 decimals) of each column that at least two rows fill."""
+    out = {}
+    for col in cols:
+        vals = [round(100 * v, 2) for r in rows if (v := col.value(r)) is not None]
+        if col.best and len(vals) >= 2:
+            out[col.key] = min(vals) if col.best == "lower" else max(vals)
+    return out
+
+
+def _is_best(col: Column, row: Row, best: dict[str, float]) -> bool:
+    v = col.value(row)
+    return col.key in best and v is not None and round(100 * v, 2) == best[col.key]
+
+
+def table_subtitle(rows: list[Row]) -> str:
+    """What a benchmark's rows share: the ID data of an ad-hoc benchmark, and the backbone when there is one."""
+    parts = []
+    digest, words = data_identity(rows[0].record)
+    if digest:
+        folder = ((rows[0].record.extra or {}).get("data") or {}).get("folders", {}).get(rows[0].record.id_set, "")
+        parts.append(f"ad-hoc benchmark: ID test folder {folder}, data fingerprint {digest} (of the file list and "
+                     "the files' contents); runs on other ID data get another table")
+    backbones = sorted({_backbone_text(r) for r in rows})
+    if len(backbones) == 1:
+        parts.append(f"backbone {backbones[0]}")
+    return "; ".join(parts)
+
+
+def _backbone_text(row: Row) -> str:
+    bb = row.record.backbone
+    return str(bb.get("name", "")) + (f" ({bb['pretrained']})" if bb.get("pretrained") else "")
 
 
 # ------------------------------------------------------------------------------------------------ files
@@ -229,41 +422,45 @@ def _links(row: Row, out: Path) -> dict[str, str]:
     return {k: Path(os.path.relpath(p, out)).as_posix() for k, p in figure_paths(row.run.path).items()}
 
 
+def _md_settings(row: Row) -> str:
+    return "; ".join(p for p in (row.settings(), row.hyper()) if p) or "defaults"
+
+
 def render_markdown(board: dict[str, list[Row]], out: Path, metric: str, pick: str) -> str:
-    lines = ["# Leaderboard", "", _rule(metric, pick), "Values x100, 2 decimals; ↓ lower is better, ↑ higher is better.",
+    lines = ["# Leaderboard", "", md_text(_rule(metric, pick)),
+             "Values x100, 2 decimals; ↓ lower is better, ↑ higher is better; **bold**: the best value of the column.",
              "", "Metric conventions:", ""]
-    lines += [f"- {c}" for c in _conventions()]
+    lines += [f"- {md_text(c)}" for c in _conventions()]
     for bench, rows in board.items():
-        sets = ood_set_names([r.record for r in rows])
-        lines += ["", f"## {bench}", ""]
-        fs, csid = has_fsood(rows), csid_names(rows)
-        head = ["#", "backbone", "method", "postprocessor", "hyperparameters", "protocol"]
-        head += [f"avg {h}" for _, h in AVG_COLUMNS]
-        if fs:
-            head += [h for _, h in FS_COLUMNS] + [f"csID {c} acc↑" for c in csid]
-        head += [f"{s} {h}" for s in sets for _, h in SET_METRICS]
+        cols = columns(rows)
+        best = best_values(rows, cols)
+        lines += ["", f"## {md_text(bench)}", ""]
+        subtitle = table_subtitle(rows)
+        if subtitle:
+            lines += [md_text(subtitle[0].upper() + subtitle[1:]) + ".", ""]
+        head = ["#", "backbone", "method", "score", "settings", "protocol"] + [c.md for c in cols]
         head += ["runs", "run", "figures"]
-        lines.append("| " + " | ".join(head) + " |")
+        lines.append("| " + " | ".join(md_cell(h) for h in head) + " |")
         lines.append("|" + "|".join("---:" if i == 0 or 6 <= i < len(head) - 3 else "---" for i in range(len(head))) + "|")
         flagged = False
         for row in rows:
             rec = row.record
-            mark = "" if row.same_sets else "*"
             flagged |= not row.same_sets
-            cells = [str(row.rank), rec.backbone.get("name", ""), method_title(rec), post_title(rec),
-                     row.hyper() or "defaults", row.protocol()]
-            cells += [row.text(m) + mark for m, _ in AVG_COLUMNS]
-            if fs:
-                cells += [row.fs_text(m) for m, _ in FS_COLUMNS] + [_fmt(row.csid_accuracy(c)) for c in csid]
-            cells += [row.text(m, s) for s in sets for m, _ in SET_METRICS]
+            cells = [str(row.rank), _backbone_text(row), method_title(rec) + (f" {IMPORT_MARK}" if row.imported else ""),
+                     post_title(rec), _md_settings(row), row.protocol()]
+            cells = [md_cell(c) for c in cells]
+            for col in cols:
+                text = md_cell(col.text(row))
+                cells.append(f"**{text}**" if text and _is_best(col, row, best) else text)
             links = _links(row, out)
-            cells += [str(row.n_runs), f"`{row.run.run_id}`", " ".join(f"[{k}]({v})" for k, v in links.items())]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            cells += [str(row.n_runs), f"`{row.run.run_id}`",
+                      " ".join(f"[{k}]({v})" for k, v in links.items())]
+            lines.append("| " + " | ".join(cells) + " |")
         if flagged:
             lines += ["", "\\* averaged over a different list of OOD sets than most rows of this benchmark."]
         notes = _notes(rows)
         if notes:
-            lines += [""] + [n + "  " for n in notes]
+            lines += [""] + [md_text(n) + "  " for n in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -271,23 +468,27 @@ def render_csv(board: dict[str, list[Row]], out: Path) -> str:
     """One line per row of every benchmark. Values x100 with 4 decimals (a test-time row: the mean over its stream
     orders). ``test_time``, ``stream_seeds``, ``stream_batch`` and ``avg_<metric>_std`` (population std over the
     orders) say how a test-time row was measured (empty for static rows); the full-spectrum columns ``fs_avg_*`` and
-    ``csid:<set>:accuracy`` appear only when some run has a full-spectrum evaluation."""
+    ``csid:<set>:accuracy`` appear only when some run has a full-spectrum evaluation. ``settings``: the method's
+    settings in words; ``imported``: 1 for an imported run; ``id_data``: the ID data fingerprint of an ad-hoc
+    benchmark's run (empty for a registered benchmark). Text cells are escaped against spreadsheet formulas."""
     all_rows = [r for rows in board.values() for r in rows]
     sets = ood_set_names([r.record for r in all_rows])
     fs, csid = has_fsood(all_rows), csid_names(all_rows)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)  # every text cell comes from run fields: formula-like text escaped
     w.writerow(["benchmark", "rank", "backbone", "pretrained", "method", "plan_hash", "postprocessor", "params",
                 *[f"avg_{m}" for m, _ in AVG_COLUMNS], *[f"{s}:{m}" for s in sets for m, _ in SET_METRICS],
                 "same_ood_sets", "runs", "run_id", "run_time", "roc_figure", "hist_figure",
                 "test_time", "stream_seeds", "stream_batch", *[f"avg_{m}_std" for m, _ in AVG_COLUMNS],
+                *[f"{g}_avg_{m}" for g in OOD_GROUPS for m, _ in GROUP_METRICS], "id_accuracy", "settings",
+                "imported", "id_data",
                 *([f"fs_avg_{m}" for m, _ in FS_COLUMNS] + [f"csid:{c}:accuracy" for c in csid] if fs else [])])
     for bench, rows in board.items():
         for row in rows:
             rec = row.record
             links = _links(row, out)
             stream = (rec.extra or {}).get("stream") if row.test_time else None
-            w.writerow([bench, row.rank, rec.backbone.get("name", ""), rec.backbone.get("pretrained") or "",
+            w.writerow([rec.benchmark, row.rank, rec.backbone.get("name", ""), rec.backbone.get("pretrained") or "",
                         rec.method, rec.plan.get("hash") or "", rec.postprocessor.get("name", ""),
                         json.dumps(rec.postprocessor.get("params") or {}, sort_keys=True),
                         *[_fmt(row.value(m), 4) for m, _ in AVG_COLUMNS],
@@ -298,34 +499,68 @@ def render_csv(board: dict[str, list[Row]], out: Path) -> str:
                         " ".join(str(x) for x in (stream.get("seeds") or [])) if stream else "",
                         stream.get("batch_size", "") if stream else "",
                         *[_fmt(row.std(m), 4) for m, _ in AVG_COLUMNS],
+                        *[_fmt(row.group_value(m, g), 4) for g in OOD_GROUPS for m, _ in GROUP_METRICS],
+                        _fmt(row.id_accuracy, 4), row.settings(), int(row.imported), data_identity(rec)[0],
                         *([_fmt(row.fs_value(m), 4) for m, _ in FS_COLUMNS]
                           + [_fmt(row.csid_accuracy(c), 4) for c in csid] if fs else [])])
     return buf.getvalue()
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;font-size:13px;margin-bottom:1.5em}
-th,td{border:1px solid #ccc;padding:3px 7px;white-space:nowrap}
-th{background:#f3f3f3;cursor:pointer;user-select:none}
-th[aria-sort=ascending]::after{content:" \\25B2"}
-th[aria-sort=descending]::after{content:" \\25BC"}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-tbody tr:nth-child(even){background:#fafafa}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.2em 1.5em;color:#222}
+h1{font-size:22px;margin:.2em 0 .4em}
+h2{font-size:17px;margin:1.4em 0 .2em}
+.note{color:#555;font-size:13px;margin:.3em 0}
+.sub{color:#666;font-size:11px;white-space:normal}
+.controls{margin:.4em 0}
+.controls button{font-size:12px;padding:2px 8px;cursor:pointer}
+.wrap{overflow:auto;width:fit-content;max-height:calc(100vh - 2em);max-width:100%;border:1px solid #ccc;margin-bottom:.6em}
+table.board{border-collapse:separate;border-spacing:0;font-size:13px}
+.board th,.board td{border-right:1px solid #ddd;border-bottom:1px solid #ddd;padding:3px 6px;white-space:nowrap;
+  background:#fff}
+.board tbody tr:nth-child(even) td{background:#f8f8f8}
+.board thead th{position:sticky;top:0;z-index:3;background:#eef0f3;font-weight:600}
+.board thead tr.heads th{top:var(--head1,0px);cursor:pointer;user-select:none}
+.board thead tr.groups th{font-weight:500;color:#444;font-size:12px;text-align:center}
+.board .c-rank{position:sticky;left:0;z-index:2;text-align:right;min-width:1.8em}
+.board .c-method{position:sticky;left:var(--rankw,2.6em);z-index:2;border-right:2px solid #bbb}
+.board thead .c-rank,.board thead .c-method{z-index:4}
+.board th[aria-sort=ascending]::after{content:" \\25B2";font-size:9px}
+.board th[aria-sort=descending]::after{content:" \\25BC";font-size:9px}
+.board td.num{text-align:right;font-variant-numeric:tabular-nums}
+.board td.best{font-weight:700;color:#0b5d1e}
+.board td.settings{white-space:normal;min-width:13em;max-width:19em;font-size:12px}
+.board td.run{white-space:normal;max-width:12em;font-size:11px}
+.board td.run code{font-size:11px;word-break:break-word}
+.board .imp{color:#a0522d;font-weight:700;cursor:help}
+.board.collapsed .d{display:none}
+.board .gstart{border-left:2px solid #bbb}
 code{font-size:12px}
-.note{color:#555;font-size:13px}
 """
 
 _JS = """
 (function () {
+  function heads(table) { var r = table.tHead.rows; return r[r.length - 1].cells; }
   function cellValue(td) {
     var v = td.getAttribute("data-v");
     if (v === null || v === "") return null;
     var n = Number(v);
     return isNaN(n) ? v.toLowerCase() : n;
   }
+  function renumber(table, idx, key) {
+    var rows = table.tBodies[0].rows, prev, rank = 0, i;
+    for (i = 0; i < rows.length; i++) {
+      var cell = rows[i].cells[0], v;
+      if (key === "rank") { cell.textContent = cell.getAttribute("data-v"); continue; }
+      v = cellValue(rows[i].cells[idx]);
+      if (v === null) { cell.textContent = "\\u2013"; continue; }
+      if (i === 0 || v !== prev) rank = i + 1;
+      prev = v;
+      cell.textContent = String(rank);
+    }
+  }
   function sortTable(table, key, dir) {
-    var ths = table.tHead.rows[0].cells, idx = -1, i;
+    var ths = heads(table), idx = -1, i;
     for (i = 0; i < ths.length; i++) if (ths[i].getAttribute("data-key") === key) idx = i;
     if (idx < 0) return false;
     if (dir !== "asc" && dir !== "desc") dir = ths[idx].getAttribute("data-best") || "asc";
@@ -342,6 +577,7 @@ _JS = """
     for (i = 0; i < ths.length; i++) ths[i].removeAttribute("aria-sort");
     ths[idx].setAttribute("aria-sort", dir === "asc" ? "ascending" : "descending");
     table.setAttribute("data-sorted", key + ":" + dir);
+    renumber(table, idx, key);
     return true;
   }
   function fromHash() {
@@ -353,8 +589,15 @@ _JS = """
     }
     document.querySelectorAll("table.board").forEach(function (t) { sortTable(t, spec, dir); });
   }
+  function layout() {
+    document.querySelectorAll("table.board").forEach(function (table) {
+      var first = table.tHead.rows[0], rank = table.querySelector("thead tr.heads th.c-rank");
+      if (table.tHead.rows.length > 1) table.style.setProperty("--head1", first.getBoundingClientRect().height + "px");
+      if (rank) table.style.setProperty("--rankw", rank.getBoundingClientRect().width + "px");
+    });
+  }
   document.querySelectorAll("table.board").forEach(function (table) {
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
+    Array.prototype.forEach.call(heads(table), function (th) {
       th.addEventListener("click", function () {
         var key = th.getAttribute("data-key"), now = table.getAttribute("data-sorted") || "", dir = null;
         if (now === key + ":asc") dir = "desc"; else if (now === key + ":desc") dir = "asc";
@@ -364,62 +607,131 @@ _JS = """
       });
     });
   });
+  document.querySelectorAll("button.toggle").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var table = document.getElementById(button.getAttribute("data-table"));
+      var open = table.classList.toggle("collapsed") === false;
+      button.textContent = open ? button.getAttribute("data-hide") : button.getAttribute("data-show");
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+      layout();
+    });
+  });
+  layout();
   fromHash();
   window.addEventListener("hashchange", fromHash);
+  window.addEventListener("resize", layout);
 })();
 """
+
+
+def _wbr(text: str) -> str:
+    """HTML-escaped ``text`` that may break after each ``-`` or ``_`` (a long run id wraps at its parts)."""
+    e = html.escape
+    return "".join(e(ch) + ("<wbr>" if ch in "-_" else "") for ch in text)
 
 
 def render_html(board: dict[str, list[Row]], out: Path, metric: str, pick: str) -> str:
     e = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
              "<title>oodbench leaderboard</title>", f"<style>{_CSS}</style></head><body>",
              "<h1>oodbench leaderboard</h1>", f'<p class="note">{e(_rule(metric, pick))} Values x100, 2 decimals; '
-             "↓ lower is better, ↑ higher is better. Click a column header to sort (again to reverse).</p>",
-             '<details open><summary>Metric conventions</summary><ul class="note">']
+             "↓ lower is better, ↑ higher is better; <b>bold</b>: the best value of the column. Click a column "
+             "header to sort (again to reverse); # then numbers the rows in that order.</p>",
+             '<details><summary class="note">Metric conventions</summary><ul class="note">']
     parts += [f"<li>{e(c)}</li>" for c in _conventions()]
     parts.append("</ul></details>")
-    for bench, rows in board.items():
-        sets = ood_set_names([r.record for r in rows])
-        parts.append(f"<h2>{e(bench)}</h2>")
-        parts.append(f'<table class="board" data-benchmark="{e(bench)}"><thead><tr>')
-        fs, csid = has_fsood(rows), csid_names(rows)
-        heads = [("rank", "#", "asc"), ("backbone", "backbone", "asc"), ("method", "method", "asc"),
-                 ("post", "postprocessor", "asc"), ("hyper", "hyperparameters", "asc"), ("protocol", "protocol", "asc")]
-        heads += [(m, f"avg {h}", "asc" if RANK_METRICS.get(m, "higher") == "lower" else "desc") for m, h in AVG_COLUMNS]
-        if fs:
-            heads += [(f"fs_{m}", h, "asc" if m == "fpr95" else "desc") for m, h in FS_COLUMNS]
-            heads += [(f"csid@{c}", f"csID {c} acc↑", "desc") for c in csid]
-        heads += [(f"{m}@{s}", f"{s} {h}", "asc" if m == "fpr95" else "desc") for s in sets for m, h in SET_METRICS]
-        heads += [("runs", "runs", "desc"), ("run", "run", "asc"), ("figures", "figures", "asc")]
-        parts += [f'<th data-key="{e(k)}" data-best="{b}" title="sort by {e(label)}">{e(label)}</th>'
-                  for k, label, b in heads]
-        parts.append("</tr></thead><tbody>")
-        flagged = False
-        for row in rows:
-            rec = row.record
-            flagged |= not row.same_sets
-            mark = "" if row.same_sets else "*"
-            cells = [_td(row.rank, str(row.rank), True), _td(rec.backbone.get("name", "")), _td(method_title(rec)),
-                     _td(post_title(rec)), _td(row.hyper() or "defaults"), _td(row.protocol())]
-            cells += [_td(_fmt(row.value(m), 6), row.text(m) + mark, True) for m, _ in AVG_COLUMNS]
-            if fs:
-                cells += [_td(_fmt(row.fs_value(m), 6), row.fs_text(m), True) for m, _ in FS_COLUMNS]
-                cells += [_td(_fmt(row.csid_accuracy(c), 6), _fmt(row.csid_accuracy(c)), True) for c in csid]
-            cells += [_td(_fmt(row.value(m, s), 6), row.text(m, s), True) for s in sets for m, _ in SET_METRICS]
-            links = _links(row, out)
-            figs = " ".join(f'<a href="{e(v)}">{e(k)}</a>' for k, v in links.items())
-            cells += [_td(row.n_runs, str(row.n_runs), True),
-                      f'<td data-v="{e(row.run.run_id)}"><code>{e(row.run.run_id)}</code></td>',
-                      f'<td data-v="{len(links)}">{figs}</td>']
-            parts.append(f'<tr data-run="{e(row.run.run_id)}">' + "".join(cells) + "</tr>")
-        parts.append("</tbody></table>")
-        if flagged:
-            parts.append('<p class="note">* averaged over a different list of OOD sets than most rows of this '
-                         "benchmark.</p>")
-        parts += [f'<p class="note">{e(n)}</p>' for n in _notes(rows)]
+    for t, (bench, rows) in enumerate(board.items()):
+        parts += _html_table(f"board-{t}", bench, rows, out)
     parts.append(f"<script>{_JS}</script></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _html_table(table_id: str, bench: str, rows: list[Row], out: Path) -> list[str]:
+    e = html.escape
+    cols = columns(rows)
+    best = best_values(rows, cols)
+    many_backbones = len({_backbone_text(r) for r in rows}) > 1
+    protocol = any(r.test_time for r in rows)
+    fixed = [("rank", "#", "asc", "c-rank"), ("method", "method", "asc", "c-method"), ("post", "score", "asc", "")]
+    if many_backbones:
+        fixed.append(("backbone", "backbone", "asc", ""))
+    fixed.append(("settings", "settings", "asc", ""))
+    if protocol:
+        fixed.append(("protocol", "protocol", "asc", ""))
+    parts = [f"<h2>{e(bench)}</h2>"]
+    subtitle = table_subtitle(rows)
+    if subtitle:
+        parts.append(f'<p class="note">{e(subtitle[0].upper() + subtitle[1:])}.</p>')
+    n_detail = sum(c.detail for c in cols)
+    if n_detail:
+        parts.append(f'<div class="controls"><button class="toggle" type="button" data-table="{table_id}" '
+                     f'aria-expanded="false" data-show="Show per-OOD-set columns ({n_detail})" '
+                     f'data-hide="Hide per-OOD-set columns">Show per-OOD-set columns ({n_detail})</button></div>')
+    parts.append(f'<div class="wrap"><table class="board collapsed" id="{table_id}" data-benchmark="{e(bench)}">'
+                 "<thead>")
+    # the group row: what each metric column is of
+    groups: list[list] = []
+    for col in cols:
+        if groups and groups[-1][0] == col.group and groups[-1][2] == col.detail:
+            groups[-1][1] += 1
+        else:
+            groups.append([col.group, 1, col.detail])
+    row0 = [f'<th class="c-rank"></th><th class="c-method"></th>']
+    if len(fixed) > 2:
+        row0.append(f'<th colspan="{len(fixed) - 2}"></th>')
+    row0 += [f'<th colspan="{n}" class="gstart{" d" if d else ""}">{e(g)}</th>' for g, n, d in groups]
+    row0.append("<th></th>")
+    parts.append('<tr class="groups">' + "".join(row0) + "</tr>")
+    heads = [f'<th data-key="{k}" data-best="{b}" class="{c}" title="sort by {e(label)}">{e(label)}</th>'
+             for k, label, b, c in fixed]
+    first_of_group = set()
+    seen = None
+    for col in cols:
+        if (col.group, col.detail) != seen:
+            first_of_group.add(col.key)
+            seen = (col.group, col.detail)
+    for col in cols:
+        cls = " ".join(c for c in ("gstart" if col.key in first_of_group else "", "d" if col.detail else "") if c)
+        heads.append(f'<th data-key="{e(col.key)}" data-best="{"asc" if col.best == "lower" else "desc"}" '
+                     f'class="{cls}" title="sort by {e(col.md)}">{e(col.label)}</th>')
+    heads.append('<th data-key="run" data-best="asc" title="sort by run id">run</th>')
+    parts.append('<tr class="heads">' + "".join(heads) + "</tr></thead><tbody>")
+    flagged = False
+    for row in rows:
+        rec = row.record
+        flagged |= not row.same_sets
+        mark = (f' <span class="imp" title="{e(IMPORT_LEGEND)}">{IMPORT_MARK}</span>' if row.imported else "")
+        cells = [f'<td class="c-rank num" data-v="{row.rank}">{row.rank}</td>',
+                 f'<td class="c-method" data-v="{e(method_title(rec))}">{e(method_title(rec))}{mark}</td>',
+                 f'<td data-v="{e(post_title(rec))}">{e(post_title(rec))}'
+                 + (f'<div class="sub">{e(row.params())}</div>' if row.params() else "") + "</td>"]
+        if many_backbones:
+            cells.append(_td(_backbone_text(row)))
+        plan_hash = rec.plan.get("hash")
+        tip = f"plan {plan_hash}" if plan_hash and plan_hash != "none" else ""
+        cells.append(f'<td class="settings" data-v="{e(row.settings())}" title="{e(tip)}">'
+                     f'{e(row.settings()) or "—"}</td>')
+        if protocol:
+            cells.append(_td(row.protocol()))
+        for col in cols:
+            v = col.value(row)
+            cls = " ".join(c for c in ("num", "best" if _is_best(col, row, best) else "",
+                                       "gstart" if col.key in first_of_group else "", "d" if col.detail else "") if c)
+            cells.append(f'<td class="{cls}" data-v="{_fmt(v, 6)}">{e(col.text(row))}</td>')
+        links = _links(row, out)
+        figs = " ".join(f'<a href="{e(v)}">{e(k)}</a>' for k, v in links.items())
+        info = ([f"latest of {row.n_runs} runs" if row.n_runs > 1 else ""] + ([figs] if figs else []))
+        cells.append(f'<td class="run" data-v="{e(row.run.run_id)}"><code>{_wbr(row.run.run_id)}</code>'
+                     + (f'<div class="sub">{" · ".join(i for i in info if i)}</div>' if any(info) else "")
+                     + "</td>")
+        parts.append(f'<tr data-run="{e(row.run.run_id)}">' + "".join(cells) + "</tr>")
+    parts.append("</tbody></table></div>")
+    if flagged:
+        parts.append('<p class="note">* averaged over a different list of OOD sets than most rows of this '
+                     "benchmark.</p>")
+    parts += [f'<p class="note">{e(n)}</p>' for n in _notes(rows)]
+    return parts
 
 
 def _td(value: Any, text: str | None = None, numeric: bool = False) -> str:
@@ -430,10 +742,27 @@ def _td(value: Any, text: str | None = None, numeric: bool = False) -> str:
 
 
 def method_title(rec) -> str:
-    """The method's display name as recorded (``SeTAR+FT``), else its registry name."""
-    return rec.plan.get("display_name") or rec.method
+    """The method's display name as recorded (``SeTAR+FT``), else the registered method's (an imported run records
+    none), else its registry name."""
+    if rec.plan.get("display_name"):
+        return rec.plan["display_name"]
+    from oodbench.method import method_class
+
+    try:
+        return method_class(rec.method).title()
+    except Exception:  # not registered here
+        return rec.method
 
 
 def post_title(rec) -> str:
-    """The score's display name as recorded (``GL-MCM``), else its registry name."""
-    return rec.postprocessor.get("display_name") or rec.postprocessor.get("name", "")
+    """The score's display name as recorded (``GL-MCM``), else the registered score's, else its registry name."""
+    name = rec.postprocessor.get("name", "")
+    if rec.postprocessor.get("display_name"):
+        return rec.postprocessor["display_name"]
+    from oodbench.registry import get
+
+    try:
+        cls = get("postprocessors", name)
+        return getattr(cls, "title", lambda: name)() or name
+    except Exception:  # not registered here
+        return name

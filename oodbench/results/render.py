@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -13,6 +12,7 @@ from rich.table import Table
 from oodbench import atomic
 from oodbench.errors import UserError
 from oodbench.metrics import METRICS
+from oodbench.results.escape import csv_writer
 
 HEADERS = {
     "fpr95": "FPR95↓",
@@ -56,7 +56,7 @@ def stream_stds(record) -> dict[str, dict[str, float]] | None:
 
 def rows_to_csv(rows: dict[str, dict[str, float]], metrics=METRICS) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)  # set names come from run fields: formula-like text escaped
     w.writerow(["ood_set", *metrics])
     for name, row in rows.items():
         w.writerow([name, *(f"{100 * row[m]:.4f}" for m in metrics)])

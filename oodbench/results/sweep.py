@@ -340,11 +340,12 @@ def aggregate_table(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("fpr
 def aggregate_csv(rows: Sequence[AggregateRow], metrics: Sequence[str] = AGG_METRICS) -> str:
     """Long CSV: point, method, postprocessor, OOD set, metric, mean, std (x100), n seeds, seeds (and
     ``std_over``: ``seeds`` or ``stream orders``)."""
-    import csv
     import io
 
+    from oodbench.results.escape import csv_writer
+
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)  # labels from run fields: formula-like text escaped
     w.writerow(["point", "method", "postprocessor", "ood_set", "metric", "mean", "std", "n", "seeds", "std_over"])
     for r in rows:
         for name, vals in r.mean.items():
@@ -358,6 +359,7 @@ def aggregate_csv(rows: Sequence[AggregateRow], metrics: Sequence[str] = AGG_MET
 
 
 def aggregate_markdown(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("fpr95", "auroc")) -> str:
+    from oodbench.results.escape import md_cell
     from oodbench.results.render import HEADERS
 
     lines = ["| point | method | score | " + " | ".join(HEADERS.get(m, m) for m in metrics) + " | ID acc | seeds |",
@@ -366,7 +368,7 @@ def aggregate_markdown(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("
         avg_m, avg_s = r.mean.get("average", {}), r.std.get("average", {})
         n = r.n_spread or len(r.seeds)
         acc = fmt_mean_std(r.id_accuracy[0], r.id_accuracy[1], len(r.seeds)) if r.id_accuracy else ""
-        lines.append(f"| {r.point} | {r.method_label} | {r.post_label} | "
+        lines.append(f"| {md_cell(r.point)} | {md_cell(r.method_label)} | {md_cell(r.post_label)} | "
                      + " | ".join(fmt_mean_std(avg_m.get(m), avg_s.get(m), n) for m in metrics)
                      + f" | {acc} | {','.join(map(str, r.seeds))} |")
     lines += ["", "Average over the OOD sets, x100; mean ± population std over the seeds. FPR95: ID positive, nearest "
@@ -436,10 +438,10 @@ class Group:
         for post, params in self.params.items():
             parts += [f"--param {post}.{k}={v}" for k, v in sorted(params.items())]
         if s.method != "none":
-            parts.append(f"--method {s.method}")
-            flags = RUN_FLAGS.get(s.method) or RUN_FLAGS["*ft"]
             from oodbench.method import method_class
 
+            parts.append(f"--method {s.method}")
+            flags = RUN_FLAGS.get(s.method) or RUN_FLAGS["*ft"]
             for k, v in sorted({**method_class(s.method).shown_options(), **s.options}.items()):
                 flag = flags.get(k)
                 if flag is None:

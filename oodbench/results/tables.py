@@ -35,7 +35,6 @@ and the seed when the spec has one (for SeTAR's random prune also the plan's see
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from oodbench.atomic import write_text
+from oodbench.results.escape import csv_writer, md_cell
 from oodbench.results.importer import LEGEND as IMPORT_LEGEND
 from oodbench.results.importer import MARK as IMPORT_MARK
 from oodbench.results.importer import is_imported
@@ -398,7 +398,7 @@ def to_markdown(result: TableResult) -> str:
              "|" + "|".join([":--"] * depth + ["--:"] * len(cols)) + "|"]
     for labels, row in zip(_row_labels(rows, depth), rows):
         vals = [cells[(row, c, m)].text() if (row, c, m) in cells else "" for c, m in cols]
-        lines.append("| " + " | ".join(labels + vals) + " |")
+        lines.append("| " + " | ".join(md_cell(c) for c in labels + vals) + " |")
     lines.append("")
     lines += [line + "  " for line in _legend(result)]
     return "\n".join(lines).rstrip() + "\n"
@@ -409,7 +409,7 @@ def to_csv(result: TableResult) -> str:
     spec = result.spec
     rows, cols, cells = _grid(result)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)  # formula-like text escaped (oodbench.results.escape)
     w.writerow(list(spec.row_header) + [f"{c} {m}" if m != c else c for c, m in cols])
     for row in rows:
         labels = list(row) + [""] * (len(spec.row_header) - len(row))
@@ -596,7 +596,7 @@ def comparison_markdown(result: TableResult, comparisons: list[Comparison]) -> s
 
 def comparison_csv(comparisons: list[Comparison]) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)
     w.writerow(["row", "column", "metric", "ours", "ours_std", "ours_status", "paper_row", "paper", "paper_std",
                 "diff", "ours_imported", "band", "flagged", "deviation"])
     for c in comparisons:

@@ -109,11 +109,12 @@ def _chromium() -> str:
     return exe
 
 
-def _render(page: Path, tmp_path: Path, hash_: str = "") -> str:
+def _render(page: Path, tmp_path: Path, hash_: str = "", size: str = "1400,900") -> str:
+    """The page's DOM after its scripts ran, in a ``size`` (``W,H`` px) window."""
     proc = subprocess.run(
         [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=3000",
-         "--dump-dom", page.resolve().as_uri() + hash_],
+         "--hide-scrollbars", f"--window-size={size}", "--dump-dom", page.resolve().as_uri() + hash_],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0 and "<table" in proc.stdout, proc.stderr[-2000:]
