@@ -7,7 +7,7 @@ Kaiming-uniform, B = 0), the same optimiser, schedule and data as SeTAR+FT (spec
 
 Alpha: the paper states 16. The official code never passes ``lora_alpha`` to the peft config, so peft's default 8
 is what ran (scaling 8 / r); ``--lora-alpha-official`` (the same run as ``--lora-alpha 8``) reproduces that, and the
-paper tables' LoRA rows use it (``oodbench.results.experiments.DEVIATIONS["lora-alpha"]``). The method's default
+paper tables' LoRA rows use it (``oodbench.papers.setar.experiments.DEVIATIONS["lora-alpha"]``). The method's default
 stays the paper's 16.
 """
 

@@ -71,7 +71,7 @@ def run(backbone=None, benchmark=None, *, pretrained: str | None = None, data_ro
         decode: ``"pil"`` (official preprocessing) or ``"gpu"`` (:mod:`oodbench.data.decode`; recorded).
 
     Returns:
-        One :class:`oodbench.pipeline.PostResult` per (method, postprocessor), with ``record`` and ``scores``
+        One :class:`oodbench.orchestration.pipeline.PostResult` per (method, postprocessor), with ``record`` and ``scores``
         (under ``torchrun``: on rank 0; the other ranks get an empty list).
     """
     from oodbench.runtime import resolve_device
@@ -87,7 +87,7 @@ def _run(backbone, benchmark, pretrained, data_root, post, method, method_option
          num_workers, device, seed, on_bad, cache_dir, results_root, save, quiet, decode="pil"):
     from oodbench.cache import CacheRoot
     from oodbench.method import method_class
-    from oodbench.pipeline import RunSettings, run as run_pipeline
+    from oodbench.orchestration.pipeline import RunSettings, run as run_pipeline
     from oodbench.registry import names
     from oodbench.results import ResultsStore
     from oodbench.runtime import default_results_root, seed_everything, set_float32_mode

@@ -11,7 +11,7 @@ A benchmark declares its lists in ``BenchmarkSpec.classify_labels`` (split name 
 (or plain) TSV, one ``key<TAB>name`` per line: ``key`` is an image path relative to the split's folder, or a
 folder ending in ``/`` that names every image under it.
 
-The pipeline (:func:`oodbench.pipeline.run`) calls :func:`classify_splits` with the model as modified by the
+The pipeline (:func:`oodbench.orchestration.pipeline.run`) calls :func:`classify_splits` with the model as modified by the
 method, so text and image embeddings are those of the evaluated model; the result goes into every run's
 ``extra["classify"]``, which ``classify:<split>`` / ``classify:average`` cells of the tables read.
 """

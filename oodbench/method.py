@@ -16,7 +16,7 @@ method is a class registered in the ``methods`` kind::
         def prepare(self, ctx):          # search, train or load; cache under ctx.caches
             return Modification(...)     # applied before extraction, restored after
 
-The evaluation (:mod:`oodbench.pipeline`) only talks to this contract:
+The evaluation (:mod:`oodbench.orchestration.pipeline`) only talks to this contract:
 
 1. ``Method(**options)`` with options from :meth:`Method.options_from_args` (the CLI options the class adds
    with :meth:`Method.add_arguments`) or from Python;

@@ -4,7 +4,7 @@ The work an exact search cannot avoid (the official algorithm's plan and per-can
 recomputed that a candidate does not change) is: one forward of the unmodified model (both towers and the loss), then
 for every candidate that removes components, the searched tower from the searched block up (from the searched block's
 MLP half for ``W_up`` / ``W_down``), its heads and the loss. :func:`unavoidable_flops` counts it in matrix-multiply
-FLOPs (:mod:`oodbench.backbones.clip_flops`); :func:`model_matmul_rate` times the fp32 GEMMs of the model's own
+FLOPs (:mod:`oodbench.methods.setar.flops`); :func:`model_matmul_rate` times the fp32 GEMMs of the model's own
 linear layers at the search's own row count (best of repeats) on the same device and threads, and the search's
 fraction is ``unavoidable FLOPs / seconds / GEMM rate``. Everything else the search runs (states recomputed after an
 accepted cut, attention products, SVDs, norms, activations, the loss's softmax, Python) shows as the distance to 1.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from oodbench.backbones.clip_flops import loss_flops, text_flops, vision_flops
+from oodbench.methods.setar.flops import loss_flops, text_flops, vision_flops
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluator import FastEvaluator
@@ -94,7 +94,7 @@ def model_matmul_rate(ev: "FastEvaluator", seconds: float = 1.0, min_repeats: in
     """
     if not ev.is_clip:
         return float("nan"), []
-    from oodbench.backbones.clip_flops import _dims
+    from oodbench.methods.setar.flops import _dims
 
     bb = ev.bb
     width, mlp = _dims(bb.visual.transformer.resblocks)

@@ -25,7 +25,7 @@ def add_parser(sub, parents) -> None:
 
 def run(args) -> int:
     from oodbench.results import ResultsStore
-    from oodbench.results.leaderboard import build, write
+    from oodbench.reporting.leaderboard import build, write
 
     board = build(ResultsStore(results_root(args)), benchmark=args.benchmark, metric=args.metric, pick=args.pick)
     paths = write(board, args.out, metric=args.metric, pick=args.pick)

@@ -20,7 +20,7 @@ from oodbench.cli.common import add_command, parse_named
 from oodbench.console import out
 from oodbench.errors import UserError
 from oodbench.metrics import CONVENTIONS, evaluate, nearest_recall
-from oodbench.results.render import metrics_table, write_rows
+from oodbench.reporting.render import metrics_table, write_rows
 from oodbench.scorefiles import ORIENTATIONS, read_named_scores
 
 log = logging.getLogger("oodbench")

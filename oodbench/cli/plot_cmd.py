@@ -25,7 +25,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args) -> int:
-    from oodbench.results.plots import plot_plan, plot_run
+    from oodbench.reporting.plots import plot_plan, plot_run
 
     if (args.run is None) == (args.plan is None):
         raise UserError("give either a RUN or --plan FILE")

@@ -73,8 +73,8 @@ def parse_params(items: list[str], posts: tuple[str, ...]) -> dict[str, dict]:
 
 
 def settings_from_args(args, resolved, backbone):
-    """:class:`~oodbench.pipeline.RunSettings` from the parsed command line (validated, nothing run yet)."""
-    from oodbench.pipeline import RunSettings, default_postprocessors
+    """:class:`~oodbench.orchestration.pipeline.RunSettings` from the parsed command line (validated, nothing run yet)."""
+    from oodbench.orchestration.pipeline import RunSettings, default_postprocessors
 
     posts = tuple(p.strip() for p in args.post.split(",") if p.strip()) if args.post else None
     methods = parse_methods(args.method)
@@ -117,7 +117,7 @@ def check_run_args(args) -> None:
 
 
 def _run(args, device: str, world) -> int:
-    from oodbench.pipeline import run as run_pipeline
+    from oodbench.orchestration.pipeline import run as run_pipeline
     from oodbench.results import ResultsStore
     from oodbench.runtime import seed_everything, set_float32_mode
 
@@ -143,7 +143,7 @@ def print_results(results, console=None) -> None:
     """One table per postprocessor, each method's columns beside vanilla's (display names). A table wider than the
     terminal (or than 80 columns when the output is piped) is split into parts that repeat the OOD-set column and
     keep each method's columns together, so that no number is cut."""
-    from oodbench.results.render import comparison_table
+    from oodbench.reporting.render import comparison_table
 
     by_post: dict[str, dict] = {}
     for r in results:
@@ -172,7 +172,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _run_seeds(args, resolved, settings, caches, store, backbone, t0) -> int:
-    from oodbench.results.sweep import aggregate, aggregate_table, run_seeds
+    from oodbench.orchestration.sweep import aggregate, aggregate_table, run_seeds
 
     if args.seed is not None:
         raise UserError("give either --seed or --seeds")

@@ -197,7 +197,7 @@ def _check(store) -> int:
 
 def run_show(args) -> int:
     from oodbench.results.importer import is_imported
-    from oodbench.results.render import id_label, metrics_table, stream_stds
+    from oodbench.reporting.render import id_label, metrics_table, stream_stds
     from oodbench.results.runs import find_run, fsood_of, order_std, params_text, protocol_text, stream_of
 
     run = find_run(_store(args), args.run)
@@ -279,7 +279,7 @@ def run_show(args) -> int:
 
 
 def run_compare(args) -> int:
-    from oodbench.results.render import HEADERS
+    from oodbench.reporting.render import HEADERS
     from oodbench.results.runs import compare, describe, find_run, order_std, protocol_text
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
@@ -376,7 +376,7 @@ def run_import(args) -> int:
                       partial=args.partial, classify=parse_named(args.classify_accuracy, "--classify-accuracy",
                                                                  "FRACTION"))
     from oodbench.results import ResultsStore
-    from oodbench.results.render import metrics_table
+    from oodbench.reporting.render import metrics_table
 
     rec = ResultsStore(path.parent).load(path.name)
     out.print(metrics_table(rec.metrics, title=f"Imported as run {escape(path.name)} (x100)", groups=rec.ood_sets,

@@ -63,9 +63,9 @@ def run(args) -> int:
 
     from oodbench.cli.benchmark_args import data_root_from_args
     from oodbench.results import ResultsStore
-    from oodbench.results import experiments as E
-    from oodbench.results.sweep import execute, plan_runs
-    from oodbench.results.tables import RunIndex
+    from oodbench.papers.setar import experiments as E
+    from oodbench.orchestration.sweep import execute, plan_runs
+    from oodbench.reporting.tables import RunIndex
 
     t0 = time.perf_counter()
     failed: list = []
@@ -120,8 +120,8 @@ def _device(name: str) -> str:
 def render(exps, index, out_dir: Path, caches, paper: str | None) -> list[Path]:
     """Write every table and figure of ``exps`` into ``out_dir`` and an ``index.md`` listing them."""
     from oodbench.atomic import write_text
-    from oodbench.results.figures import draw
-    from oodbench.results.tables import build_table, weights_of, write_table
+    from oodbench.reporting.figures import draw
+    from oodbench.reporting.tables import build_table, weights_of, write_table
 
     written: list[Path] = []
     lines = [f"# {'SeTAR paper tables (' + paper + ' version)' if paper else 'The digits edition'}", "",
@@ -157,7 +157,7 @@ def report(plan, specs, index, data_root, dry: bool, exps=()) -> None:
     from rich.markup import escape
 
     from oodbench.results.importer import MARK, import_command
-    from oodbench.results.tables import build_table
+    from oodbench.reporting.tables import build_table
 
     stored = sum(1 for s in dict.fromkeys(specs) if not s.blocked and index.find(s) is not None)
     total = len([s for s in dict.fromkeys(specs) if not s.blocked])
@@ -207,7 +207,7 @@ def report(plan, specs, index, data_root, dry: bool, exps=()) -> None:
 
 
 def _summary(exps, index, out_dir: Path, n_files: int, seconds: float) -> None:
-    from oodbench.results.tables import build_table
+    from oodbench.reporting.tables import build_table
 
     ok = missing = blocked = 0
     for e in exps:

@@ -184,7 +184,7 @@ def extract_features(backbone: Backbone, source: ImageSource, names: Iterable[st
     shard_size = -(-shard_size // batch_size) * batch_size  # whole batches per shard
     # Several processes: rank 0 alone reads and writes the cache (the others may not even see the same disk);
     # it decides what is missing, every rank forwards its share, rank 0 loads the arrays and the others return
-    # an empty Features (rank 0 scores; oodbench.pipeline).
+    # an empty Features (rank 0 scores; oodbench.orchestration.pipeline).
     entry: Entry = distributed.on_main(lambda: _open_entry(cache, ingredients, n, shard_size), phase="extract")
     if w.active:
         shard_size = distributed.broadcast_object(entry.shard_size if w.is_main else None)

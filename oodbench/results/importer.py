@@ -405,9 +405,9 @@ def _check_counts(spec, n_id: int, n_ood: dict[str, int], partial: bool) -> dict
 # ------------------------------------------------------------------------------------------ tables
 def import_command(spec, files: str = "FILE") -> str | None:
     """The ``oodbench runs import`` command that stores a run of the table spec ``spec`` (a
-    :class:`~oodbench.results.experiments.RunSpec`) from per-image score files, or None when an import cannot
+    :class:`~oodbench.papers.setar.experiments.RunSpec`) from per-image score files, or None when an import cannot
     record what the spec needs (method options, a plan truncated to some search steps, an ad-hoc benchmark)."""
-    from oodbench.results.experiments import ood_sets_of
+    from oodbench.papers.setar.experiments import ood_sets_of
 
     if spec.blocked or spec.options or spec.step is not None or spec.benchmark == ADHOC:
         return None
@@ -429,8 +429,8 @@ def import_command(spec, files: str = "FILE") -> str | None:
 def cells_filled(record: RunRecord) -> list[tuple[str, str, int]]:
     """Which table cells ``record`` takes part in: ``(edition, table key, number of cells)`` over both paper
     versions and the digits edition (a seeded cell counts once it has the run of one of its seeds)."""
-    from oodbench.results.experiments import experiments
-    from oodbench.results.tables import matches
+    from oodbench.papers.setar.experiments import experiments
+    from oodbench.reporting.tables import matches
 
     out = []
     for edition, args in (("neurips", ("neurips", None)), ("arxiv", ("arxiv", None)), ("digits", ("neurips", "digits"))):
@@ -444,8 +444,8 @@ def cells_filled(record: RunRecord) -> list[tuple[str, str, int]]:
 
 def why_no_cell(record: RunRecord) -> str:
     """One line: why ``record`` fills no table cell (the closest spec's first difference)."""
-    from oodbench.results.experiments import experiments
-    from oodbench.results.tables import _full_params, _same, matches
+    from oodbench.papers.setar.experiments import experiments
+    from oodbench.reporting.tables import _full_params, _same, matches
 
     near = [r for args in (("neurips", None), ("arxiv", None), ("neurips", "digits")) for e in experiments(*args)
             for r in e.runs() if (r.benchmark, r.backbone, r.method, r.post)

@@ -142,7 +142,7 @@ def test_one_class_and_mismatched_val_folders_are_errors(folders, write_image):
 
 
 def test_adhoc_results_identify_their_data(folders):
-    from oodbench.pipeline import benchmark_identity
+    from oodbench.orchestration.pipeline import benchmark_identity
 
     r = _adhoc(folders, "--id-val", str(folders / "val"))
     ident = benchmark_identity(r)

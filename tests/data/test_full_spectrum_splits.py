@@ -12,7 +12,7 @@ from oodbench.data.readers import read_imagefolder
 from oodbench.data.resolve import resolve
 from oodbench.datasets.fullspectrum_splits import IMAGENET_A, IMAGENET_R, IMAGENET_SKETCH, IMAGENET_V2, IMAGENET_WNIDS
 from oodbench.errors import DataError
-from oodbench.pipeline import benchmark_identity
+from oodbench.orchestration.pipeline import benchmark_identity
 
 
 def test_the_full_spectrum_benchmarks_add_four_csid_sets_to_their_parents():

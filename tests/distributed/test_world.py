@@ -86,7 +86,7 @@ def test_failure_hook_fires_only_for_its_rank_and_phase(monkeypatch):
 
 
 def test_pipeline_started_by_torchrun_without_a_process_group_refuses(monkeypatch):
-    from oodbench.pipeline import RunSettings, run
+    from oodbench.orchestration.pipeline import RunSettings, run
 
     for k, v in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "a", "MASTER_PORT": "1"}.items():
         monkeypatch.setenv(k, v)

@@ -30,8 +30,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 #: Source folder -> the package it installs as (pyproject.toml package-dir).
 TREES = {"oodbench": "oodbench", "methods": "oodbench.methods", "postprocessors": "oodbench.postprocessors",
-         "datasets": "oodbench.datasets"}
-PLUGINS = ("oodbench.methods", "oodbench.postprocessors", "oodbench.datasets")
+         "datasets": "oodbench.datasets", "papers": "oodbench.papers"}
+PLUGINS = ("oodbench.methods", "oodbench.postprocessors", "oodbench.datasets", "oodbench.papers")
 
 
 @dataclass(frozen=True)
@@ -118,9 +118,9 @@ ENGINE_PLUGIN_IMPORTS_ALLOWED: dict[str, str] = {}
 
 METRICS_ALLOWED = {"numpy", "sklearn", "__future__"} | set(sys.stdlib_module_names)
 DATA_FORBIDDEN = ("oodbench.backbones", "oodbench.features", "oodbench.method", "oodbench.methods",
-                  "oodbench.pipeline", "torch.nn", "timm", "open_clip", "transformers")
+                  "oodbench.orchestration", "torch.nn", "timm", "open_clip", "transformers")
 BACKBONES_FORBIDDEN = ("oodbench.postprocessors", "oodbench.metrics", "oodbench.scorefiles", "oodbench.results",
-                       "oodbench.cli", "oodbench.pipeline")
+                       "oodbench.cli", "oodbench.orchestration", "oodbench.reporting")
 
 
 def rule_engine_names_no_plugin(imp: Import) -> bool:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = {"oodbench": "oodbench", "methods": "oodbench.methods", "postprocessors": "oodbench.postprocessors",
-           "datasets": "oodbench.datasets"}
+           "datasets": "oodbench.datasets", "papers": "oodbench.papers"}
 
 
 def test_all_packages_listed():

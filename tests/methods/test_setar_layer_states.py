@@ -110,7 +110,7 @@ def test_setar_s_with_every_state_kept_runs_the_blocks_below_once(clip4, val12, 
 
 
 def test_search_log_records_the_unavoidable_work(clip4, val12, monkeypatch):
-    from oodbench.backbones.clip_flops import loss_flops, text_flops, vision_flops
+    from oodbench.methods.setar.flops import loss_flops, text_flops, vision_flops
 
     result, _, cfg = _run(clip4, val12, monkeypatch, 1 << 30)
     eff = result.log.efficiency

@@ -14,7 +14,7 @@ from oodbench.data.sources import ArraySource
 from oodbench.features import Features
 from oodbench.features.extract import extract_benchmark
 from oodbench.metrics import evaluate
-from oodbench.pipeline import RunSettings, _text_encoder, run
+from oodbench.orchestration.pipeline import RunSettings, _text_encoder, run
 from oodbench.postprocessors.adaneg import AdaNeg
 from oodbench.results import ResultsStore
 from oodbench.stream import evaluate_streams

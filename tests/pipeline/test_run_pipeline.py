@@ -9,7 +9,7 @@ from pipeline_helpers import ForwardCounter
 from oodbench.errors import IncompatibleError
 from oodbench.cache import CacheRoot
 from oodbench.metrics import evaluate
-from oodbench.pipeline import RunSettings, run, select_postprocessors
+from oodbench.orchestration.pipeline import RunSettings, run, select_postprocessors
 from oodbench.registry import RegistryError
 from oodbench.results import ResultsStore
 

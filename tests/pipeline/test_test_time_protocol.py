@@ -15,7 +15,7 @@ from oodbench.cache import CacheRoot
 from oodbench.errors import UserError
 from oodbench.features import Features
 from oodbench.features.extract import extract_benchmark
-from oodbench.pipeline import RunSettings, _text_encoder, run
+from oodbench.orchestration.pipeline import RunSettings, _text_encoder, run
 from oodbench.postprocessors.adaneg import AdaNeg
 from oodbench.postprocessors.base import Postprocessor
 from oodbench.results import ResultsStore
@@ -149,7 +149,7 @@ def test_pipeline_runs_adaneg_under_the_protocol_and_leaves_static_scores_alone(
 def test_the_run_table_shows_mean_and_std_over_orders(small_digits, tiny_clip, tmp_path):
     from rich.console import Console
 
-    from oodbench.results.render import comparison_table
+    from oodbench.reporting.render import comparison_table
 
     params = {"adaneg": {"corpus": _corpus(tmp_path), "stream_seeds": (0, 3), "batch_size": 16}}
     ada = run(small_digits, RunSettings("test_clip_tiny", postprocessors=("adaneg",), params=params),

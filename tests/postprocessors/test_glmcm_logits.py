@@ -91,7 +91,7 @@ def test_glmcm_logits_through_a_tiny_swin_end_to_end():
     from PIL import Image
 
     from oodbench.backbones import create_backbone
-    from oodbench.pipeline import RunSettings, run
+    from oodbench.orchestration.pipeline import RunSettings, run
     from oodbench.testing.fixtures import tiny_benchmark
 
     bench = tiny_benchmark(n_test=6, n_val=4, n_ood=5, size=64)

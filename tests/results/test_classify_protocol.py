@@ -66,7 +66,7 @@ def _png(path, colour, rng):
 
 def test_the_pipeline_records_the_official_protocol_and_table7_reads_it(tmp_path):
     from oodbench.backbones import create_backbone
-    from oodbench.pipeline import RunSettings, run
+    from oodbench.orchestration.pipeline import RunSettings, run
 
     rng = np.random.default_rng(3)
     root = tmp_path / "data"
@@ -135,7 +135,7 @@ def test_classify_average_needs_every_declared_split():
 
 
 def test_table7_cells_read_the_official_protocol_and_the_text_variant_keeps_zero_shot_accuracy():
-    from oodbench.results import experiments as E
+    from oodbench.papers.setar import experiments as E
 
     cells = next(e for e in E.paper_experiments("neurips") if e.id == "accuracy").tables[0].cells
     assert {c.column: c.source for c in cells if c.row == ("SeTAR",)} == {

@@ -19,10 +19,10 @@ from oodbench.cli import main
 from oodbench.metrics import METRICS, evaluate
 from oodbench.registry import get
 from oodbench.results import ResultsStore, RunRecord
-from oodbench.results import experiments as E
-from oodbench.results.experiments import Cell, RunSpec, TableSpec
-from oodbench.results.leaderboard import build, write
-from oodbench.results.tables import RunIndex, build_table, to_json, to_markdown
+from oodbench.papers.setar import experiments as E
+from oodbench.papers.setar.experiments import Cell, RunSpec, TableSpec
+from oodbench.reporting.leaderboard import build, write
+from oodbench.reporting.tables import RunIndex, build_table, to_json, to_markdown
 
 SETS = ("near", "far")
 ORDERS = (0, 1, 2)
@@ -240,7 +240,7 @@ def test_runs_list_show_compare_give_the_stream_spread(store, capsys):
 def test_sweep_aggregate_of_one_adaneg_run_shows_the_std_over_its_orders(store):
     from types import SimpleNamespace
 
-    from oodbench.results.sweep import GridPoint, SweepResult, aggregate, aggregate_csv, aggregate_markdown
+    from oodbench.orchestration.sweep import GridPoint, SweepResult, aggregate, aggregate_csv, aggregate_markdown
 
     results = [SweepResult(GridPoint(), 0, SimpleNamespace(record=store.load(i), method=i.split("-")[0],
                                                           postprocessor=i.split("-")[1]))

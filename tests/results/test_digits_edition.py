@@ -48,9 +48,9 @@ def test_digits_beyond_table_regenerates_from_scratch_except_csp(tmp_path):
     parity tests of tests/postprocessors/test_csp.py."""
     from oodbench.cache import CacheRoot
     from oodbench.results import ResultsStore
-    from oodbench.results.experiments import experiments, select
-    from oodbench.results.sweep import execute, plan_runs
-    from oodbench.results.tables import RunIndex, build_table
+    from oodbench.papers.setar.experiments import experiments, select
+    from oodbench.orchestration.sweep import execute, plan_runs
+    from oodbench.reporting.tables import RunIndex, build_table
 
     committed = json.loads((DIGITS / "beyond.json").read_text(encoding="utf-8"))
     (table,) = select(experiments("neurips", "digits"), "beyond")[0].tables

@@ -7,9 +7,9 @@ import json
 import pytest
 from table_helpers import record
 
-from oodbench.results.experiments import FigureSpec, RunSpec, Series, digits_experiments
-from oodbench.results.figures import draw, series_data
-from oodbench.results.tables import RunIndex
+from oodbench.papers.setar.experiments import FigureSpec, RunSpec, Series, digits_experiments
+from oodbench.reporting.figures import draw, series_data
+from oodbench.reporting.tables import RunIndex
 
 
 def _avg(fpr, auc):

@@ -19,9 +19,9 @@ from oodbench.benchmark import get_benchmark
 from oodbench.cli import main
 from oodbench.errors import UserError
 from oodbench.results import ResultsStore
-from oodbench.results.experiments import Cell, RunSpec, TableSpec, experiments
+from oodbench.papers.setar.experiments import Cell, RunSpec, TableSpec, experiments
 from oodbench.results.importer import import_run, is_imported
-from oodbench.results.tables import RunIndex, build_table, to_csv, to_json, to_latex, to_markdown
+from oodbench.reporting.tables import RunIndex, build_table, to_csv, to_json, to_latex, to_markdown
 
 MARK = "‡"  # what marks an imported value (oodbench.results.importer.MARK)
 #: Official SeTAR file names (test_ood.py: scores_<dataset>_test.csv) of imagenet1k's splits.
@@ -331,7 +331,7 @@ def test_every_printed_import_command_parses_into_its_run(edition):
     from oodbench.cli import build_parser
     from oodbench.cli.runs_cmd import _parse_params
     from oodbench.results.importer import complete_params, import_command, resolve_names
-    from oodbench.results.tables import matches
+    from oodbench.reporting.tables import matches
 
     specs = [r for e in experiments(*edition) for r in e.runs()]
     commands = [(s, import_command(s)) for s in dict.fromkeys(specs)]

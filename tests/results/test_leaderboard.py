@@ -14,8 +14,8 @@ from store_helpers import save_run, synthetic_scores
 from oodbench.cli import main
 from oodbench.errors import UserError
 from oodbench.results import ResultsStore
-from oodbench.results.leaderboard import build, write
-from oodbench.results.plots import plot_run
+from oodbench.reporting.leaderboard import build, write
+from oodbench.reporting.plots import plot_run
 from oodbench.results.runs import find_run
 
 

@@ -15,7 +15,7 @@ from test_leaderboard import _render
 
 from oodbench.metrics import evaluate
 from oodbench.results import ResultsStore, RunRecord
-from oodbench.results.leaderboard import IMPORT_MARK, build, write
+from oodbench.reporting.leaderboard import IMPORT_MARK, build, write
 
 GROUPS = {"nearA": "near", "farB": "far", "farC": "far"}
 SETAR_PLAN = {"name": "setar", "hash": "5e7a4f00aa11bb22", "display_name": "SeTAR", "prune": "minor", "seed": 3,
@@ -177,9 +177,9 @@ def test_markdown_and_csv_escape_run_fields(tmp_path):
 
 
 def test_every_csv_writer_escapes_formulas_and_keeps_numbers():
-    from oodbench.results.escape import csv_cell, csv_writer, md_cell
-    from oodbench.results.render import rows_to_csv
-    from oodbench.results.sweep import AggregateRow, aggregate_csv, aggregate_markdown
+    from oodbench.reporting.escape import csv_cell, csv_writer, md_cell
+    from oodbench.reporting.render import rows_to_csv
+    from oodbench.orchestration.sweep import AggregateRow, aggregate_csv, aggregate_markdown
 
     for cell, want in (("=1+1", "'=1+1"), ("+A1", "'+A1"), ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"),
                        ("\t=x", "'\t=x"), ("-0.5727", "-0.5727"), ("+1.5", "+1.5"), ("1e-3", "1e-3"), ("-", "-"),

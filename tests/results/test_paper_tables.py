@@ -1,4 +1,4 @@
-"""The paper's published tables in oodbench/assets/paper/: cells against the paper's text, averages, schema, loader.
+"""The paper's published tables in papers/setar/data/: cells against the paper's text, averages, schema, loader.
 
 The reference values are read in this file from the paper's text (tests/results/paper_text/, verbatim table
 lines of both versions; OODBENCH_PAPER_TEXT_DIR may point at the full texts instead): each sample below finds
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from oodbench.errors import UserError
-from oodbench.results.paper import (FIELDS, INDEX_FIELDS, PAPER_DIR, load_paper_table, lookup, paper_cells,
+from oodbench.papers.setar.published import (FIELDS, INDEX_FIELDS, PAPER_DIR, load_paper_table, lookup, paper_cells,
                                     paper_tables)
 
 TEXT_DIR = Path(os.environ.get("OODBENCH_PAPER_TEXT_DIR") or Path(__file__).parent / "paper_text")
@@ -179,7 +179,7 @@ def test_spot_values_by_hand():
 
 
 # ------------------------------------------------------------------------------------------------ averages
-# Printed averages that are not the mean of their row, in the paper itself (oodbench/assets/paper/README.md).
+# Printed averages that are not the mean of their row, in the paper itself (papers/setar/data/README.md).
 NOT_A_MEAN = {
     ("neurips", 1, "ImageNet1K / GL-MCM Score / Vanilla GL-MCM†", "FPR95"),
     ("arxiv", 1, "ImageNet1K / GL-MCM Score / Vanilla GL-MCM†", "FPR95"),

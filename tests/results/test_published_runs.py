@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from oodbench.results import experiments as E
+from oodbench.papers.setar import experiments as E
 
 
 def _cells(version, eid, variant="published", table=0):
@@ -98,7 +98,7 @@ def test_lora_alpha_official_flag_and_alpha_8_are_one_run():
 
 
 def test_dry_run_commands_show_lora_alpha():
-    from oodbench.results.sweep import group_specs
+    from oodbench.orchestration.sweep import group_specs
 
     lora = [r for e in E.paper_experiments("neurips") for r in e.runs() if r.method == "lora"]
     commands = [g.command() for g in group_specs(lora)]
@@ -169,7 +169,7 @@ def test_paper_vs_ours_flags_cells_beyond_the_tolerance_and_names_the_deviation(
     import csv
     import io
 
-    from oodbench.results.tables import (PAPER_TOLERANCE, RunIndex, build_table, compare_with_paper,
+    from oodbench.reporting.tables import (PAPER_TOLERANCE, RunIndex, build_table, compare_with_paper,
                                          comparison_csv, comparison_markdown)
 
     assert PAPER_TOLERANCE == 0.5
@@ -198,7 +198,7 @@ def test_paper_vs_ours_flags_cells_beyond_the_tolerance_and_names_the_deviation(
 
 def test_paper_vs_ours_uses_the_paper_std_where_it_is_wider():
     """NeurIPS Table 2, CLIP-base LoCoOp∗ MCM FPR95 is printed 39.76±4.06: ours 42.00 is within, 44.00 beyond."""
-    from oodbench.results.tables import RunIndex, build_table, compare_with_paper
+    from oodbench.reporting.tables import RunIndex, build_table, compare_with_paper
 
     spec = next(e for e in E.paper_experiments("neurips") if e.id == "finetune").tables[0]
 

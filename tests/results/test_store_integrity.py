@@ -129,7 +129,7 @@ def test_a_damaged_scores_file_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_the_caption_names_the_id_set_once():
-    from oodbench.results.render import comparison_table, id_label
+    from oodbench.reporting.render import comparison_table, id_label
 
     assert id_label("ID test") == "ID test" and id_label("digits 0-5 (test)") == "ID digits 0-5 (test)"
     store_scores = synthetic_scores(4)

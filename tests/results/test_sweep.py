@@ -19,9 +19,9 @@ from oodbench.cli import main  # noqa: E402
 from oodbench.data.sources import ArraySource  # noqa: E402
 from oodbench.datasets.digits import resolve_digits  # noqa: E402
 from oodbench.errors import UserError  # noqa: E402
-from oodbench.pipeline import RunSettings, run  # noqa: E402
+from oodbench.orchestration.pipeline import RunSettings, run  # noqa: E402
 from oodbench.results import ResultsStore  # noqa: E402
-from oodbench.results.sweep import (GridPoint, aggregate, aggregate_csv, expand_grid, parse_grid, parse_seeds,  # noqa: E402
+from oodbench.orchestration.sweep import (GridPoint, aggregate, aggregate_csv, expand_grid, parse_grid, parse_seeds,  # noqa: E402
                                     run_grid, run_seeds)
 
 

@@ -11,11 +11,11 @@ import pytest
 from table_helpers import record
 
 from oodbench.results import ResultsStore
-from oodbench.results.experiments import Cell, RunSpec, TableSpec, paper_experiments
-from oodbench.results.tables import (RunIndex, build_table, compare_with_paper, comparison_csv, matches, to_csv,
+from oodbench.papers.setar.experiments import Cell, RunSpec, TableSpec, paper_experiments
+from oodbench.reporting.tables import (RunIndex, build_table, compare_with_paper, comparison_csv, matches, to_csv,
                                      to_json, to_latex, to_markdown, write_table)
 
-PAPER_DIR = Path(__file__).resolve().parents[2] / "oodbench" / "assets" / "paper"
+PAPER_DIR = Path(__file__).resolve().parents[2] / "papers" / "setar" / "data"
 
 
 def rows(a_fpr, a_auc, b_fpr, b_auc):
@@ -163,7 +163,7 @@ def test_run_matching_rules():
 
 def test_every_paper_cell_of_ours_exists_in_the_paper():
     """Every mapped cell of both versions names a real (row, column, metric) of its paper table."""
-    from oodbench.results.paper import load_paper_table
+    from oodbench.papers.setar.published import load_paper_table
 
     for version in ("neurips", "arxiv"):
         for e in paper_experiments(version):

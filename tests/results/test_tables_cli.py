@@ -8,9 +8,9 @@ import pytest
 
 from oodbench.cli import build_parser, main
 from oodbench.cli.run_cmd import settings_from_args
-from oodbench.results.experiments import digits_experiments, paper_experiments, select
-from oodbench.results.sweep import group_specs
-from oodbench.results.tables import RunIndex, matches
+from oodbench.papers.setar.experiments import digits_experiments, paper_experiments, select
+from oodbench.orchestration.sweep import group_specs
+from oodbench.reporting.tables import RunIndex, matches
 
 
 def test_dry_run_without_data_lists_commands_and_writes_nothing(tmp_path, capsys):

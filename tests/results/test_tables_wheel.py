@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE_FILES = ("pyproject.toml", "README.md", "oodbench", "methods", "postprocessors", "datasets")
+PACKAGE_FILES = ("pyproject.toml", "README.md", "oodbench", "methods", "postprocessors", "datasets", "papers")
 
 
 def _run(cmd, cwd, env=None):
@@ -54,7 +54,7 @@ def test_tables_render_from_an_installed_wheel(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OODBENCH_RESULTS_ROOT")}
-    where = _run([str(python), "-c", "import oodbench.results.paper as p; print(p.__file__); print(p.PAPER_DIR)"],
+    where = _run([str(python), "-c", "import oodbench.papers.setar.published as p; print(p.__file__); print(p.PAPER_DIR)"],
                  cwd=work, env=env).split()
     assert all(Path(w).is_relative_to(site) for w in where), where  # the wheel's copy, not the checkout
 

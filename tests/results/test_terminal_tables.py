@@ -22,8 +22,8 @@ from oodbench.cli.sweep_cmd import print_aggregate
 from oodbench.console import fit_table, print_table
 from oodbench.registry import get
 from oodbench.results import ResultsStore, RunRecord
-from oodbench.results.render import comparison_table
-from oodbench.results.sweep import AggregateRow, aggregate_table
+from oodbench.reporting.render import comparison_table
+from oodbench.orchestration.sweep import AggregateRow, aggregate_table
 
 WIDTH = 80
 SETS = {"digits 6-9": "near", "textures": "far", "faces": "far", "photos": "far", "noise": "far"}

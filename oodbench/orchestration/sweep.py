@@ -3,7 +3,7 @@ runs the paper tables need (:func:`plan_runs`, :func:`execute`).
 
 ::
 
-    from oodbench.results import sweep
+    from oodbench.orchestration import sweep
 
     results = sweep.run_seeds(resolved, settings, seeds=(3, 4, 5), caches=caches, store=store, backbone=bb)
     rows = sweep.aggregate(results)                 # mean ± std per (point, method, postprocessor, OOD set)
@@ -12,7 +12,7 @@ runs the paper tables need (:func:`plan_runs`, :func:`execute`).
     points = sweep.expand_grid(sweep.parse_grid(["setar.lam=0.05,0.1", "mcm.tau=1,2"]))
     results = sweep.run_grid(resolved, settings, points, seeds=(3, 4, 5), caches=caches, store=store)
 
-Reuse: every point goes through :func:`oodbench.pipeline.run` with one cache root and one loaded backbone, so
+Reuse: every point goes through :func:`oodbench.orchestration.pipeline.run` with one cache root and one loaded backbone, so
 features are extracted once per (weights, plan, preprocessing, split) — points that differ only in a
 postprocessor hyperparameter, or whose searches end in the same plan, cost no forward pass — and a SeTAR search
 or a fine-tuning run is done once per setting (``plans/`` and ``checkpoints/`` caches). The vanilla model is
@@ -41,7 +41,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from oodbench.errors import UserError
-from oodbench.results.experiments import RunSpec
+from oodbench.papers.setar.experiments import RunSpec
 from oodbench.results.runs import order_std, stream_of
 
 log = logging.getLogger("oodbench")
@@ -77,7 +77,7 @@ class GridPoint:
         return ", ".join(parts) or "(base settings)"
 
     def apply(self, settings) -> Any:
-        """A copy of :class:`~oodbench.pipeline.RunSettings` ``settings`` with this point's overrides."""
+        """A copy of :class:`~oodbench.orchestration.pipeline.RunSettings` ``settings`` with this point's overrides."""
         options = {m: dict(o) for m, o in settings.method_options.items()}
         for method, name, value in self.options:
             options.setdefault(method, {})[name] = value
@@ -166,7 +166,7 @@ class SweepResult:
 
     point: GridPoint
     seed: int
-    result: Any  # oodbench.pipeline.PostResult
+    result: Any  # oodbench.orchestration.pipeline.PostResult
 
     @property
     def record(self):
@@ -190,7 +190,7 @@ def run_grid(resolved, settings, points: Sequence[GridPoint], seeds: Sequence[in
 
     Args:
         resolved: the :class:`~oodbench.benchmark.ResolvedBenchmark`.
-        settings: the base :class:`~oodbench.pipeline.RunSettings` (its ``seed`` is used when ``seeds`` is empty).
+        settings: the base :class:`~oodbench.orchestration.pipeline.RunSettings` (its ``seed`` is used when ``seeds`` is empty).
         points: grid points (:func:`expand_grid`).
         seeds: seeds to run each point with.
         baseline: evaluate the baseline methods (vanilla) once per (postprocessor hyperparameters, seed).
@@ -202,7 +202,7 @@ def run_grid(resolved, settings, points: Sequence[GridPoint], seeds: Sequence[in
     from oodbench.backbones import create_backbone
     from oodbench.cache import CacheRoot
     from oodbench.method import method_class
-    from oodbench.pipeline import run as run_pipeline
+    from oodbench.orchestration.pipeline import run as run_pipeline
     from oodbench.runtime import seed_everything
 
     caches = caches if caches is not None else CacheRoot()
@@ -316,7 +316,7 @@ def aggregate_table(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("fpr
     per metric, the seeds, and ID accuracy."""
     from rich.table import Table
 
-    from oodbench.results.render import HEADERS
+    from oodbench.reporting.render import HEADERS
 
     table = Table(title=title or "Sweep: average over OOD sets, mean ± std over seeds (x100)", title_justify="left",
                   caption="FPR95: ID positive, nearest recall to 95%; std: population (numpy.std)" + _orders_note(rows),
@@ -342,7 +342,7 @@ def aggregate_csv(rows: Sequence[AggregateRow], metrics: Sequence[str] = AGG_MET
     ``std_over``: ``seeds`` or ``stream orders``)."""
     import io
 
-    from oodbench.results.escape import csv_writer
+    from oodbench.reporting.escape import csv_writer
 
     buf = io.StringIO()
     w = csv_writer(buf)  # labels from run fields: formula-like text escaped
@@ -359,8 +359,8 @@ def aggregate_csv(rows: Sequence[AggregateRow], metrics: Sequence[str] = AGG_MET
 
 
 def aggregate_markdown(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("fpr95", "auroc")) -> str:
-    from oodbench.results.escape import md_cell
-    from oodbench.results.render import HEADERS
+    from oodbench.reporting.escape import md_cell
+    from oodbench.reporting.render import HEADERS
 
     lines = ["| point | method | score | " + " | ".join(HEADERS.get(m, m) for m in metrics) + " | ID acc | seeds |",
              "|:--|:--|:--|" + "--:|" * (len(metrics) + 1) + ":--|"]
@@ -520,7 +520,7 @@ def _check_weights(backbone: str, pretrained: str | None, device: str) -> Availa
 
 def plan_runs(specs: Iterable[RunSpec], index, *, data_root=None, on_bad: str = "skip", device: str = "cpu",
               check_weights: bool = True, cache_dir=None) -> RunPlan:
-    """Which of ``specs`` are not stored yet (``index``: :class:`~oodbench.results.tables.RunIndex`), and of
+    """Which of ``specs`` are not stored yet (``index``: :class:`~oodbench.reporting.tables.RunIndex`), and of
     those which can run here: data resolvable, weights loadable (checked once per backbone; only for benchmarks
     whose data is there, and only when ``check_weights``)."""
     plan = RunPlan()
@@ -560,7 +560,7 @@ def execute(plan: RunPlan, caches, store, *, device: str = "cpu", quiet: bool = 
     Per-step groups (``RunSpec.step``) obtain the whole SeTAR plan once (a cached search, or a new one), write
     each prefix as a plan file under ``<cache>/plans/prefix-<plan hash>/`` and evaluate it with ``plan_file``.
     """
-    from oodbench.pipeline import RunSettings, run as run_pipeline
+    from oodbench.orchestration.pipeline import RunSettings, run as run_pipeline
     from oodbench.runtime import seed_everything, set_float32_mode
 
     set_float32_mode(False)

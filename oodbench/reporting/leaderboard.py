@@ -27,7 +27,7 @@ all marked). An imported run (``oodbench runs import``) is marked :data:`IMPORT_
 
 Three files are written: ``leaderboard.md``, ``leaderboard.csv`` and ``leaderboard.html``. Markdown cells are
 escaped (no HTML from run fields passes through) and CSV cells that would start a spreadsheet formula are
-prefixed with ``'`` (:mod:`oodbench.results.escape`). The HTML page is one self-contained static file (inline CSS
+prefixed with ``'`` (:mod:`oodbench.reporting.escape`). The HTML page is one self-contained static file (inline CSS
 and JavaScript, nothing loaded from elsewhere, no server) that fits a 1400-px window with every ranking metric
 visible: the per-OOD-set and full-spectrum columns form a group that a button expands; the header row and the
 first columns (rank, method) stay in view while the table scrolls. Clicking a column header sorts by it (again to
@@ -51,9 +51,9 @@ from oodbench.atomic import write_text
 from oodbench.errors import UserError
 from oodbench.hashing import canonical_json
 from oodbench.metrics import CONVENTIONS
-from oodbench.results.escape import csv_writer, md_cell, md_text
+from oodbench.reporting.escape import csv_writer, md_cell, md_text
 from oodbench.results.importer import is_imported
-from oodbench.results.plots import figure_paths
+from oodbench.reporting.plots import figure_paths
 from oodbench.results.runs import (StoredRun, fsood_of, list_runs, ood_set_names, order_std, params_text,
                                    protocol_text)
 from oodbench.results.store import ResultsStore

@@ -12,7 +12,7 @@ from rich.table import Table
 from oodbench import atomic
 from oodbench.errors import UserError
 from oodbench.metrics import METRICS
-from oodbench.results.escape import csv_writer
+from oodbench.reporting.escape import csv_writer
 
 HEADERS = {
     "fpr95": "FPR95↓",

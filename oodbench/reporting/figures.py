@@ -1,6 +1,6 @@
 """The paper's figures from stored runs: metric vs searched weight matrices per weight type (Figures 2-3),
 lambda and top-K sensitivity (Figures 4-5), fine-tuning loss curves (Figure 6) and SeTAR rank-ratio maps
-(Figure 7, drawn by :func:`oodbench.results.plots.plot_plan`).
+(Figure 7, drawn by :func:`oodbench.reporting.plots.plot_plan`).
 
 Every figure is written as PNG and SVG, with the data behind it as CSV beside it (``<key>.csv``). Metric values
 are the average over the OOD sets, x100; FPR95 takes ID as the positive class at the recall nearest to 95% (the
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from oodbench.atomic import write_text
-from oodbench.results.escape import csv_writer
-from oodbench.results.experiments import FigureSpec
-from oodbench.results.plots import _pyplot, _save, plot_plan
-from oodbench.results.tables import RunIndex, run_value
+from oodbench.reporting.escape import csv_writer
+from oodbench.papers.setar.experiments import FigureSpec
+from oodbench.reporting.plots import _pyplot, _save, plot_plan
+from oodbench.reporting.tables import RunIndex, run_value
 
 FPR_CAPTION = ("Average over the OOD sets, x100. FPR95: fraction of OOD accepted at 95% ID recall (ID positive, "
                "nearest recall to 95%; lower is better). AUROC: higher is better.")

@@ -1,7 +1,7 @@
 """Paper tables from stored runs: find the runs of every cell, and render Markdown, CSV and LaTeX in the paper's
 layout, plus a "paper vs ours" view.
 
-The cells and the runs they need come from :mod:`oodbench.results.experiments`. A cell is filled only from runs
+The cells and the runs they need come from :mod:`oodbench.papers.setar.experiments`. A cell is filled only from runs
 of the results store (:class:`RunIndex`); a cell whose runs are not all there is shown as ``missing`` — never
 filled with the paper's number. Other markers: ``-`` not applicable (the OOD set shares classes with the ID set,
 as the paper prints it) and ``blocked`` (oodbench cannot produce the cell; the table's notes say why).
@@ -26,9 +26,9 @@ A cell's ``source`` reads an OOD set, ``average`` or ``id_accuracy`` from each r
 evaluation a run may carry (``extra["fsood"]``): ``fsood:<set>`` / ``fsood:average`` (OOD vs ID test and every
 covariate-shifted ID set) and ``csid:<set>`` (accuracy on a covariate-shifted ID set).
 
-Matching a stored run to a :class:`~oodbench.results.experiments.RunSpec` (:func:`matches`): same benchmark,
+Matching a stored run to a :class:`~oodbench.papers.setar.experiments.RunSpec` (:func:`matches`): same benchmark,
 backbone (and weights: a published tag unless the spec names a file), method, method options (after
-:func:`~oodbench.results.experiments.normalize_options`; a run made with ``--plan FILE`` matches only the per-step
+:func:`~oodbench.papers.setar.experiments.normalize_options`; a run made with ``--plan FILE`` matches only the per-step
 specs whose prefix it records), postprocessor with the same hyperparameters (defaults filled in), no APS, fp32,
 and the seed when the spec has one (for SeTAR's random prune also the plan's seed). The newest match wins.
 """
@@ -43,11 +43,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from oodbench.atomic import write_text
-from oodbench.results.escape import csv_writer, md_cell
+from oodbench.reporting.escape import csv_writer, md_cell
 from oodbench.results.importer import LEGEND as IMPORT_LEGEND
 from oodbench.results.importer import MARK as IMPORT_MARK
 from oodbench.results.importer import is_imported
-from oodbench.results.experiments import (LOWER_IS_BETTER, METRICS, Cell, RunSpec, TableSpec, normalize_options)
+from oodbench.papers.setar.experiments import (LOWER_IS_BETTER, METRICS, Cell, RunSpec, TableSpec, normalize_options)
 from oodbench.results.runs import metric_value, order_values, protocol_text
 from oodbench.results.store import RunRecord
 
@@ -409,7 +409,7 @@ def to_csv(result: TableResult) -> str:
     spec = result.spec
     rows, cols, cells = _grid(result)
     buf = io.StringIO()
-    w = csv_writer(buf)  # formula-like text escaped (oodbench.results.escape)
+    w = csv_writer(buf)  # formula-like text escaped (oodbench.reporting.escape)
     w.writerow(list(spec.row_header) + [f"{c} {m}" if m != c else c for c, m in cols])
     for row in rows:
         labels = list(row) + [""] * (len(spec.row_header) - len(row))
@@ -492,7 +492,7 @@ def to_json(result: TableResult, meta: dict[str, Any] | None = None) -> str:
 class Comparison:
     """One cell beside the paper's: ``diff = ours - paper`` (None when either is missing).
 
-    ``deviation``: the :data:`~oodbench.results.experiments.DEVIATIONS` key of the cell ('' when none applies).
+    ``deviation``: the :data:`~oodbench.papers.setar.experiments.DEVIATIONS` key of the cell ('' when none applies).
     ``flagged``: ``|diff|`` exceeds :attr:`band` — :data:`PAPER_TOLERANCE`, or the paper's printed ± where that is
     wider (None when there is no difference to judge).
     """
@@ -532,7 +532,7 @@ PAPER_TOLERANCE = 0.5
 
 def compare_with_paper(result: TableResult, paper_root: str | Path | None = None) -> list[Comparison]:
     """Each cell of ours that has a paper counterpart in the table ``result.spec.paper``, with that paper cell."""
-    from oodbench.results.paper import paper_cells
+    from oodbench.papers.setar.published import paper_cells
 
     spec = result.spec
     if spec.paper is None:
@@ -556,7 +556,7 @@ def _flag_text(c: Comparison) -> str:
 
 
 def _deviation_legend(comparisons: list[Comparison]) -> list[str]:
-    from oodbench.results.experiments import DEVIATIONS
+    from oodbench.papers.setar.experiments import DEVIATIONS
 
     keys = sorted({c.deviation for c in comparisons if c.deviation})
     return [f"Known deviation `{k}` ({DEVIATIONS[k].case}): the paper's text says {DEVIATIONS[k].text}; the "

@@ -1,8 +1,8 @@
-"""The SeTAR paper's published tables as data: ``oodbench/assets/paper/``, package data of oodbench.
+"""The SeTAR paper's published tables as data: ``papers/setar/data/``, package data of oodbench.
 
 Paper: Li, Xiong, Chen, Chen, *SeTAR: Out-of-Distribution Detection with Selective Low-Rank Approximation*,
 NeurIPS 2024. Two versions exist: ``neurips`` (the proceedings, Tables 1-19) and ``arxiv`` (the extended
-version, Tables 1-22, with ResNet50, near-OOD and NegLabel results). ``oodbench/assets/paper/README.md``
+version, Tables 1-22, with ResNet50, near-OOD and NegLabel results). ``papers/setar/data/README.md``
 describes the files; ``index.csv`` lists every table and its number in the other version.
 
 The CSV files ship inside the package (``[tool.setuptools.package-data]``), so this module and ``oodbench tables``
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from oodbench.errors import UserError
 
-PAPER_DIR = Path(str(resources.files("oodbench") / "assets" / "paper"))
+PAPER_DIR = Path(str(resources.files("oodbench.papers.setar") / "data"))
 VERSIONS = ("neurips", "arxiv")
 FIELDS = ("version", "table", "row", "column", "metric", "value", "std", "marker", "note")
 INDEX_FIELDS = ("version", "table", "file", "title", "reports", "id_datasets", "backbones",
@@ -84,7 +84,7 @@ def _root(root: str | Path | None) -> Path:
     path = Path(root) if root is not None else PAPER_DIR
     if not (path / "index.csv").is_file():
         raise UserError(f"paper tables not found: {path / 'index.csv'} is missing — they ship with oodbench as "
-                        "package data (oodbench/assets/paper); reinstall oodbench or pass the folder of a copy")
+                        "package data (papers/setar/data); reinstall oodbench or pass the folder of a copy")
     return path
 
 

@@ -3,14 +3,14 @@ of the digits edition.
 
 Paper: Li, Xiong, Chen, Chen, *SeTAR: Out-of-Distribution Detection with Selective Low-Rank Approximation*,
 NeurIPS 2024 (``neurips``, Tables 1-19) and its extended arXiv version (``arxiv``, Tables 1-22). The published
-numbers are in ``oodbench/assets/paper/`` (:mod:`oodbench.results.paper`); the labels below are the paper's, so
+numbers are in ``papers/setar/data/`` (:mod:`oodbench.papers.setar.published`); the labels below are the paper's, so
 that every cell of ours can be set beside the paper's cell it reproduces.
 
 Vocabulary:
 
 * :class:`RunSpec` — one stored run: benchmark, backbone (+ weights), method and its options, postprocessor and
   its hyperparameters, seed, and for the per-step figures the number of search steps of the plan kept. It is
-  what :mod:`oodbench.results.tables` looks for in the results store and :mod:`oodbench.results.sweep` runs.
+  what :mod:`oodbench.reporting.tables` looks for in the results store and :mod:`oodbench.orchestration.sweep` runs.
 * :class:`Cell` — one printed number: a row (the group labels and the row label), a column, a metric, and the runs
   it is the mean of (one per seed; ± std when there are several). A cell with no runs is static (dataset
   statistics) or not applicable (``-`` in the paper: the OOD set shares classes with the ID set).
