@@ -417,9 +417,9 @@ DIGITS = EmbeddedBenchmarkSpec(
     # NegLabel is left out: its general English words mean nothing to the tiny digits CLIP (97% FPR95), and its
     # mining would be most of the demo's time. It still runs with --post neglabel.
     default_postprocessors=("mcm", "glmcm", "energy", "maxlogit"),
-    note="digits is a toy: its 32-px CLIP's text tower learnt only the six class prompts, so it shows that every "
-         "method and score runs end to end, not how they rank on real data (SeTAR is worse than vanilla in every "
-         "Table 1 cell here); see results/digits/README.md in the oodbench sources",
+    note="digits is a toy benchmark (6 classes, 32 px; its model digits_clip's text tower learnt only the six class "
+         "prompts): it shows that every method and score runs end to end, not how they rank on real data (SeTAR is "
+         "worse than vanilla in every Table 1 cell here); see results/digits/README.md in the oodbench sources",
 )
 
 

@@ -291,8 +291,8 @@ class FastEvaluator:
     def _vision_out(self, outs: list) -> Any:
         if not outs:  # this rank holds no image
             return None, None
-        g = torch.cat([o.global_ for o in outs])
-        loc = torch.cat([o.local for o in outs]) if outs[0].local is not None else None
+        g = _cat([o.global_ for o in outs])
+        loc = _cat([o.local for o in outs]) if outs[0].local is not None else None
         if self.is_clip:
             return l2_normalize(g), (l2_normalize(loc) if loc is not None else None)
         return g, loc
@@ -306,7 +306,7 @@ class FastEvaluator:
         outs = outs() if callable(outs) else outs
         if not outs:  # this rank holds no prompt
             return torch.zeros((0, int(self.bb.embed_dim)), device=self.device)
-        return l2_normalize(torch.cat([o.global_ for o in outs]))
+        return l2_normalize(_cat([o.global_ for o in outs]))
 
     def _accepted(self, tower: str) -> Any:
         out = self._tower_out.get(tower)
@@ -357,3 +357,8 @@ class FastEvaluator:
                 lo = lo @ text_n.t() * self.scale if lo is not None else None
             parts.append(image_terms(g, lo, self.labels[sl], self.top_k))
         return torch.cat(parts)
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(parts)`` without the copy when there is one part (one forward chunk: the usual case)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)

@@ -11,8 +11,11 @@ def add_parser(sub, parents) -> None:
         sub, "leaderboard", parents,
         help="build leaderboard.md / .csv / .html from the stored runs",
         description="One row per backbone x method x postprocessor x hyperparameters (the latest run of each, or "
-                    "the best with --pick best), ranked by the average of --metric, with per-OOD-set values and "
-                    "links to each run's figures (`oodbench plot RUN`). The HTML page is self-contained and its "
+                    "the best with --pick best), ranked by the average of --metric: averages over all, near and far "
+                    "OOD sets, ID accuracy, AUPR-In/Out, the best value per column in bold, the method's settings "
+                    "in words, imported runs marked, per-OOD-set values and links to each run's figures (`oodbench "
+                    "plot RUN`); ad-hoc benchmarks get a table per ID data. The HTML page is one static file that "
+                    "fits 1400 px (per-set columns unfold on demand, header and first columns stay in view); its "
                     "columns sort on click; leaderboard.html#sort=auroc opens it sorted.",
     )
     p.add_argument("--benchmark", default=None, help="only this benchmark (default: every benchmark, a table each)")

@@ -104,6 +104,16 @@ class Row:
         """The score's hyperparameters, ``tau=1.0``."""
         return params_text(self.record.postprocessor.get("params"))
 
+    def params_changed(self) -> str:
+        """The score's hyperparameters that differ from the registered score's defaults (``temperature=0.1``),
+        ``defaults`` when none does; every one when the score is not registered here."""
+        params = self.record.postprocessor.get("params") or {}
+        defaults = _default_params(self.record.postprocessor.get("name", ""))
+        if defaults is None:
+            return params_text(params)
+        changed = {k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
+        return params_text(changed) if changed else ("defaults" if params else "")
+
     @property
     def imported(self) -> bool:
         return is_imported(self.record)
@@ -149,6 +159,16 @@ class Row:
     def csid_accuracy(self, name: str) -> float | None:
         fs = fsood_of(self.record)
         return None if fs is None else ((fs.get("csid") or {}).get(name) or {}).get("accuracy")
+
+
+def _default_params(name: str) -> dict[str, Any] | None:
+    """The registered score ``name``'s default hyperparameters, None when it is not registered (or needs arguments)."""
+    from oodbench.registry import get
+
+    try:
+        return dict(get("postprocessors", name)().get_params())
+    except Exception:  # not registered here, or not constructible without arguments
+        return None
 
 
 def group_mean(record, metric: str, group: str) -> float | None:
@@ -531,7 +551,9 @@ table.board{border-collapse:separate;border-spacing:0;font-size:13px}
 .board td.best{font-weight:700;color:#0b5d1e}
 .board td.settings{white-space:normal;min-width:13em;max-width:19em;font-size:12px}
 .board td.run{white-space:normal;max-width:12em;font-size:11px}
-.board td.run code{font-size:11px;word-break:break-word}
+.board td.run code{font-size:11px}
+.board td.score{max-width:12em;white-space:normal}
+.board td.protocol{white-space:normal;max-width:11em;font-size:12px}
 .board .imp{color:#a0522d;font-weight:700;cursor:help}
 .board.collapsed .d{display:none}
 .board .gstart{border-left:2px solid #bbb}
@@ -656,7 +678,9 @@ def _html_table(table_id: str, bench: str, rows: list[Row], out: Path) -> list[s
     fixed = [("rank", "#", "asc", "c-rank"), ("method", "method", "asc", "c-method"), ("post", "score", "asc", "")]
     if many_backbones:
         fixed.append(("backbone", "backbone", "asc", ""))
-    fixed.append(("settings", "settings", "asc", ""))
+    settings = any(r.settings() for r in rows)
+    if settings:
+        fixed.append(("settings", "settings", "asc", ""))
     if protocol:
         fixed.append(("protocol", "protocol", "asc", ""))
     parts = [f"<h2>{e(bench)}</h2>"]
@@ -704,16 +728,17 @@ def _html_table(table_id: str, bench: str, rows: list[Row], out: Path) -> list[s
         mark = (f' <span class="imp" title="{e(IMPORT_LEGEND)}">{IMPORT_MARK}</span>' if row.imported else "")
         cells = [f'<td class="c-rank num" data-v="{row.rank}">{row.rank}</td>',
                  f'<td class="c-method" data-v="{e(method_title(rec))}">{e(method_title(rec))}{mark}</td>',
-                 f'<td data-v="{e(post_title(rec))}">{e(post_title(rec))}'
-                 + (f'<div class="sub">{e(row.params())}</div>' if row.params() else "") + "</td>"]
+                 f'<td class="score" data-v="{e(post_title(rec))}" title="{e(row.params())}">{e(post_title(rec))}'
+                 + (f'<div class="sub">{e(row.params_changed())}</div>' if row.params_changed() else "") + "</td>"]
         if many_backbones:
             cells.append(_td(_backbone_text(row)))
         plan_hash = rec.plan.get("hash")
         tip = f"plan {plan_hash}" if plan_hash and plan_hash != "none" else ""
-        cells.append(f'<td class="settings" data-v="{e(row.settings())}" title="{e(tip)}">'
-                     f'{e(row.settings()) or "—"}</td>')
+        if settings:
+            cells.append(f'<td class="settings" data-v="{e(row.settings())}" title="{e(tip)}">'
+                         f'{e(row.settings()) or "—"}</td>')
         if protocol:
-            cells.append(_td(row.protocol()))
+            cells.append(f'<td class="protocol" data-v="{e(row.protocol())}">{e(row.protocol())}</td>')
         for col in cols:
             v = col.value(row)
             cls = " ".join(c for c in ("num", "best" if _is_best(col, row, best) else "",

@@ -18,9 +18,13 @@ import numpy as np
 
 from oodbench.atomic import write_bytes
 from oodbench.errors import UserError
-from oodbench.metrics import auroc, check_scores, fpr95_threshold
+from oodbench.metrics import auroc, check_scores, fpr95, fpr95_threshold
 
 CONVENTION = "score: higher = more in-distribution; ROC with ID as the positive class"
+#: The metric conventions every run figure states in its caption (as the tables and the leaderboard do).
+METRIC_CAPTION = ("AUROC: area under the ROC, ID positive, ties count half. FPR95: share of OOD images accepted "
+                  "at the threshold that accepts 95% of ID images (nearest recall to 95%, the MCM/SeTAR official "
+                  "code). Score: higher = more in-distribution.")
 FORMATS = ("png", "svg")
 TOWERS = ("vision", "text")
 WEIGHT_ORDER = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down", "W_p")
@@ -184,7 +188,8 @@ def plot_roc(scores: dict[str, np.ndarray], stem: Path, title: str = "") -> list
     for name, s in ood.items():
         fpr, tpr, _ = roc_data(id_scores, s)
         fx, ty = thin_curve(fpr, tpr)
-        ax.plot(100 * fx, 100 * ty, lw=1.6, label=f"{name} (AUROC {100 * auroc(id_scores, s):.2f})")
+        ax.plot(100 * fx, 100 * ty, lw=1.6,
+                label=f"{name} (AUROC {100 * auroc(id_scores, s):.2f}, FPR95 {100 * fpr95(id_scores, s):.2f})")
     ax.plot([0, 100], [0, 100], ls=":", color="grey", lw=1, label="chance")
     ax.axhline(95, ls="--", color="grey", lw=0.8)
     ax.set_xlabel("OOD accepted (false positive rate, %)")
@@ -194,8 +199,15 @@ def plot_roc(scores: dict[str, np.ndarray], stem: Path, title: str = "") -> list
     ax.legend(loc="lower right", fontsize=8, title="OOD set", title_fontsize=8)
     ax.grid(alpha=0.3)
     ax.set_title((title + "\n" if title else "") + "ROC, ID positive (dashed: 95% ID recall)", fontsize=9)
-    fig.text(0.01, -0.02, CONVENTION, fontsize=7, color="dimgrey")
+    _caption(fig, METRIC_CAPTION, width=95)
     return _save(fig, stem)
+
+
+def _caption(fig, text: str, width: int = 110) -> None:
+    """The metric conventions under the figure, wrapped to its width."""
+    import textwrap
+
+    fig.text(0.01, 0.0, "\n".join(textwrap.wrap(text, width)), fontsize=7, color="dimgrey", va="top")
 
 
 def plot_histograms(scores: dict[str, np.ndarray], stem: Path, title: str = "") -> list[Path]:
@@ -206,22 +218,24 @@ def plot_histograms(scores: dict[str, np.ndarray], stem: Path, title: str = "") 
     n = len(ood)
     cols = min(n, 2)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.2 * rows), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.3 * rows), squeeze=False, sharex=True)
     for ax, (name, s) in zip(axes.ravel(), ood.items()):
         ax.stairs(dens["id"], edges, fill=True, alpha=0.45, color="tab:blue", label=f"ID ({id_scores.size})")
         ax.stairs(dens[f"ood/{name}"], edges, fill=True, alpha=0.45, color="tab:red", label=f"{name} ({s.size})")
         thr = fpr95_threshold(id_scores, s)
         ax.axvline(thr, color="black", ls="--", lw=0.9, label="95% ID recall threshold")
-        ax.set_title(f"ID vs {name}", fontsize=9)
-        ax.set_xlabel("score (higher = more in-distribution)")
-        ax.set_ylabel("density")
+        ax.set_title(f"ID vs {name}: FPR95 {100 * fpr95(id_scores, s):.2f}, AUROC {100 * auroc(id_scores, s):.2f}",
+                     fontsize=9)
+        ax.tick_params(labelbottom=True)  # every panel keeps its score ticks (shared axis, same bins)
+        ax.set_xlabel("score (score units; higher = more in-distribution)", fontsize=8)
+        ax.set_ylabel("density (per score unit)", fontsize=8)
         ax.legend(fontsize=7)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     fig.suptitle((title + "\n" if title else "") + "Score histograms (densities, shared bins)", fontsize=10)
     fig.tight_layout()
-    fig.text(0.01, -0.01, "score: higher = more in-distribution; dashed line: the FPR95 operating point "
-             "(95% of ID scored above it)", fontsize=7, color="dimgrey")
+    _caption(fig, METRIC_CAPTION + " Dashed line: the FPR95 operating point (95% of ID scored above it).",
+             width=int(55 * cols))
     return _save(fig, stem)
 
 
@@ -233,11 +247,22 @@ def plot_run(run, out_dir: str | Path | None = None) -> list[Path]:
     out = Path(out_dir) if out_dir is not None else run.path / "figures"
     scores = run.scores()
     _split_scores(scores)
-    title = f"{rec.benchmark}: {rec.backbone.get('name', '?')} / {rec.method} / {rec.postprocessor.get('name', '?')}"
+    title = run_title(rec)
     written = plot_roc(scores, out / "roc", title) + plot_histograms(scores, out / "hist", title)
     if isinstance(rec.plan.get("entries"), list) and rec.plan["entries"]:
         written += plot_plan(rec.plan, out / "plan", title=title)
     return written
+
+
+def run_title(rec) -> str:
+    """``digits: digits_clip / SeTAR / GL-MCM`` — benchmark, backbone and the display names of the method and the
+    score (as recorded, else as registered), the score's hyperparameters after them."""
+    from oodbench.reporting.leaderboard import method_title, post_title
+    from oodbench.results.runs import params_text
+
+    params = params_text(rec.postprocessor.get("params"))
+    return (f"{rec.benchmark}: {rec.backbone.get('name', '?')} / {method_title(rec)} / {post_title(rec)}"
+            + (f" ({params})" if params else ""))
 
 
 def plot_plan(plan_json: Any, out: str | Path, title: str = "") -> list[Path]:

@@ -290,6 +290,8 @@ def lacks(record: RunRecord, source: str, value: float | None) -> str:
     if value is None:
         what = {"id_accuracy": "no ID accuracy (an import records it with --id-accuracy)"}.get(
             source, f"no value for '{source}'")
+        if source in (benchmark_ood_sets(record.benchmark) or ()) and source not in record.ood_sets:
+            what = f"no scores of the OOD set {source} (a partial import; import that set too)"
         if source.startswith("classify:"):
             what = (f"no accuracy of the official Table 7 protocol for {source.partition(':')[2]} (an import "
                     "records it with --classify-accuracy SPLIT=FRACTION)")

@@ -428,15 +428,20 @@ def import_command(spec, files: str = "FILE") -> str | None:
 
 def cells_filled(record: RunRecord) -> list[tuple[str, str, int]]:
     """Which table cells ``record`` takes part in: ``(edition, table key, number of cells)`` over both paper
-    versions and the digits edition (a seeded cell counts once it has the run of one of its seeds)."""
+    versions and the digits edition (a seeded cell counts once it has the run of one of its seeds; a cell counts
+    only when the run holds the value it reads: an Average needs every OOD set, Table 7 its accuracies)."""
     from oodbench.papers.setar.experiments import experiments
-    from oodbench.reporting.tables import matches
+    from oodbench.reporting.tables import lacks, matches, run_value
+
+    def fills(cell) -> bool:
+        return (not cell.na and any(matches(record, r) for r in cell.runs)
+                and not lacks(record, cell.source, run_value(record, cell.source, cell.metric)))
 
     out = []
     for edition, args in (("neurips", ("neurips", None)), ("arxiv", ("arxiv", None)), ("digits", ("neurips", "digits"))):
         for exp in experiments(*args):
             for table in exp.tables:
-                n = sum(1 for c in table.cells if not c.na and any(matches(record, r) for r in c.runs))
+                n = sum(1 for c in table.cells if fills(c))
                 if n:
                     out.append((edition, table.key, n))
     return out
@@ -466,4 +471,5 @@ def why_no_cell(record: RunRecord) -> str:
     if not any(matches(record, r) for r in wanted):
         return ("the cells need method options, weights or a search prefix that the import does not record "
                 "(`oodbench tables --dry-run` lists each cell's runs)")
-    return ""
+    return ("the cells of these runs read values this run does not hold (an Average needs every OOD set of the "
+            "benchmark; Table 7 needs --classify-accuracy / --id-accuracy)")

@@ -12,7 +12,7 @@ def test_npy_npz_csv_and_orientation(tmp_path):
     np.save(tmp_path / "a.npy", v)
     np.savez(tmp_path / "b.npz", mcm=v, other=v * 2)
     (tmp_path / "c.csv").write_text("mcm_score,gl_mcm_score\n0.5,1\n-1.25,2\n3.0,3\n")
-    (tmp_path / "d.tsv").write_text("x\n0.5\n-1.25\n\n3\n")
+    (tmp_path / "d.tsv").write_text("x\n0.5\n-1.25\n3\n\n")  # a blank line at the end is fine
     np.testing.assert_array_equal(read_scores(tmp_path / "a.npy"), v)
     np.testing.assert_array_equal(read_scores(tmp_path / "b.npz", "other"), v * 2)
     np.testing.assert_array_equal(read_scores(tmp_path / "c.csv", "mcm_score"), v)
