@@ -1,4 +1,4 @@
-"""The built-in backbones, modifiers, postprocessors, benchmarks and methods, registered lazily.
+"""The built-in backbones, modifiers, postprocessors, benchmarks, methods and papers, registered lazily.
 
 Each line names what the ``@register`` decorator of the module registers on import: kind, name, the object as
 ``"module:attribute"``, its summary (the first docstring line, as ``oodbench list`` shows it) and its aliases.
@@ -17,6 +17,7 @@ _B = "oodbench.backbones"
 _M = "oodbench.methods"
 _P = "oodbench.postprocessors"
 _D = "oodbench.datasets"
+_R = "oodbench.papers"
 
 #: (kind, name, "module:attribute", summary, aliases)
 BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
@@ -114,6 +115,17 @@ BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
      "LoRA baseline: rank-r adapters on W_up of every block of both towers (LoCoOp loss, ID val split).", ()),
     ("methods", "locoop", f"{_M}.locoop:LocoopMethod",
      "LoCoOp: learn 16 shared prompt context vectors with the LoCoOp loss (CLIP; or --prompts FILE).", ()),
+    # --------------------------------------------------------------------------------------------- papers
+    ("papers", "setar", f"{_R}.setar.experiments:SetarNeurips",
+     "SeTAR, NeurIPS 2024 proceedings version: Tables 1-19 and the figures (CLIP, Swin-V2, ImageNet-1K, VOC).",
+     ("neurips", "setar-neurips")),
+    ("papers", "setar-arxiv", f"{_R}.setar.experiments:SetarArxiv",
+     "SeTAR, extended arXiv version: Tables 1-22 (adds ResNet-50, near-OOD and NegLabel rows).", ("arxiv",)),
+    ("papers", "digits", f"{_R}.digits:DigitsEdition",
+     "The digits edition: SeTAR's tables and figures on the embedded digits benchmark (digits_clip, offline).",
+     ("digits-edition",)),
+    ("papers", "neglabel", f"{_R}.neglabel:NegLabelPaper",
+     "NegLabel (Jiang et al., ICLR 2024), Table 1: zero-shot MCM and NegLabel, CLIP ViT-B/16, ImageNet-1K.", ()),
 )
 
 for _kind, _name, _target, _summary, _aliases in BUILTINS:

@@ -1,6 +1,6 @@
 """One registry idiom for every pluggable kind of oodbench.
 
-Kinds: ``backbones``, ``modifiers``, ``postprocessors``, ``benchmarks``, ``methods``.
+Kinds: ``backbones``, ``modifiers``, ``postprocessors``, ``benchmarks``, ``methods``, ``papers``.
 
 Built-ins register with a decorator::
 
@@ -38,7 +38,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-KINDS = ("backbones", "modifiers", "postprocessors", "benchmarks", "methods")
+KINDS = ("backbones", "modifiers", "postprocessors", "benchmarks", "methods", "papers")
 
 # The module that lists the built-ins with `register_lazy`, imported on the first lookup so that
 # `import oodbench.registry` stays free of heavy dependencies.
@@ -250,7 +250,8 @@ REGISTRIES: dict[str, Registry] = {k: Registry(k) for k in KINDS}
 
 
 def registry(kind: str) -> Registry:
-    """The registry of one kind (``backbones``, ``modifiers``, ``postprocessors``, ``benchmarks``, ``methods``)."""
+    """The registry of one kind (``backbones``, ``modifiers``, ``postprocessors``, ``benchmarks``, ``methods``,
+    ``papers``)."""
     try:
         return REGISTRIES[_kind(kind)]
     except KeyError:

@@ -388,7 +388,7 @@ def run_import(args) -> int:
 
 def _say_cells(rec) -> None:
     """Which paper-table cells the imported run fills (or why none), so that a first import is not a silent miss."""
-    from oodbench.results.importer import cells_filled, why_no_cell
+    from oodbench.reporting.coverage import cells_filled, why_no_cell
 
     params = ", ".join(f"{k}={v!r}" for k, v in (rec.postprocessor.get("params") or {}).items()) or "none"
     out.print(f"recorded: {rec.benchmark} / {rec.backbone.get('name')} / {rec.method} / "

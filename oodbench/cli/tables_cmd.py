@@ -1,5 +1,6 @@
-"""``oodbench tables``: every paper table and figure (or the digits edition) from the results store, running the
-runs that are missing when their weights and data are there."""
+"""``oodbench tables``: every table and figure of a registered paper (``--paper NAME``; SeTAR's two versions, the
+digits edition, NegLabel, plugins) from the results store, running the runs that are missing when their weights and
+data are there."""
 
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ from oodbench.options import at_least
 
 log = logging.getLogger("oodbench")
 
-PAPERS = ("neurips", "arxiv")
-
-
 def add_parser(sub, parents) -> None:
     p = add_command(
         sub, "tables", parents,
-        help="every SeTAR paper table and figure (or the digits edition) from stored runs; runs what is missing",
+        help="every table and figure of a registered paper (default SeTAR, NeurIPS version) from stored runs; runs "
+             "what is missing",
         description="Find the runs each table needs in the results store (benchmark, backbone, method and its "
                     "options, postprocessor and hyperparameters, seed), run the missing ones when their weights and "
                     "data are there, and write each table as Markdown, CSV and LaTeX in the paper's layout (plus "
@@ -30,9 +29,10 @@ def add_parser(sub, parents) -> None:
                    help="an experiment (table1, finetune, modality, wp, searcher, prune, accuracy, backbones, datasets, "
                         "lambda, topk, weight-types; arxiv: resnet50, near-ood; digits: beyond — MCM, GL-MCM, NegLabel, "
                         "CSP, AdaNeg x vanilla/SeTAR) or a paper table number (default all)")
-    p.add_argument("--paper", default="neurips", choices=PAPERS,
-                   help="which version of the paper's numbering and tables (default neurips; arxiv adds ResNet-50, "
-                        "near-OOD and NegLabel)")
+    p.add_argument("--paper", default="neurips", metavar="NAME",
+                   help="a registered paper (`oodbench list papers`): neurips (= setar, default) or arxiv — SeTAR's "
+                        "two versions (arxiv adds ResNet-50, near-OOD and NegLabel) —, digits (the digits edition), "
+                        "neglabel (NegLabel's Table 1), or one of a --plugin file or an installed package"),
     p.add_argument("--variant", default="published", choices=("published", "text"),
                    help="where the paper's text and the runs behind its printed numbers differ (README: 'Published "
                         "run vs paper text'): follow the published runs (default) or the text (written to "
@@ -62,30 +62,34 @@ def run(args) -> int:
     from rich.markup import escape
 
     from oodbench.cli.benchmark_args import data_root_from_args
-    from oodbench.results import ResultsStore
-    from oodbench.papers.setar import experiments as E
     from oodbench.orchestration.sweep import execute, plan_runs
+    from oodbench.paper import get_paper, select, with_pretrained
+    from oodbench.registry import registry
     from oodbench.reporting.tables import RunIndex
+    from oodbench.results import ResultsStore
 
     t0 = time.perf_counter()
     failed: list = []
-    digits = args.benchmark == "digits"
     variant = getattr(args, "variant", "published")
-    exps = E.select(E.experiments(args.paper, "digits" if digits else None, variant), args.table)
+    # --benchmark NAME where a paper (an edition) is registered under that name: that paper (--benchmark digits)
+    edition = args.benchmark is not None and args.benchmark in registry("papers")
+    paper = get_paper(args.benchmark if edition else args.paper)
+    if not edition:
+        paper.check_variant(variant)
+    exps = select(paper.experiments(variant), args.table)
     pretrained = parse_named(args.pretrained, "--pretrained", "TAG|PATH")
     if pretrained:
-        exps = [E.with_pretrained(e, pretrained) for e in exps]
-    if args.benchmark and not digits:
+        exps = [with_pretrained(e, pretrained) for e in exps]
+    if args.benchmark and not edition:
         from oodbench.benchmark import get_benchmark
 
         get_benchmark(args.benchmark)  # unknown names fail with the list
-    suffix = "-text" if variant == "text" and not digits else ""
-    out_dir = Path(args.out) if args.out else Path("results") / ("digits" if digits else f"tables/{args.paper}{suffix}")
+    out_dir = Path(args.out) if args.out else paper.out_dir(variant)
     store = ResultsStore(results_root(args))
     caches = cache_root(args)
     data_root = data_root_from_args(args)
     specs = [r for e in exps for r in e.runs()]
-    if args.benchmark and not digits:
+    if args.benchmark and not edition:
         specs = [r for r in specs if r.benchmark == args.benchmark]
     index = RunIndex.from_store(store)
     device = _device(args.device)
@@ -106,7 +110,7 @@ def run(args) -> int:
             for group, why in failed:
                 out.print(f"[bold red]failed[/]: {escape(group.command())}: {escape(why)}", highlight=False,
                           soft_wrap=True)
-    written = render(exps, index, out_dir, caches, paper=None if digits else args.paper)
+    written = render(exps, index, out_dir, caches, paper=paper)
     _summary(exps, index, out_dir, len(written), time.perf_counter() - t0)
     return 1 if failed else 0
 
@@ -117,17 +121,19 @@ def _device(name: str) -> str:
     return resolve_device(name)
 
 
-def render(exps, index, out_dir: Path, caches, paper: str | None) -> list[Path]:
-    """Write every table and figure of ``exps`` into ``out_dir`` and an ``index.md`` listing them."""
+def render(exps, index, out_dir: Path, caches, paper) -> list[Path]:
+    """Write every table and figure of ``exps`` (of the :class:`~oodbench.paper.Paper` ``paper``) into ``out_dir``
+    and an ``index.md`` listing them."""
     from oodbench.atomic import write_text
     from oodbench.reporting.figures import draw
     from oodbench.reporting.tables import build_table, weights_of, write_table
 
     written: list[Path] = []
-    lines = [f"# {'SeTAR paper tables (' + paper + ' version)' if paper else 'The digits edition'}", "",
-             "Regenerate with `oodbench tables" + (f" --paper {paper}" if paper else " --benchmark digits") + "`. "
+    compared = paper.published_data is not None
+    lines = [f"# {paper.heading()}", "",
+             f"Regenerate with `{paper.command()}`. "
              "Each table: `.md`, `.csv` (the paper's layout, values as printed), `.tex` (booktabs), `.json` (full "
-             "precision, run ids)" + (", and `_vs_paper.md/.csv` (ours, the paper's, the difference)" if paper else "")
+             "precision, run ids)" + (", and `_vs_paper.md/.csv` (ours, the paper's, the difference)" if compared else "")
              + ". Figures: `figures/` (PNG, SVG and the data as CSV).", "",
              "| experiment | table / figure | cells | stored | missing | blocked |", "|:--|:--|--:|--:|--:|--:|"]
     for e in exps:

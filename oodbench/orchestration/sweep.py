@@ -41,7 +41,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from oodbench.errors import UserError
-from oodbench.papers.setar.experiments import RunSpec
+from oodbench.paper import RunSpec
 from oodbench.results.runs import order_std, stream_of
 
 log = logging.getLogger("oodbench")

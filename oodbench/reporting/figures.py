@@ -19,7 +19,7 @@ import numpy as np
 
 from oodbench.atomic import write_text
 from oodbench.reporting.escape import csv_writer
-from oodbench.papers.setar.experiments import FigureSpec
+from oodbench.paper import FigureSpec
 from oodbench.reporting.plots import _pyplot, _save, plot_plan
 from oodbench.reporting.tables import RunIndex, run_value
 

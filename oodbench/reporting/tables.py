@@ -1,7 +1,7 @@
 """Paper tables from stored runs: find the runs of every cell, and render Markdown, CSV and LaTeX in the paper's
 layout, plus a "paper vs ours" view.
 
-The cells and the runs they need come from :mod:`oodbench.papers.setar.experiments`. A cell is filled only from runs
+The cells and the runs they need come from a paper plugin, through the contract :mod:`oodbench.paper`. A cell is filled only from runs
 of the results store (:class:`RunIndex`); a cell whose runs are not all there is shown as ``missing`` — never
 filled with the paper's number. Other markers: ``-`` not applicable (the OOD set shares classes with the ID set,
 as the paper prints it) and ``blocked`` (oodbench cannot produce the cell; the table's notes say why).
@@ -26,9 +26,9 @@ A cell's ``source`` reads an OOD set, ``average`` or ``id_accuracy`` from each r
 evaluation a run may carry (``extra["fsood"]``): ``fsood:<set>`` / ``fsood:average`` (OOD vs ID test and every
 covariate-shifted ID set) and ``csid:<set>`` (accuracy on a covariate-shifted ID set).
 
-Matching a stored run to a :class:`~oodbench.papers.setar.experiments.RunSpec` (:func:`matches`): same benchmark,
+Matching a stored run to a :class:`~oodbench.paper.RunSpec` (:func:`matches`): same benchmark,
 backbone (and weights: a published tag unless the spec names a file), method, method options (after
-:func:`~oodbench.papers.setar.experiments.normalize_options`; a run made with ``--plan FILE`` matches only the per-step
+:func:`~oodbench.paper.normalize_options`; a run made with ``--plan FILE`` matches only the per-step
 specs whose prefix it records), postprocessor with the same hyperparameters (defaults filled in), no APS, fp32,
 and the seed when the spec has one (for SeTAR's random prune also the plan's seed). The newest match wins.
 """
@@ -47,7 +47,7 @@ from oodbench.reporting.escape import csv_writer, md_cell
 from oodbench.results.importer import LEGEND as IMPORT_LEGEND
 from oodbench.results.importer import MARK as IMPORT_MARK
 from oodbench.results.importer import is_imported
-from oodbench.papers.setar.experiments import (LOWER_IS_BETTER, METRICS, Cell, RunSpec, TableSpec, normalize_options)
+from oodbench.paper import LOWER_IS_BETTER, METRICS, Cell, RunSpec, TableSpec, normalize_options, paper_of
 from oodbench.results.runs import metric_value, order_values, protocol_text
 from oodbench.results.store import RunRecord
 
@@ -387,7 +387,7 @@ def _legend(result: TableResult) -> list[str]:
                      + "; one stream per OOD set: ID test + that set).")
     lines += list(spec.notes)
     if spec.paper:
-        lines.append(f"Paper: SeTAR ({spec.paper[0]} version), Table {spec.paper[1]}.")
+        lines.append(paper_of(spec).table_reference(spec))
     return lines
 
 
@@ -494,7 +494,7 @@ def to_json(result: TableResult, meta: dict[str, Any] | None = None) -> str:
 class Comparison:
     """One cell beside the paper's: ``diff = ours - paper`` (None when either is missing).
 
-    ``deviation``: the :data:`~oodbench.papers.setar.experiments.DEVIATIONS` key of the cell ('' when none applies).
+    ``deviation``: the key of the paper's :attr:`~oodbench.paper.Paper.deviations` entry behind the cell ('' when none applies).
     ``flagged``: ``|diff|`` exceeds :attr:`band` — :data:`PAPER_TOLERANCE`, or the paper's printed ± where that is
     wider (None when there is no difference to judge).
     """
@@ -534,12 +534,11 @@ PAPER_TOLERANCE = 0.5
 
 def compare_with_paper(result: TableResult, paper_root: str | Path | None = None) -> list[Comparison]:
     """Each cell of ours that has a paper counterpart in the table ``result.spec.paper``, with that paper cell."""
-    from oodbench.papers.setar.published import paper_cells
-
     spec = result.spec
     if spec.paper is None:
         return []
-    published = {(p.row, p.column, p.metric): p for p in paper_cells(spec.paper[0], spec.paper[1], paper_root)}
+    cells = paper_of(spec).published_cells(spec.paper[0], spec.paper[1], paper_root)
+    published = {(p.row, p.column, p.metric): p for p in cells}
     out = []
     for c, v in zip(spec.cells, result.values):
         if c.paper_row is None or c.na:
@@ -557,13 +556,10 @@ def _flag_text(c: Comparison) -> str:
     return f"beyond ±{c.band:.2f}" if c.flagged else "within"
 
 
-def _deviation_legend(comparisons: list[Comparison]) -> list[str]:
-    from oodbench.papers.setar.experiments import DEVIATIONS
-
+def _deviation_legend(comparisons: list[Comparison], spec: TableSpec) -> list[str]:
     keys = sorted({c.deviation for c in comparisons if c.deviation})
-    return [f"Known deviation `{k}` ({DEVIATIONS[k].case}): the paper's text says {DEVIATIONS[k].text}; the "
-            f"published run used {DEVIATIONS[k].published} ({DEVIATIONS[k].source}); oodbench's default: "
-            f"{DEVIATIONS[k].default}; the text's setting: {DEVIATIONS[k].text_variant}." for k in keys]
+    paper = paper_of(spec) if keys else None
+    return [paper.deviation_legend(k) for k in keys]
 
 
 def _paper_text(p: Any) -> str:
@@ -587,7 +583,7 @@ def comparison_markdown(result: TableResult, comparisons: list[Comparison]) -> s
     flagged = sum(bool(c.flagged) for c in comparisons)
     lines += ["", f"Flag: `beyond ±x` when |ours − paper| exceeds {PAPER_TOLERANCE:.2f} (points x100), or the "
                   f"paper's printed ± where that is wider; {flagged} of {sum(c.flagged is not None for c in comparisons)}"
-                  " compared cells are flagged."] + _deviation_legend(comparisons)
+                  " compared cells are flagged."] + _deviation_legend(comparisons, result.spec)
     lines += ["", "Ours are never filled from the paper: a cell without a stored run is `missing`. The paper's row "
                   "for each of ours: " + "; ".join(sorted({f"{' / '.join(c.row)} → {c.paper_row}"
                                                            for c in comparisons}))[:4000] + "."]

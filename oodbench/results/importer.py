@@ -405,9 +405,9 @@ def _check_counts(spec, n_id: int, n_ood: dict[str, int], partial: bool) -> dict
 # ------------------------------------------------------------------------------------------ tables
 def import_command(spec, files: str = "FILE") -> str | None:
     """The ``oodbench runs import`` command that stores a run of the table spec ``spec`` (a
-    :class:`~oodbench.papers.setar.experiments.RunSpec`) from per-image score files, or None when an import cannot
+    :class:`~oodbench.paper.RunSpec`) from per-image score files, or None when an import cannot
     record what the spec needs (method options, a plan truncated to some search steps, an ad-hoc benchmark)."""
-    from oodbench.papers.setar.experiments import ood_sets_of
+    from oodbench.paper import ood_sets_of
 
     if spec.blocked or spec.options or spec.step is not None or spec.benchmark == ADHOC:
         return None
@@ -424,52 +424,3 @@ def import_command(spec, files: str = "FILE") -> str | None:
         parts.append(f"--ood '{arg}'" if " " in arg else f"--ood {arg}")
     parts.append("[--column COL] [--higher-is ood]")
     return " ".join(parts)
-
-
-def cells_filled(record: RunRecord) -> list[tuple[str, str, int]]:
-    """Which table cells ``record`` takes part in: ``(edition, table key, number of cells)`` over both paper
-    versions and the digits edition (a seeded cell counts once it has the run of one of its seeds; a cell counts
-    only when the run holds the value it reads: an Average needs every OOD set, Table 7 its accuracies)."""
-    from oodbench.papers.setar.experiments import experiments
-    from oodbench.reporting.tables import lacks, matches, run_value
-
-    def fills(cell) -> bool:
-        return (not cell.na and any(matches(record, r) for r in cell.runs)
-                and not lacks(record, cell.source, run_value(record, cell.source, cell.metric)))
-
-    out = []
-    for edition, args in (("neurips", ("neurips", None)), ("arxiv", ("arxiv", None)), ("digits", ("neurips", "digits"))):
-        for exp in experiments(*args):
-            for table in exp.tables:
-                n = sum(1 for c in table.cells if fills(c))
-                if n:
-                    out.append((edition, table.key, n))
-    return out
-
-
-def why_no_cell(record: RunRecord) -> str:
-    """One line: why ``record`` fills no table cell (the closest spec's first difference)."""
-    from oodbench.papers.setar.experiments import experiments
-    from oodbench.reporting.tables import _full_params, _same, matches
-
-    near = [r for args in (("neurips", None), ("arxiv", None), ("neurips", "digits")) for e in experiments(*args)
-            for r in e.runs() if (r.benchmark, r.backbone, r.method, r.post)
-            == (record.benchmark, record.backbone.get("name"), record.method, record.postprocessor.get("name"))]
-    if not near:
-        return (f"no table has a cell for {record.benchmark} / {record.backbone.get('name')} / {record.method} / "
-                f"{record.postprocessor.get('name')}")
-    if (record.precision or DEFAULT_PRECISION) != DEFAULT_PRECISION:
-        return f"table cells take {DEFAULT_PRECISION} runs; this one is {record.precision}"
-    params = record.postprocessor.get("params") or {}
-    wanted = [r for r in near if _same(_full_params(r.post, r.params), params)]
-    if not wanted:
-        shown = sorted({", ".join(f"{k}={v}" for k, v in sorted(r.params.items())) or "the defaults" for r in near})
-        return f"the table cells need {record.postprocessor.get('name')} with {' or '.join(shown)}"
-    seeds = sorted({r.seed for r in wanted if r.seed is not None})
-    if seeds and record.seed not in seeds and all(r.seed is not None for r in wanted):
-        return f"the cells of these runs are per seed: import with --seed {', '.join(map(str, seeds))}"
-    if not any(matches(record, r) for r in wanted):
-        return ("the cells need method options, weights or a search prefix that the import does not record "
-                "(`oodbench tables --dry-run` lists each cell's runs)")
-    return ("the cells of these runs read values this run does not hold (an Average needs every OOD set of the "
-            "benchmark; Table 7 needs --classify-accuracy / --id-accuracy)")

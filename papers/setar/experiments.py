@@ -1,24 +1,12 @@
-"""Experiment specs: which runs produce each cell of each table and figure of the SeTAR paper (both versions) and
-of the digits edition.
+"""The SeTAR paper plugin: which runs produce each cell of each table and figure of the SeTAR paper (both
+versions), through the contract of :mod:`oodbench.paper`.
 
 Paper: Li, Xiong, Chen, Chen, *SeTAR: Out-of-Distribution Detection with Selective Low-Rank Approximation*,
 NeurIPS 2024 (``neurips``, Tables 1-19) and its extended arXiv version (``arxiv``, Tables 1-22). The published
 numbers are in ``papers/setar/data/`` (:mod:`oodbench.papers.setar.published`); the labels below are the paper's, so
 that every cell of ours can be set beside the paper's cell it reproduces.
 
-Vocabulary:
-
-* :class:`RunSpec` — one stored run: benchmark, backbone (+ weights), method and its options, postprocessor and
-  its hyperparameters, seed, and for the per-step figures the number of search steps of the plan kept. It is
-  what :mod:`oodbench.reporting.tables` looks for in the results store and :mod:`oodbench.orchestration.sweep` runs.
-* :class:`Cell` — one printed number: a row (the group labels and the row label), a column, a metric, and the runs
-  it is the mean of (one per seed; ± std when there are several). A cell with no runs is static (dataset
-  statistics) or not applicable (``-`` in the paper: the OOD set shares classes with the ID set).
-* :class:`TableSpec` — the cells of one table in the paper's layout, and the paper table it mirrors.
-* :class:`FigureSpec` — the series of one figure (x values and the runs of each point).
-* :class:`Experiment` — what ``oodbench tables --table ID`` names: the paper's summary table, its per-OOD-set
-  detail table and its figures share one set of runs.
-
+The vocabulary (RunSpec, Cell, TableSpec, FigureSpec, Experiment) is the contract's (:mod:`oodbench.paper`).
 This module is data only: no model library is imported, nothing is run.
 
 Published run vs paper text: where the official configs, code and released logs behind a printed number differ
@@ -45,15 +33,16 @@ Decisions where the paper is silent (each also noted in the experiment that uses
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 from oodbench.errors import UserError
+# re-exported names (``experiments``, ``select`` ...) keep ``oodbench.papers.setar.experiments`` usable as before
+from oodbench.paper import (LOWER_IS_BETTER, METRICS, Cell, Condition, Deviation, Experiment,  # noqa: F401
+                            FigureSpec, IdSet, Paper, RunSpec, Series, TableSpec, detail_cells, experiments,
+                            normalize_options, ood_sets_of, score_label, select, summary_cells, with_pretrained)
+from oodbench.registry import register
 
-#: Paper metric labels -> stored metric names (fractions; tables show x100).
-METRICS = {"FPR95": "fpr95", "AUROC": "auroc"}
-LOWER_IS_BETTER = {"FPR95"}
 #: Seeds of every seeded row (fine-tuning, random pruning).
 SEEDS = (3, 4, 5)
 PAPER_VERSIONS = ("neurips", "arxiv")
@@ -73,28 +62,6 @@ PAPER_OOD_ORDER = ("iNaturalist", "SUN", "Places", "Texture", "ImageNet22K", "CO
 #: Which configuration the paper's specs follow where the published runs and the paper's text differ.
 VARIANTS = ("published", "text")
 
-
-@dataclass(frozen=True)
-class Deviation:
-    """One place where the run behind the paper's printed numbers differs from the paper's text.
-
-    Attributes:
-        key: short id (cells name it in ``Cell.deviation``).
-        case: which tables / cells.
-        text: what the paper's text says.
-        published: what the published run used.
-        source: the file(s) and key(s) of the official repository (``X1AOX1A/SeTAR``) that show it.
-        default: what oodbench's specs do by default (``variant="published"``).
-        text_variant: how to run the text's setting.
-    """
-
-    key: str
-    case: str
-    text: str
-    published: str
-    source: str
-    default: str
-    text_variant: str
 
 
 _DEVIATIONS = (
@@ -154,289 +121,6 @@ def deviation_note(key: str, variant: str) -> str:
             f"{d.text_variant}.")
 
 
-def score_label(post: str) -> str:
-    """The score's label in the tables: the ``display_name`` the registered postprocessor declares (``glmcm`` ->
-    ``GL-MCM``, ``csp`` -> ``CSP``), else its registry name. Read through the registry, so that a plugin score gets
-    its own label and this module names no postprocessor module."""
-    if post not in _LABELS:
-        from oodbench.registry import RegistryError, get
-
-        try:
-            cls = get("postprocessors", post)
-        except RegistryError:
-            _LABELS[post] = post
-        else:
-            title = getattr(cls, "title", None)
-            _LABELS[post] = str(title() if callable(title) else getattr(cls, "display_name", "") or post)
-    return _LABELS[post]
-
-
-_LABELS: dict[str, str] = {}
-
-
-
-def _canon(obj: Any) -> str:
-    return json.dumps(obj if obj is not None else {}, sort_keys=True, separators=(",", ":"))
-
-
-def _method_defaults(method: str) -> dict[str, Any]:
-    """Options of ``method`` whose default does not depend on the backbone or benchmark (dropped from specs and
-    from stored options before comparing, so that ``--searcher setar-s`` matches the default)."""
-    from oodbench.method import method_class
-
-    return method_class(method).option_defaults()
-
-
-def normalize_options(method: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    """``options`` without None values, in the method's canonical spelling (``Method.canonical_options``), without
-    those equal to a fixed default, tuples as lists, nested dicts too."""
-    from oodbench.method import method_class
-
-    defaults = _method_defaults(method)
-    out = {}
-    options = method_class(method).canonical_options({k: v for k, v in (options or {}).items() if v is not None})
-    for k, v in options.items():
-        if v is None or (k in defaults and v == defaults[k]):
-            continue
-        if isinstance(v, tuple):
-            v = list(v)
-        if isinstance(v, dict):
-            v = normalize_options(method if k != "setar" else "setar", v)
-        out[k] = v
-    return out
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One stored run a cell needs.
-
-    Attributes:
-        benchmark: registered benchmark name.
-        backbone: registered backbone name.
-        post: postprocessor registry name.
-        method: method registry name (``none`` = the vanilla model).
-        options_json: the method's options as canonical JSON (use :attr:`options`); ``{}`` = its presets.
-        params_json: the postprocessor's hyperparameters that differ from its defaults (use :attr:`params`).
-        seed: the run's ``--seed`` (None: the result does not depend on it; any seed is taken).
-        step: for the per-step figures: the SeTAR plan of :attr:`options` truncated to its first ``step``
-            search steps (None: the whole plan).
-        pretrained: the weights (None: the backbone's published default).
-        blocked: why this run cannot be produced by oodbench ('' when it can).
-    """
-
-    benchmark: str
-    backbone: str
-    post: str
-    method: str = "none"
-    options_json: str = "{}"
-    params_json: str = "{}"
-    seed: int | None = None
-    step: int | None = None
-    pretrained: str | None = None
-    blocked: str = ""
-
-    @classmethod
-    def make(cls, benchmark: str, backbone: str, post: str, method: str = "none",
-             options: dict[str, Any] | None = None, params: dict[str, Any] | None = None, seed: int | None = None,
-             step: int | None = None, pretrained: str | None = None, blocked: str = "") -> "RunSpec":
-        return cls(benchmark, backbone, post, method, _canon(normalize_options(method, options)), _canon(params), seed,
-                   step, pretrained, blocked)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return json.loads(self.options_json)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return json.loads(self.params_json)
-
-    def group_key(self) -> tuple:
-        """Runs sharing this key are evaluated by one pipeline call (one modification, several scores)."""
-        return (self.benchmark, self.backbone, self.pretrained, self.method, self.options_json, self.seed, self.step)
-
-    def with_(self, **changes: Any) -> "RunSpec":
-        data = {**self.__dict__, **changes}
-        return RunSpec(**data)
-
-    def describe(self) -> str:
-        """One line: ``imagenet1k / clip_vit_b16 / setar(lam=0.05) / mcm / seed 3``."""
-        opts = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()))
-        params = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        parts = [self.benchmark, self.backbone + (f" [{self.pretrained}]" if self.pretrained else ""),
-                 self.method + (f"({opts})" if opts else ""), self.post + (f"({params})" if params else "")]
-        if self.step is not None:
-            parts.append(f"first {self.step} search steps")
-        if self.seed is not None:
-            parts.append(f"seed {self.seed}")
-        return " / ".join(parts)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One printed number.
-
-    Attributes:
-        row: the group labels and the row label, outer first (``("ImageNet1K", "MCM Score", "SeTAR")``).
-        column: the column label (an OOD set, ``Average``, or what the table puts in its columns).
-        metric: ``FPR95``, ``AUROC``, ``Accuracy`` or a statistics label (``Test Size`` ...).
-        runs: the runs the cell is the mean of (one per seed); empty for static and not-applicable cells.
-        source: what is read from each run: an OOD set name, ``"average"``, or ``"id_accuracy"``.
-        static: the value of a static cell (dataset statistics).
-        na: not applicable (printed ``-``).
-        paper_row, paper_column: the paper cell this one reproduces (None: the paper has no counterpart).
-        deviation: key of the :data:`DEVIATIONS` entry behind this cell ('' when none applies): its published run
-            differs from the paper's text, and the spec follows one of the two (see the table's notes).
-    """
-
-    row: tuple[str, ...]
-    column: str
-    metric: str
-    runs: tuple[RunSpec, ...] = ()
-    source: str = "average"
-    static: Any = None
-    na: bool = False
-    paper_row: str | None = None
-    paper_column: str | None = None
-    deviation: str = ""
-
-    @property
-    def blocked(self) -> str:
-        """Why the cell cannot be produced ('' when it can)."""
-        return next((r.blocked for r in self.runs if r.blocked), "")
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """The cells of one table, in reading order.
-
-    Attributes:
-        key: file stem of the rendered table (``table03_modality``).
-        title: one line.
-        row_header: names of the row label levels (``("ID set", "Score", "Modality")``).
-        cells: every cell (rows and columns appear in first-seen order).
-        paper: ``(version, table number)`` of the paper table it mirrors, or None.
-        caption: what the numbers are (conventions, seeds).
-        notes: where this table deviates from the paper or cannot be produced.
-    """
-
-    key: str
-    title: str
-    row_header: tuple[str, ...]
-    cells: tuple[Cell, ...]
-    paper: tuple[str, int] | None = None
-    caption: str = ""
-    notes: tuple[str, ...] = ()
-
-    def runs(self) -> list[RunSpec]:
-        return list(dict.fromkeys(r for c in self.cells for r in c.runs))
-
-    def rows(self) -> list[tuple[str, ...]]:
-        return list(dict.fromkeys(c.row for c in self.cells))
-
-    def columns(self) -> list[str]:
-        return list(dict.fromkeys(c.column for c in self.cells))
-
-    def metrics(self, column: str | None = None) -> list[str]:
-        return list(dict.fromkeys(c.metric for c in self.cells if column is None or c.column == column))
-
-
-@dataclass(frozen=True)
-class Series:
-    """One line of a figure: points ``(x, runs)`` in one panel."""
-
-    panel: str
-    label: str
-    points: tuple[tuple[float, tuple[RunSpec, ...]], ...]
-
-
-@dataclass(frozen=True)
-class FigureSpec:
-    """A figure.
-
-    Attributes:
-        kind: ``"sensitivity"`` (average metric vs a hyperparameter), ``"weight-types"`` (average metric vs the
-            number of searched weight matrices, one line per weight type), ``"loss-curves"`` (training losses of
-            the fine-tuning runs, x = seed) or ``"plan-map"`` (the rank-ratio map of each series' SeTAR plan).
-        key: file stem.
-    """
-
-    kind: str
-    key: str
-    title: str
-    xlabel: str
-    series: tuple[Series, ...]
-    caption: str = ""
-    log_x: bool = False
-
-    def runs(self) -> list[RunSpec]:
-        return list(dict.fromkeys(r for s in self.series for _, runs in s.points for r in runs))
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """What ``oodbench tables --table ID`` names: tables and figures sharing one set of runs."""
-
-    id: str
-    title: str
-    tables: tuple[TableSpec, ...] = ()
-    figures: tuple[FigureSpec, ...] = ()
-    notes: tuple[str, ...] = ()
-
-    def runs(self) -> list[RunSpec]:
-        out: dict[RunSpec, None] = {}
-        for t in self.tables:
-            out.update(dict.fromkeys(t.runs()))
-        for f in self.figures:
-            out.update(dict.fromkeys(f.runs()))
-        return list(out)
-
-
-# -------------------------------------------------------------------------------------------- building blocks
-@dataclass(frozen=True)
-class Condition:
-    """One row condition of an experiment: label, method, options, seeds, and its label in the paper."""
-
-    label: str
-    method: str = "none"
-    options: dict[str, Any] = field(default_factory=dict)
-    seeds: tuple[int | None, ...] = (None,)
-    paper: str | None = None  # paper row label (the last level); None: no counterpart
-    backbone: str | None = None  # overrides the experiment's backbone
-    blocked: str = ""
-    deviation: str = ""  # a DEVIATIONS key when the published run differs from the text here
-    # benchmark -> (method, options, seeds, deviation) replacing this condition's for that benchmark
-    by_benchmark: dict[str, tuple] = field(default_factory=dict)
-
-    def on(self, benchmark: str) -> "Condition":
-        """This condition as it applies to ``benchmark`` (``by_benchmark`` overrides)."""
-        if benchmark not in self.by_benchmark:
-            return self
-        method, options, seeds, deviation = self.by_benchmark[benchmark]
-        return Condition(self.label, method, options, seeds, self.paper, self.backbone, self.blocked, deviation)
-
-    def runs(self, benchmark: str, backbone: str, post: str, params: dict | None = None) -> tuple[RunSpec, ...]:
-        cond = self.on(benchmark)
-        return tuple(RunSpec.make(benchmark, cond.backbone or backbone, post, cond.method, cond.options, params,
-                                  seed, blocked=cond.blocked) for seed in cond.seeds)
-
-    def __hash__(self) -> int:  # options is a dict
-        return hash((self.label, self.method, _canon(self.options), self.seeds))
-
-
-@dataclass(frozen=True)
-class IdSet:
-    """An ID set of the experiment: its label in the tables, benchmark, OOD sets (column names)."""
-
-    label: str
-    benchmark: str
-    ood_sets: tuple[str, ...]
-
-
-def ood_sets_of(benchmark: str) -> tuple[str, ...]:
-    """OOD test set names of a registered benchmark, in its order (no data is read)."""
-    from oodbench.benchmark import get_benchmark
-
-    return tuple(s.name for s in get_benchmark(benchmark).ood)
 
 
 def _params_for(post: str, backbone: str, extra: dict[str, dict] | None = None,
@@ -459,54 +143,6 @@ SWIN_FT_SCORES = {
 #: finetune.py ran, or the text's 16 (the lora method's default).
 LORA_OPTIONS = {"published": {"alpha": 8.0}, "text": {}}
 
-
-def detail_cells(id_sets: Iterable[IdSet], scores: Iterable[str], conditions: Iterable[Condition], backbone: str,
-                 columns: Iterable[str], *, score_level: str = "{} Score", paper_path: bool = True,
-                 params: dict[str, dict] | None = None, metrics=("FPR95", "AUROC")) -> tuple[Cell, ...]:
-    """Cells of a per-OOD-set table: rows (ID set, score, condition), columns the OOD sets and ``Average``.
-
-    A column that is not one of the row's benchmark OOD sets is not applicable (``-``).
-    """
-    cells = []
-    columns = list(columns)
-    for ids in id_sets:
-        for post in scores:
-            score = score_level.format(score_label(post))
-            for cond in conditions:
-                runs = cond.runs(ids.benchmark, backbone, post, _params_for(post, cond.backbone or backbone, params))
-                dev = cond.on(ids.benchmark).deviation
-                row = (ids.label, score, cond.label)
-                paper = cond.paper.format(score=score_label(post)) if cond.paper else None
-                paper_row = " / ".join((ids.label, score, paper)) if (paper and paper_path) else paper
-                for col in columns + ["Average"]:
-                    for m in metrics:
-                        if col == "Average":
-                            cells.append(Cell(row, col, m, runs, "average", paper_row=paper_row, paper_column=col,
-                                              deviation=dev))
-                        elif col in ids.ood_sets:
-                            cells.append(Cell(row, col, m, runs, col, paper_row=paper_row, paper_column=col,
-                                              deviation=dev))
-                        else:
-                            cells.append(Cell(row, col, m, na=True, paper_row=paper_row, paper_column=col))
-    return tuple(cells)
-
-
-def summary_cells(id_sets: Iterable[IdSet], scores: Iterable[str], conditions: Iterable[Condition], backbone: str,
-                  *, paper_columns: dict[str, str] | None = None, params: dict[str, dict] | None = None,
-                  metrics=("FPR95", "AUROC")) -> tuple[Cell, ...]:
-    """Cells of a summary table (Tables 3-6): rows (ID set, score), one column per condition, average metrics."""
-    cells = []
-    for ids in id_sets:
-        for post in scores:
-            label = score_label(post)
-            for cond in conditions:
-                runs = cond.runs(ids.benchmark, backbone, post, _params_for(post, cond.backbone or backbone, params))
-                pcol = (paper_columns or {}).get(cond.label, cond.label) if cond.paper is not None else None
-                for m in metrics:
-                    cells.append(Cell((ids.label, label), cond.label, m, runs, "average",
-                                      paper_row=f"{ids.label} / {label}" if pcol else None, paper_column=pcol,
-                                      deviation=cond.on(ids.benchmark).deviation))
-    return tuple(cells)
 
 
 def _conventions(seeded: bool = False) -> str:
@@ -922,145 +558,45 @@ def _near_ood(version: str, variant: str = "published") -> Experiment:
                    deviation_note("lora-alpha", variant))),))
 
 
-# ------------------------------------------------------------------------------------------- digits edition
-DIGITS_LAMBDAS = (0.01, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
-DIGITS_TOPK = (0, 1, 2, 3, 4, 5)
-#: Scores of the digits "beyond the paper" table: the paper's two and the negative-label scores after it.
-BEYOND_SCORES = ("mcm", "glmcm", "neglabel", "csp", "adaneg")
+# ------------------------------------------------------------------------------------------- the plugin
+class _Setar(Paper):
+    """SeTAR (Li et al., NeurIPS 2024)."""
+
+    variants = VARIANTS
+    deviations = DEVIATIONS
+    published_data = "oodbench.papers.setar"
+
+    def experiments(self, variant: str = "published") -> list[Experiment]:
+        return paper_experiments(self.version, variant)
+
+    def published_root(self, root=None):
+        from oodbench.papers.setar.published import PAPER_DIR
+
+        return Path(root) if root is not None else PAPER_DIR
+
+    def published_cells(self, version: str, number: int, root=None):
+        from oodbench.papers.setar.published import paper_cells
+
+        return paper_cells(version, number, root)
+
+    def table_reference(self, spec: TableSpec) -> str:
+        return f"Paper: SeTAR ({spec.paper[0]} version), Table {spec.paper[1]}."
+
+    def heading(self) -> str:
+        return f"SeTAR paper tables ({self.version} version)"
 
 
-def digits_experiments() -> list[Experiment]:
-    """The analogous tables and figures on the embedded digits benchmark (``digits_clip``)."""
-    bench, bb = "digits", "digits_clip"
-    ids = [IdSet("Digits 0-5", bench, ood_sets_of(bench))]
-    cols = ids[0].ood_sets
-    conv = _conventions()
-    exps: list[Experiment] = []
+@register("papers", "setar", aliases=("neurips", "setar-neurips"))
+class SetarNeurips(_Setar):
+    """SeTAR, NeurIPS 2024 proceedings version: Tables 1-19 and the figures (CLIP, Swin-V2, ImageNet-1K, VOC)."""
 
-    conds = [Condition("Vanilla"), Condition("SeTAR", "setar")]
-    exps.append(Experiment("table1", "Training-free SeTAR vs. vanilla (digits)", (
-        TableSpec("table1", "Training-free SeTAR vs. vanilla (digits_clip, Table 1 analogue)",
-                  ("ID set", "Score", "Method"), detail_cells(ids, ("mcm", "glmcm"), conds, bb, cols), None,
-                  "digits_clip; SeTAR-S with the digits preset (lambda 0.10, K 2). " + conv),)))
-
-    exps.append(Experiment("beyond", "Beyond the paper: NegLabel, CSP and AdaNeg with SeTAR (digits)", (
-        TableSpec("beyond", "Scores beyond the paper, vanilla and SeTAR (digits_clip)", ("ID set", "Score", "Method"),
-                  detail_cells(ids, BEYOND_SCORES, conds, bb, cols), None,
-                  "digits_clip; SeTAR-S with the digits preset (lambda 0.10, K 2), the same plan for every score. "
-                  "Every score at its defaults; NegLabel, CSP and AdaNeg mine their negative labels from the shipped "
-                  "WordNet corpus with the digits_clip text tower. " + conv,
-                  ("AdaNeg adapts to the test stream: its cells are the mean ± population std over the declared "
-                   "stream orders (one stream per OOD set, ID test + that set, shuffled by each order seed, the "
-                   "reference batch size); the other scores are static and deterministic (one run).",
-                   "digits_clip was trained on digit prompts only: the general English words NegLabel, CSP and "
-                   "AdaNeg use as negatives mean little to its text tower (results/digits/README.md).")),)))
-
-    ft = [Condition("Vanilla"), Condition("SeTAR", "setar"), Condition("LoCoOp", "locoop", seeds=SEEDS),
-          Condition("LoRA", "lora", seeds=SEEDS), Condition("SeTAR+FT", "setar-ft", seeds=SEEDS)]
-    summary = []
-    for cond in ft:
-        for post in ("mcm", "glmcm"):
-            for m in METRICS:
-                summary.append(Cell((cond.label,), f"{score_label(post)} Score", m, cond.runs(bench, bb, post),
-                                    "average"))
-    exps.append(Experiment("finetune", "Fine-tuning (digits)", (
-        TableSpec("finetune", "Fine-tuning on digits (Table 2 analogue, averages)", ("Method",), tuple(summary), None,
-                  "digits_clip; fine-tuning on the 120-image ID val split with the digits presets; LoCoOp, LoRA and "
-                  "SeTAR+FT over seeds 3, 4, 5 (mean ± population std); Vanilla and SeTAR are training-free and "
-                  "deterministic (one run). " + _conventions()),
-        TableSpec("finetune_detail", "Fine-tuning on digits — per OOD set (Table 12 analogue)",
-                  ("ID set", "Score", "Method"), detail_cells(ids, ("mcm", "glmcm"), ft, bb, cols), None,
-                  "Seeded rows: mean ± population std over seeds 3, 4, 5. " + conv)),
-        figures=(_loss_figure("fig6_loss_curves", bench, bb, "SeTAR+FT vs LoRA training losses (digits_clip)"),)))
-
-    def ablation(eid, title, conditions, level, notes=()):
-        seeded = any(len(c.seeds) > 1 for c in conditions)
-        return Experiment(eid, title, (
-            TableSpec(eid, title + " (averages)", ("ID set", "Score"),
-                      summary_cells(ids, ("mcm", "glmcm"), conditions, bb), None,
-                      "digits_clip; average over the OOD sets. " + _conventions(seeded), notes),
-            TableSpec(f"{eid}_detail", title + " — per OOD set", ("ID set", "Score", level),
-                      detail_cells(ids, ("mcm", "glmcm"), conditions, bb, cols), None, _conventions(seeded), notes)))
-
-    exps.append(ablation("modality", "Modality searched (digits)", [
-        Condition("Vision", "setar", {"modality": "vision"}), Condition("Text", "setar", {"modality": "text"}),
-        Condition("Vision+Text", "setar", {"modality": "both"})], "Modality"))
-    exps.append(ablation("wp", "SeTAR with and without W_p (digits)", [
-        Condition("Vanilla"), Condition("SeTAR w Wp", "setar", {"include_projection": True}),
-        Condition("SeTAR w/o Wp", "setar", {"include_projection": False})], "Method"))
-    mis_blocked = ("MIS interleaves the towers block by block and needs towers of equal depth; digits_clip has 4 "
-                   "vision and 3 text blocks")
-    exps.append(ablation("searcher", "Search algorithms (digits)", [
-        Condition("LES", "setar", {"searcher": "les"}),
-        Condition("MIS", "setar", {"searcher": "mis"}, blocked=mis_blocked),
-        Condition("SeTAR-S", "setar", {"searcher": "setar-s"})], "Searcher"))
-    exps.append(ablation("prune", "Pruning strategies (digits)", [
-        Condition("Principal", "setar", {"prune": "principal"}),
-        Condition("Random", "setar", {"prune": "random"}, seeds=SEEDS),
-        Condition("Minor", "setar", {"prune": "minor"})], "Prune",
-        ("Random: the random-prune seed is the run's seed (3, 4, 5); mean ± std.",)))
-
-    exps.append(_sensitivity(None, "lambda", "Sensitivity to lambda (digits)", "lam", "λ", {ids[0]: DIGITS_LAMBDAS},
-                             None, "fig4_lambda", "λ (weight of the LoCoOp OOD term)", fmt="{:.2f}", backbone=bb,
-                             columns=cols))
-    exps.append(_sensitivity(None, "topk", "Sensitivity to top-K (digits)", "top_k", "top-K", {ids[0]: DIGITS_TOPK},
-                             None, "fig5_topk", "K (top-K of the OOD patch mask; 6 ID classes)", fmt="{:d}",
-                             backbone=bb, columns=cols))
-    exps.append(_weight_types("weight-types", ids, bb, "fig2_3_weight_types",
-                              "Weight types: average metric vs searched weight matrices (digits)"))
-
-    cells = []
-    for cond in ft:
-        runs = cond.runs(bench, bb, "mcm")
-        cells.append(Cell((cond.label,), "Digits 0-5", "Accuracy", runs, "id_accuracy"))
-    exps.append(Experiment("accuracy", "ID classification accuracy (digits)", (
-        TableSpec("accuracy", "ID classification accuracy (digits_clip, Table 7 analogue)", ("Method",),
-                  tuple(cells), None, "Top-1 zero-shot accuracy x100 on the ID test split (digits 0-5); seeded rows "
-                  "mean ± std over seeds 3, 4, 5. The OOD sets have no class labels, so only the ID column exists."),),
-        figures=(_plan_figure("fig7_plan_map", [("Digits 0-5 digits_clip", bench, bb)]),)))
-    exps.append(_datasets_experiment(None, [bench], {}))
-    return exps
+    title = "SeTAR: Out-of-Distribution Detection with Selective Low-Rank Approximation (Li et al., NeurIPS 2024)"
+    version = "neurips"
 
 
-# --------------------------------------------------------------------------------------------------- lookup
-def experiments(paper: str = "neurips", benchmark: str | None = None, variant: str = "published") -> list[Experiment]:
-    """The experiments of ``paper`` (or of the digits edition when ``benchmark == "digits"``, which has no
-    variants); ``variant``: see :func:`paper_experiments`."""
-    check_variant(variant)
-    if benchmark == "digits":
-        return digits_experiments()
-    return paper_experiments(paper, variant)
+@register("papers", "setar-arxiv", aliases=("arxiv",))
+class SetarArxiv(_Setar):
+    """SeTAR, extended arXiv version: Tables 1-22 (adds ResNet-50, near-OOD and NegLabel rows)."""
 
-
-def select(exps: list[Experiment], table: str | None) -> list[Experiment]:
-    """The experiments ``--table`` names: ``all`` / None, an experiment id, or a paper table number."""
-    if table in (None, "", "all"):
-        return list(exps)
-    t = str(table).strip().lower().removeprefix("table")
-    for e in exps:
-        if e.id == table or e.id == t:
-            return [e]
-    if t.isdigit():
-        for e in exps:
-            if any(s.paper and s.paper[1] == int(t) for s in e.tables):
-                return [e]
-    known = ", ".join(e.id for e in exps)
-    numbers = sorted({s.paper[1] for e in exps for s in e.tables if s.paper})
-    raise UserError(f"unknown table {table!r} — choose all, one of: {known}"
-                    + (f", or a paper table number ({', '.join(map(str, numbers))})" if numbers else ""))
-
-
-def with_pretrained(exp: Experiment, mapping: dict[str, str]) -> Experiment:
-    """``exp`` with the weights of the backbones in ``mapping`` (``{"clip_vit_b16": "/w/ViT-B-16.pt"}``) set in
-    every run spec."""
-    from dataclasses import replace
-
-    def fix(r: RunSpec) -> RunSpec:
-        return r.with_(pretrained=mapping[r.backbone]) if r.backbone in mapping else r
-
-    tables = tuple(replace(t, cells=tuple(replace(c, runs=tuple(fix(r) for r in c.runs)) for c in t.cells))
-                   for t in exp.tables)
-    figures = tuple(replace(f, series=tuple(replace(s, points=tuple((x, tuple(fix(r) for r in runs))
-                                                                    for x, runs in s.points)) for s in f.series))
-                    for f in exp.figures)
-    return replace(exp, tables=tables, figures=figures)
+    title = "SeTAR: Out-of-Distribution Detection with Selective Low-Rank Approximation (arXiv 2406.12629)"
+    version = "arxiv"

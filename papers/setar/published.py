@@ -20,64 +20,19 @@ Values are strings exactly as printed (x100, 2 decimals for the metrics); an emp
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from oodbench.errors import UserError
+from oodbench.paper import PUBLISHED_FIELDS as FIELDS
+from oodbench.paper import ROW_MARKERS, PaperCell, paper_cell, read_csv  # noqa: F401 (PaperCell: the cells' type)
 
 PAPER_DIR = Path(str(resources.files("oodbench.papers.setar") / "data"))
 VERSIONS = ("neurips", "arxiv")
-FIELDS = ("version", "table", "row", "column", "metric", "value", "std", "marker", "note")
 INDEX_FIELDS = ("version", "table", "file", "title", "reports", "id_datasets", "backbones",
                 "other_version", "other_table", "relation", "notes")
-ROW_MARKERS = "†∗"
 CELL_MARKERS = "−⋄"
 ROW_SEP = " / "
-
-
-@dataclass(frozen=True)
-class PaperCell:
-    """One printed cell of a paper table.
-
-    Attributes:
-        value: the number as a float, a text value (``"ID"``/``"OOD"`` in the dataset statistics), or
-            ``None`` for an empty cell (``−`` not applicable, ``⋄`` not reported).
-        std: the ``±`` standard deviation as a float, else ``None``.
-        printed: the value as printed (keeps trailing zeros), ``""`` for an empty cell.
-    """
-
-    version: str
-    table: int
-    row: str
-    column: str
-    metric: str
-    value: float | str | None
-    std: float | None
-    marker: str
-    note: str
-    printed: str
-
-    @property
-    def cited(self) -> bool:
-        """Marked † — cited from another paper."""
-        return "†" in self.marker
-
-    @property
-    def rerun(self) -> bool:
-        """Marked ∗ — the authors' re-run of a baseline."""
-        return "∗" in self.marker
-
-    @property
-    def not_applicable(self) -> bool:
-        """Printed ``-``: the OOD set overlaps the ID classes."""
-        return "−" in self.marker
-
-    @property
-    def not_reported(self) -> bool:
-        """Printed ``⋄``: absent from the cited paper."""
-        return "⋄" in self.marker
 
 
 def _root(root: str | Path | None) -> Path:
@@ -95,17 +50,9 @@ def _version(version: str) -> str:
     return v
 
 
-def _read(path: Path, fields: tuple[str, ...]) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != fields:
-            raise ValueError(f"{path}: columns {reader.fieldnames}, expected {list(fields)}")
-        return list(reader)
-
-
 def paper_tables(root: str | Path | None = None) -> list[dict[str, str]]:
     """The index: one dict per table (see ``INDEX_FIELDS``), NeurIPS tables first, in table order."""
-    return _read(_root(root) / "index.csv", INDEX_FIELDS)
+    return read_csv(_root(root) / "index.csv", INDEX_FIELDS)
 
 
 def load_paper_table(version: str, number: int, root: str | Path | None = None) -> list[dict[str, str]]:
@@ -124,26 +71,12 @@ def load_paper_table(version: str, number: int, root: str | Path | None = None) 
         n = -1
     if n not in known:
         raise UserError(f"{v} paper has no table {number!r} — tables {known[0]}-{known[-1]}")
-    return _read(base / v / f"table{n:02d}.csv", FIELDS)
-
-
-def _cell(d: dict[str, str]) -> PaperCell:
-    raw = d["value"]
-    if raw == "":
-        value: float | str | None = None
-    else:
-        try:
-            value = float(raw)
-        except ValueError:
-            value = raw
-    return PaperCell(version=d["version"], table=int(d["table"]), row=d["row"], column=d["column"],
-                     metric=d["metric"], value=value, std=float(d["std"]) if d["std"] else None,
-                     marker=d["marker"], note=d["note"], printed=raw)
+    return read_csv(base / v / f"table{n:02d}.csv", FIELDS)
 
 
 def paper_cells(version: str, number: int, root: str | Path | None = None) -> list[PaperCell]:
     """Like :func:`load_paper_table`, with values parsed (see :class:`PaperCell`)."""
-    return [_cell(d) for d in load_paper_table(version, number, root)]
+    return [paper_cell(d) for d in load_paper_table(version, number, root)]
 
 
 def _strip_marker(label: str) -> str:
@@ -175,6 +108,6 @@ def lookup(version: str, table: int, row: str, column: str, metric: str,
     in_row = [c for c in cells if c["row"] == match]
     for c in in_row:
         if c["column"] == column and c["metric"] == metric:
-            return _cell(c)
+            return paper_cell(c)
     pairs = ", ".join(f"{c['column']}/{c['metric']}" for c in in_row)
     raise UserError(f"{v} table {n}, row {match!r} has no cell {column}/{metric} — cells: {pairs}")

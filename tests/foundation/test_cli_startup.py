@@ -84,7 +84,8 @@ DUMP = """
     import importlib, json, pkgutil
     from oodbench import registry as R
 
-    for pkg in ("oodbench.backbones", "oodbench.methods", "oodbench.postprocessors", "oodbench.datasets"):
+    for pkg in ("oodbench.backbones", "oodbench.methods", "oodbench.postprocessors", "oodbench.datasets",
+                "oodbench.papers"):
         importlib.import_module(pkg)
         for m in pkgutil.walk_packages(importlib.import_module(pkg).__path__, pkg + "."):
             if not m.name.endswith("__main__"):

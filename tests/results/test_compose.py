@@ -20,7 +20,7 @@ from oodbench.metrics import METRICS, evaluate
 from oodbench.registry import get
 from oodbench.results import ResultsStore, RunRecord
 from oodbench.papers.setar import experiments as E
-from oodbench.papers.setar.experiments import Cell, RunSpec, TableSpec
+from oodbench.paper import Cell, RunSpec, TableSpec
 from oodbench.reporting.leaderboard import build, write
 from oodbench.reporting.tables import RunIndex, build_table, to_json, to_markdown
 

@@ -48,7 +48,7 @@ def test_digits_beyond_table_regenerates_from_scratch_except_csp(tmp_path):
     parity tests of tests/postprocessors/test_csp.py."""
     from oodbench.cache import CacheRoot
     from oodbench.results import ResultsStore
-    from oodbench.papers.setar.experiments import experiments, select
+    from oodbench.paper import experiments, select
     from oodbench.orchestration.sweep import execute, plan_runs
     from oodbench.reporting.tables import RunIndex, build_table
 

@@ -7,7 +7,8 @@ import json
 import pytest
 from table_helpers import record
 
-from oodbench.papers.setar.experiments import FigureSpec, RunSpec, Series, digits_experiments
+from oodbench.paper import FigureSpec, RunSpec, Series
+from oodbench.papers.digits import digits_experiments
 from oodbench.reporting.figures import draw, series_data
 from oodbench.reporting.tables import RunIndex
 

@@ -19,7 +19,7 @@ from oodbench.benchmark import get_benchmark
 from oodbench.cli import main
 from oodbench.errors import UserError
 from oodbench.results import ResultsStore
-from oodbench.papers.setar.experiments import Cell, RunSpec, TableSpec, experiments
+from oodbench.paper import Cell, RunSpec, TableSpec, experiments
 from oodbench.results.importer import import_run, is_imported
 from oodbench.reporting.tables import RunIndex, build_table, to_csv, to_json, to_latex, to_markdown
 

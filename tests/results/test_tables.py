@@ -11,7 +11,8 @@ import pytest
 from table_helpers import record
 
 from oodbench.results import ResultsStore
-from oodbench.papers.setar.experiments import Cell, RunSpec, TableSpec, paper_experiments
+from oodbench.paper import Cell, RunSpec, TableSpec
+from oodbench.papers.setar.experiments import paper_experiments
 from oodbench.reporting.tables import (RunIndex, build_table, compare_with_paper, comparison_csv, matches, to_csv,
                                      to_json, to_latex, to_markdown, write_table)
 

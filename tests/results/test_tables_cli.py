@@ -8,7 +8,9 @@ import pytest
 
 from oodbench.cli import build_parser, main
 from oodbench.cli.run_cmd import settings_from_args
-from oodbench.papers.setar.experiments import digits_experiments, paper_experiments, select
+from oodbench.paper import select
+from oodbench.papers.digits import digits_experiments
+from oodbench.papers.setar.experiments import paper_experiments
 from oodbench.orchestration.sweep import group_specs
 from oodbench.reporting.tables import RunIndex, matches
 
