@@ -6,7 +6,7 @@ that composes with every registered *postprocessor* (OOD score). Python API: :fu
 :func:`oodbench.search`, :func:`oodbench.store` (see :mod:`oodbench.api`).
 """
 
-__version__ = "0.1.0"
+from oodbench.version import __version__
 
 __all__ = ["__version__", "run", "search", "store"]
 

@@ -21,8 +21,11 @@ import torch
 from oodbench.methods.setar.flops import loss_flops, text_flops, vision_flops
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .evaluator import FastEvaluator
     from .searchlog import SearchLog
+
+#: ``ev`` below is the search's :class:`~oodbench.methods.setar.evaluator.FastEvaluator` (which imports this module,
+#: so it is not imported here).
+FastEvaluator = Any
 
 
 def unavoidable_flops(ev: "FastEvaluator", log: "SearchLog") -> int | None:

@@ -10,14 +10,14 @@ pooled token only (its query; keys and values still come from every token).
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 from open_clip.transformer import Transformer, text_global_pool
 from torch import nn
 
-from oodbench.backbones.base import TowerOutput, state_dict_hash, to_numpy
+from oodbench.backbones.base import Backbone, TowerOutput, state_dict_hash, to_numpy
 from oodbench.backbones.clip_blocks import (
     attention_half,
     check_blocks,
@@ -28,9 +28,6 @@ from oodbench.backbones.clip_blocks import (
     run_blocks,
 )
 from oodbench.errors import IncompatibleError
-
-if TYPE_CHECKING:
-    from oodbench.backbones.clip import ClipBackbone
 
 _TOKENIZER_PROBE = "a photo of a tokenizer probe, with punctuation!"
 
@@ -186,7 +183,7 @@ class ClipTextEncoder:
     """What NegLabel mining needs: ``encode_text(list[str]) -> np.ndarray [N, D]`` float32 (not normalised) and a
     ``cache_key`` that hashes the current text-tower weights and the tokenizer."""
 
-    def __init__(self, backbone: "ClipBackbone", batch_size: int = 256):
+    def __init__(self, backbone: Backbone, batch_size: int = 256):  # a ClipBackbone (which imports this module)
         self.backbone = backbone
         self.batch_size = batch_size
 

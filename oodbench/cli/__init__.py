@@ -20,7 +20,7 @@ import sys
 from rich.markup import escape
 from rich_argparse import RichHelpFormatter
 
-from oodbench import __version__
+from oodbench.version import __version__
 from oodbench.cli.common import Parser, common_options, user_errors
 from oodbench.console import err, setup_logging
 

@@ -26,7 +26,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oodbench.benchmark import BenchmarkSpec, ResolvedBenchmark, Role, SplitSpec
+from oodbench.data.splits import ResolvedBenchmark, Role
+
+# ``BenchmarkSpec`` / ``SplitSpec`` (:mod:`oodbench.benchmark`) appear in annotations only: the benchmark contract
+# calls this module (``BenchmarkSpec.resolve``), so it is not imported here.
 from oodbench.data.readers import read_imagefolder, read_imglist, read_jsonlist
 from oodbench.data.sources import FileListSource, ImageSource
 from oodbench.errors import DataError, UserError
@@ -206,7 +209,7 @@ def resolve(spec: BenchmarkSpec, data_root: str | Path | None = None, on_bad: st
                         f"(or set OODBENCH_DATA_ROOT) — {_hint(spec)}")
     if data_root is not None and not Path(data_root).is_dir():
         raise DataError(f"data root {data_root} is not a folder — {_hint(spec)}")
-    if type(spec).resolve is BenchmarkSpec.resolve:
+    if getattr(type(spec).resolve, "resolves_files", False):  # BenchmarkSpec.resolve, not an override
         return resolve_files(spec, data_root, on_bad=on_bad, roles=roles)
     params = inspect.signature(spec.resolve).parameters
     if "on_bad" in params:

@@ -245,7 +245,7 @@ class FeatureCache:
             self._clean_tmp(path)
             return DiskEntry(path, key, n, int(meta["shard_size"]))
         path.mkdir(parents=True, exist_ok=True)
-        from oodbench import __version__
+        from oodbench.version import __version__
 
         atomic.write_json(meta_path, {"key": key, "ingredients": ingredients, "n": n, "shard_size": shard_size,
                                       "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "oodbench": __version__})

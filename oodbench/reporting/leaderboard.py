@@ -54,8 +54,8 @@ from oodbench.metrics import CONVENTIONS
 from oodbench.reporting.escape import csv_writer, md_cell, md_text
 from oodbench.results.importer import is_imported
 from oodbench.reporting.plots import figure_paths
-from oodbench.results.runs import (StoredRun, fsood_of, list_runs, ood_set_names, order_std, params_text,
-                                   protocol_text)
+from oodbench.results.runs import (StoredRun, fsood_of, list_runs, method_title, ood_set_names, order_std,
+                                   params_text, post_title, protocol_text)
 from oodbench.results.store import ResultsStore
 
 RANK_METRICS = {"fpr95": "lower", "auroc": "higher"}
@@ -764,30 +764,3 @@ def _td(value: Any, text: str | None = None, numeric: bool = False) -> str:
     shown = str(value) if text is None else text
     cls = ' class="num"' if numeric else ""
     return f'<td data-v="{e(str(value))}"{cls}>{e(shown)}</td>'
-
-
-def method_title(rec) -> str:
-    """The method's display name as recorded (``SeTAR+FT``), else the registered method's (an imported run records
-    none), else its registry name."""
-    if rec.plan.get("display_name"):
-        return rec.plan["display_name"]
-    from oodbench.method import method_class
-
-    try:
-        return method_class(rec.method).title()
-    except Exception:  # not registered here
-        return rec.method
-
-
-def post_title(rec) -> str:
-    """The score's display name as recorded (``GL-MCM``), else the registered score's, else its registry name."""
-    name = rec.postprocessor.get("name", "")
-    if rec.postprocessor.get("display_name"):
-        return rec.postprocessor["display_name"]
-    from oodbench.registry import get
-
-    try:
-        cls = get("postprocessors", name)
-        return getattr(cls, "title", lambda: name)() or name
-    except Exception:  # not registered here
-        return name

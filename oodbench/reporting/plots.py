@@ -257,8 +257,7 @@ def plot_run(run, out_dir: str | Path | None = None) -> list[Path]:
 def run_title(rec) -> str:
     """``digits: digits_clip / SeTAR / GL-MCM`` — benchmark, backbone and the display names of the method and the
     score (as recorded, else as registered), the score's hyperparameters after them."""
-    from oodbench.reporting.leaderboard import method_title, post_title
-    from oodbench.results.runs import params_text
+    from oodbench.results.runs import method_title, params_text, post_title
 
     params = params_text(rec.postprocessor.get("params"))
     return (f"{rec.benchmark}: {rec.backbone.get('name', '?')} / {method_title(rec)} / {post_title(rec)}"

@@ -212,3 +212,30 @@ def compare(records: list[RunRecord], metrics: tuple[str, ...]) -> dict[str, lis
             row.append(cells)
         out[name] = row
     return out
+
+
+def method_title(rec) -> str:
+    """The method's display name as recorded (``SeTAR+FT``), else the registered method's (an imported run records
+    none), else its registry name."""
+    if rec.plan.get("display_name"):
+        return rec.plan["display_name"]
+    from oodbench.method import method_class
+
+    try:
+        return method_class(rec.method).title()
+    except Exception:  # not registered here
+        return rec.method
+
+
+def post_title(rec) -> str:
+    """The score's display name as recorded (``GL-MCM``), else the registered score's, else its registry name."""
+    name = rec.postprocessor.get("name", "")
+    if rec.postprocessor.get("display_name"):
+        return rec.postprocessor["display_name"]
+    from oodbench.registry import get
+
+    try:
+        cls = get("postprocessors", name)
+        return getattr(cls, "title", lambda: name)() or name
+    except Exception:  # not registered here
+        return name

@@ -34,7 +34,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from oodbench import __version__, atomic
+from oodbench import atomic
+from oodbench.version import __version__
 from oodbench.hashing import hash_json
 from oodbench.metrics import CONVENTIONS
 
