@@ -32,6 +32,13 @@ class SetarFTMethod(WeightMethod):
     option_names = (*TRAIN_OPTIONS, "plan_file", "setar")
 
     @classmethod
+    def options_for_seed(cls, options: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The nested SeTAR search's random prune order follows the run's seed, as SeTAR's own."""
+        if (options.get("setar") or {}).get("prune") == "random":
+            return {**options, "setar": {**options["setar"], "seed": seed}}
+        return dict(options)
+
+    @classmethod
     def own_words(cls, record: dict[str, Any]) -> str:
         """``minor components of a SeTAR plan (λ 0.1, top-K 2, SeTAR-S, ...)``: the ranks come from the plan."""
         from oodbench.methods.setar.method import plan_words

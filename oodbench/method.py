@@ -183,6 +183,22 @@ class Method:
         paper's text and the published runs disagree on them (LoRA's alpha). The base class shows none."""
         return {}
 
+    #: Option -> the ``oodbench run`` flag that sets it, for the commands ``oodbench tables --dry-run`` prints (an
+    #: option without a flag is printed as settable from the Python API only).
+    run_flags: dict[str, str] = {}
+
+    @classmethod
+    def options_for_seed(cls, options: dict[str, Any], seed: int) -> dict[str, Any]:
+        """``options`` for the run of seed ``seed`` of a seeded sweep, where an option takes the run's seed (SeTAR's
+        random prune order). The base class returns them unchanged."""
+        return dict(options)
+
+    @classmethod
+    def plan_seed(cls, options: dict[str, Any], seed: int | None) -> int | None:
+        """The seed a run with these options records in its plan when its result depends on it (SeTAR's random
+        prune), else None: a stored run matches a table cell of seed ``seed`` only with that plan seed."""
+        return None
+
     # ---------------------------------------------------------------------------------- contract
     def check(self, ctx: MethodContext) -> None:
         """Validate everything :meth:`prepare` will need, before any work or write.

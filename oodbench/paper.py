@@ -610,7 +610,7 @@ def paper_of(spec: TableSpec) -> Paper | None:
     return get_paper(spec.paper[0]) if spec.paper else None
 
 
-def experiments(paper: str = "neurips", benchmark: str | None = None, variant: str = "published") -> list[Experiment]:
+def experiments(paper: str, benchmark: str | None = None, variant: str = "published") -> list[Experiment]:
     """The experiments of the registered paper ``paper`` following ``variant``; ``benchmark``: where a paper is
     registered under that benchmark's name (an edition of a paper on that benchmark), that one instead (the older
     spelling ``oodbench tables --benchmark NAME``)."""

@@ -75,6 +75,9 @@ class FinetuneMethod(Method):
     """Base class: options, cache lookup, training into an atomic folder, the Modification."""
 
     reads_val = True
+    run_flags = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--train-batch-size", "lam": "--train-lambda",
+                 "top_k": "--train-topk", "precision": "--train-precision", "rank": "--lora-rank",
+                 "alpha": "--lora-alpha", "n_ctx": "--n-ctx"}
     trains = True
     produces = "checkpoint"
     option_names: ClassVar[tuple[str, ...]] = TRAIN_OPTIONS

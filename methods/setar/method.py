@@ -57,6 +57,18 @@ class SetarMethod(Method):
     reads_val = True
     produces = "plan"
     option_names = (*SEARCH_OPTIONS, "plan_file", "tf32")
+    run_flags = {"searcher": "--searcher", "weight_type": "--weight-type", "modality": "--modality", "lam": "--lambda",
+                 "top_k": "--topk", "prune": "--prune", "include_projection": "--include-projection",
+                 "ratios": "--ratios", "batch_size": "--search-batch-size"}
+
+    @classmethod
+    def options_for_seed(cls, options: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The random prune order follows the run's seed (minor / principal searches do not use it)."""
+        return {**options, "seed": seed} if options.get("prune") == "random" else dict(options)
+
+    @classmethod
+    def plan_seed(cls, options: dict[str, Any], seed: int | None) -> int | None:
+        return seed if options.get("prune") == "random" else None
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:

@@ -172,7 +172,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _run_seeds(args, resolved, settings, caches, store, backbone, t0) -> int:
-    from oodbench.orchestration.sweep import aggregate, aggregate_table, run_seeds
+    from oodbench.orchestration.sweep import run_seeds
+    from oodbench.reporting.aggregate import aggregate, aggregate_table
 
     if args.seed is not None:
         raise UserError("give either --seed or --seeds")

@@ -54,8 +54,8 @@ def add_parser(sub, parents) -> None:
 def run(args) -> int:
     from oodbench.cli.run_cmd import settings_from_args
     from oodbench.results import ResultsStore
-    from oodbench.orchestration.sweep import (aggregate, aggregate_csv, aggregate_markdown, expand_grid, parse_grid,
-                                        parse_seeds, run_grid)
+    from oodbench.orchestration.sweep import expand_grid, parse_grid, parse_seeds, run_grid
+    from oodbench.reporting.aggregate import aggregate, aggregate_csv, aggregate_markdown
     from oodbench.runtime import resolve_device, seed_everything, set_float32_mode
 
     t0 = time.perf_counter()
@@ -104,6 +104,6 @@ def run(args) -> int:
 def print_aggregate(rows, console=None) -> None:
     """The sweep's table: labels wrap (a point's axes one per line when narrow), numbers stay whole; a table wider
     than the terminal (80 columns when piped) is split into parts that repeat the point, method and score."""
-    from oodbench.orchestration.sweep import aggregate_table
+    from oodbench.reporting.aggregate import aggregate_table
 
     print_table(aggregate_table(rows), keep=3, console=console)

@@ -1,13 +1,13 @@
-"""Sweeps and seeds: run a grid of settings (one stored run per point and seed) and aggregate mean ± std; run the
-runs the paper tables need (:func:`plan_runs`, :func:`execute`).
+"""Sweeps and seeds: run a grid of settings (one stored run per point and seed); run the runs the paper tables
+need (:func:`plan_runs`, :func:`execute`).
 
 ::
 
     from oodbench.orchestration import sweep
 
     results = sweep.run_seeds(resolved, settings, seeds=(3, 4, 5), caches=caches, store=store, backbone=bb)
-    rows = sweep.aggregate(results)                 # mean ± std per (point, method, postprocessor, OOD set)
-    console.print(sweep.aggregate_table(rows))      # the paper's Table 2 format: "38.77 ± 0.22"
+    rows = aggregate(results)                       # oodbench.reporting.aggregate: mean ± std per point and set
+    console.print(aggregate_table(rows))            # the paper's Table 2 format: "38.77 ± 0.22"
 
     points = sweep.expand_grid(sweep.parse_grid(["setar.lam=0.05,0.1", "mcm.tau=1,2"]))
     results = sweep.run_grid(resolved, settings, points, seeds=(3, 4, 5), caches=caches, store=store)
@@ -20,33 +20,24 @@ evaluated once per (postprocessor hyperparameters, seed), not at every point. Se
 run's seed only for the random prune strategy (the only one it changes), so a minor-prune search is not repeated
 per seed.
 
-Standard deviations are population std (``numpy.std``, ddof 0), as OpenOOD's ``eval_ood.py`` prints them. A group of
-one run of a test-time score (AdaNeg) shows the std over that run's declared stream orders instead (its metrics are
-already the mean over the orders); a group of several seeds shows the std over the seeds of those means.
-
-This module runs the pipeline (it is the one part of ``oodbench.results`` that does; the imports are local).
+Orchestration floor: it calls the pipeline, the store and the specs (imports local where heavy); averaging and
+showing the results is :mod:`oodbench.reporting.aggregate`.
 """
 
 from __future__ import annotations
 
 import ast
 import itertools
-import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import numpy as np
-
 from oodbench.errors import UserError
 from oodbench.paper import RunSpec
-from oodbench.results.runs import order_std, stream_of
 
 log = logging.getLogger("oodbench")
-
-AGG_METRICS = ("fpr95", "auroc", "aupr_in", "aupr_out")
 
 
 # ------------------------------------------------------------------------------------------------------ grids
@@ -174,14 +165,11 @@ class SweepResult:
 
 
 def _method_options_for_seed(settings, seed: int) -> dict[str, dict[str, Any]]:
-    """SeTAR takes the run's seed as its random-prune seed (only then: minor/principal searches do not use it)."""
-    options = {m: dict(o) for m, o in settings.method_options.items()}
-    for method, opts in options.items():
-        if opts.get("prune") == "random":
-            opts["seed"] = seed
-        elif method == "setar-ft" and (opts.get("setar") or {}).get("prune") == "random":
-            opts["setar"] = {**opts["setar"], "seed": seed}
-    return options
+    """Each method's options for the run of ``seed``, as the method says (:meth:`Method.options_for_seed`: SeTAR
+    takes the run's seed as its random-prune seed, and only then)."""
+    from oodbench.method import method_class
+
+    return {m: method_class(m).options_for_seed(dict(o), seed) for m, o in settings.method_options.items()}
 
 
 def run_grid(resolved, settings, points: Sequence[GridPoint], seeds: Sequence[int] = (), caches=None, store=None,
@@ -236,165 +224,12 @@ def run_grid(resolved, settings, points: Sequence[GridPoint], seeds: Sequence[in
 
 def run_seeds(resolved, settings, seeds: Sequence[int], caches=None, store=None, backbone=None) -> list[SweepResult]:
     """``oodbench run --seeds 3,4,5``: the settings once per seed (vanilla once per seed too); aggregate with
-    :func:`aggregate` and show with :func:`aggregate_table`."""
+    :func:`~oodbench.reporting.aggregate.aggregate` and show with
+    :func:`~oodbench.reporting.aggregate.aggregate_table`."""
     return run_grid(resolved, settings, [GridPoint()], seeds, caches, store, backbone)
 
 
-@dataclass
-class AggregateRow:
-    """Mean and population std over seeds of one (point, method, postprocessor)'s metrics, per OOD set."""
-
-    point: str
-    method: str
-    method_label: str
-    postprocessor: str
-    post_label: str
-    seeds: tuple[int, ...]
-    run_ids: tuple[str, ...]
-    mean: dict[str, dict[str, float]]  # set -> metric -> mean (fraction)
-    std: dict[str, dict[str, float]]
-    id_accuracy: tuple[float, float] | None = None
-    spread: str = "seeds"  # what ``std`` is over: "seeds", or "stream orders" (one run of a test-time score)
-    n_spread: int = 0  # how many values the std is over (seeds or orders)
-
-
-def aggregate(results: Sequence[SweepResult], metrics: Sequence[str] = AGG_METRICS) -> list[AggregateRow]:
-    """Group the runs by (point, method, postprocessor) and average each metric of each OOD set over the seeds."""
-    groups: dict[tuple, list[SweepResult]] = {}
-    for r in results:
-        rec = r.record
-        method_key = r.point.label if not _is_baseline(r.result.method) else "(any)"
-        key = (method_key, r.result.method, r.result.postprocessor,  # params as JSON: lists (AdaNeg's seeds) too
-               json.dumps(rec.postprocessor.get("params") or {}, sort_keys=True, default=str))
-        groups.setdefault(key, []).append(r)
-    rows = []
-    for (point, method, post, _), rs in groups.items():
-        sets = list(dict.fromkeys(n for r in rs for n in r.record.metrics))
-        mean, std = {}, {}
-        for name in sets:
-            mean[name], std[name] = {}, {}
-            for m in metrics:
-                vals = [r.record.metrics.get(name, {}).get(m) for r in rs]
-                if any(v is None for v in vals):
-                    continue
-                mean[name][m] = float(np.mean(vals))
-                std[name][m] = float(np.std(vals))
-        accs = [r.record.id_accuracy for r in rs]
-        acc = (float(np.mean(accs)), float(np.std(accs))) if all(a is not None for a in accs) else None
-        first = rs[0].record
-        spread, n_spread = "seeds", len(rs)
-        if len(rs) == 1 and stream_of(first) is not None:
-            spread, n_spread = "stream orders", len(stream_of(first)["per_order"])
-            std = {name: {m: sd for m in vals if (sd := order_std(first, name, m)) is not None}
-                   for name, vals in mean.items()}
-        params = ", ".join(f"{k}={v}" for k, v in sorted((first.postprocessor.get("params") or {}).items()))
-        rows.append(AggregateRow(point, method, first.plan.get("display_name", method), post,
-                                 first.postprocessor.get("display_name", post) + (f" ({params})" if params else ""),
-                                 tuple(r.seed for r in rs), tuple(r.record.run_id for r in rs), mean, std, acc,
-                                 spread, n_spread))
-    return rows
-
-
-def _is_baseline(method: str) -> bool:
-    from oodbench.method import method_class
-
-    try:
-        return method_class(method).baseline
-    except Exception:  # an unregistered name in a record: treat as a method
-        return False
-
-
-def fmt_mean_std(mean: float | None, std: float | None, n: int) -> str:
-    """``"38.77 ± 0.22"`` (x100, 2 decimals; no ± for a single seed)."""
-    if mean is None:
-        return "missing"
-    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if n > 1 and std is not None else "")
-
-
-def aggregate_table(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("fpr95", "auroc"), title: str = ""):
-    """A rich table: one line per (point, method, postprocessor), the average over OOD sets as ``mean ± std``
-    per metric, the seeds, and ID accuracy."""
-    from rich.table import Table
-
-    from oodbench.reporting.render import HEADERS
-
-    table = Table(title=title or "Sweep: average over OOD sets, mean ± std over seeds (x100)", title_justify="left",
-                  caption="FPR95: ID positive, nearest recall to 95%; std: population (numpy.std)" + _orders_note(rows),
-                  caption_justify="left")
-    for col in ("point", "method", "score"):  # labels wrap (point: one axis per line) or fold, never cut
-        table.add_column(col, overflow="fold")
-    for m in metrics:  # numbers: never wrapped nor cut (oodbench.console.print_table splits a too-wide table)
-        table.add_column(HEADERS.get(m, m), justify="right", no_wrap=True)
-    table.add_column("ID acc", justify="right", no_wrap=True)
-    table.add_column("seeds", justify="right", overflow="fold")
-    for r in rows:
-        avg_m, avg_s = r.mean.get("average", {}), r.std.get("average", {})
-        n = r.n_spread or len(r.seeds)
-        acc = fmt_mean_std(r.id_accuracy[0], r.id_accuracy[1], len(r.seeds)) if r.id_accuracy else ""
-        table.add_row(r.point, r.method_label, r.post_label, *(fmt_mean_std(avg_m.get(m), avg_s.get(m), n)
-                                                               for m in metrics), acc,
-                      ",".join(map(str, r.seeds)))
-    return table
-
-
-def aggregate_csv(rows: Sequence[AggregateRow], metrics: Sequence[str] = AGG_METRICS) -> str:
-    """Long CSV: point, method, postprocessor, OOD set, metric, mean, std (x100), n seeds, seeds (and
-    ``std_over``: ``seeds`` or ``stream orders``)."""
-    import io
-
-    from oodbench.reporting.escape import csv_writer
-
-    buf = io.StringIO()
-    w = csv_writer(buf)  # labels from run fields: formula-like text escaped
-    w.writerow(["point", "method", "postprocessor", "ood_set", "metric", "mean", "std", "n", "seeds", "std_over"])
-    for r in rows:
-        for name, vals in r.mean.items():
-            for m in metrics:
-                if m in vals:
-                    std = r.std.get(name, {}).get(m)
-                    w.writerow([r.point, r.method, r.postprocessor, name, m, f"{100 * vals[m]:.4f}",
-                                "" if std is None else f"{100 * std:.4f}", len(r.seeds), " ".join(map(str, r.seeds)),
-                                r.spread])
-    return buf.getvalue()
-
-
-def aggregate_markdown(rows: Sequence[AggregateRow], metrics: Sequence[str] = ("fpr95", "auroc")) -> str:
-    from oodbench.reporting.escape import md_cell
-    from oodbench.reporting.render import HEADERS
-
-    lines = ["| point | method | score | " + " | ".join(HEADERS.get(m, m) for m in metrics) + " | ID acc | seeds |",
-             "|:--|:--|:--|" + "--:|" * (len(metrics) + 1) + ":--|"]
-    for r in rows:
-        avg_m, avg_s = r.mean.get("average", {}), r.std.get("average", {})
-        n = r.n_spread or len(r.seeds)
-        acc = fmt_mean_std(r.id_accuracy[0], r.id_accuracy[1], len(r.seeds)) if r.id_accuracy else ""
-        lines.append(f"| {md_cell(r.point)} | {md_cell(r.method_label)} | {md_cell(r.post_label)} | "
-                     + " | ".join(fmt_mean_std(avg_m.get(m), avg_s.get(m), n) for m in metrics)
-                     + f" | {acc} | {','.join(map(str, r.seeds))} |")
-    lines += ["", "Average over the OOD sets, x100; mean ± population std over the seeds. FPR95: ID positive, nearest "
-                  "recall to 95%." + _orders_note(rows)]
-    return "\n".join(lines) + "\n"
-
-
-def _orders_note(rows: Sequence[AggregateRow]) -> str:
-    if not any(r.spread == "stream orders" for r in rows):
-        return ""
-    return ("; a test-time score of one seed: mean ± population std over its stream orders (`oodbench runs show` "
-            "names them)")
-
-
 # --------------------------------------------------------------------------------- runs the tables need
-#: Method option -> the `oodbench run` flag that sets it (for the commands `oodbench tables --dry-run` prints).
-RUN_FLAGS = {
-    "setar": {"searcher": "--searcher", "weight_type": "--weight-type", "modality": "--modality", "lam": "--lambda",
-              "top_k": "--topk", "prune": "--prune", "include_projection": "--include-projection",
-              "ratios": "--ratios", "batch_size": "--search-batch-size"},
-    "*ft": {"epochs": "--epochs", "lr": "--lr", "batch_size": "--train-batch-size", "lam": "--train-lambda",
-            "top_k": "--train-topk", "precision": "--train-precision", "rank": "--lora-rank", "alpha": "--lora-alpha",
-            "n_ctx": "--n-ctx"},
-}
-
-
 @dataclass
 class Group:
     """Runs evaluated by one pipeline call: one benchmark, backbone, method + options, seed; several scores."""
@@ -441,7 +276,7 @@ class Group:
             from oodbench.method import method_class
 
             parts.append(f"--method {s.method}")
-            flags = RUN_FLAGS.get(s.method) or RUN_FLAGS["*ft"]
+            flags = method_class(s.method).run_flags
             for k, v in sorted({**method_class(s.method).shown_options(), **s.options}.items()):
                 flag = flags.get(k)
                 if flag is None:
@@ -616,18 +451,18 @@ def execute(plan: RunPlan, caches, store, *, device: str = "cpu", quiet: bool = 
                 continue
             done += 1
             log.info("[%d/%d] %s", done, n, s.describe())
-            run_one(g, s.describe(), resolved, bb, backbone, pretrained, "setar",
+            run_one(g, s.describe(), resolved, bb, backbone, pretrained, s.method,
                     {"plan_file": str(prefixes[s.step])}, seed or 0)
     log.info("ran %d group(s), %d run(s) stored, in %.1f s", done, len(results), time.perf_counter() - t0)
     return results, failed
 
 
 def prefix_plans(resolved, backbone, spec: RunSpec, caches, device: str, seed: int, on_bad: str) -> dict[int, Path]:
-    """The SeTAR plan of ``spec.options`` (cached search or a new one) and its prefixes as plan files:
-    ``{k: path of the plan of the first k search steps}`` for k = 0 .. number of steps."""
+    """The plan of ``spec.options`` (cached search or a new one; a plan-producing method: SeTAR) and its prefixes as
+    plan files: ``{k: path of the plan of the first k search steps}`` for k = 0 .. number of steps."""
     from oodbench.method import MethodContext, method_class
 
-    method = method_class("setar")(**spec.options)
+    method = method_class(spec.method)(**spec.options)
     ctx = MethodContext(backbone=backbone, benchmark=resolved, caches=caches, seed=seed, device=device, on_bad=on_bad)
     method.check(ctx)
     plan, _ = method.obtain_plan(ctx)

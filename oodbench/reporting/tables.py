@@ -138,9 +138,21 @@ def matches(record: RunRecord, spec: RunSpec) -> bool:
         return False
     if not _same(options, wanted):
         return False
-    if spec.method == "setar" and spec.options.get("prune") == "random" and spec.seed is not None:
-        return record.plan.get("seed") == spec.seed
+    plan_seed = _plan_seed(spec)
+    if plan_seed is not None:  # the result depends on the seed through the plan (SeTAR's random prune)
+        return record.plan.get("seed") == plan_seed
     return True
+
+
+def _plan_seed(spec: RunSpec) -> int | None:
+    if spec.seed is None:
+        return None
+    from oodbench.method import method_class
+
+    try:
+        return method_class(spec.method).plan_seed(spec.options, spec.seed)
+    except Exception:  # a method of a plugin not loaded now
+        return None
 
 
 class RunIndex:

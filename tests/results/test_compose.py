@@ -240,7 +240,8 @@ def test_runs_list_show_compare_give_the_stream_spread(store, capsys):
 def test_sweep_aggregate_of_one_adaneg_run_shows_the_std_over_its_orders(store):
     from types import SimpleNamespace
 
-    from oodbench.orchestration.sweep import GridPoint, SweepResult, aggregate, aggregate_csv, aggregate_markdown
+    from oodbench.orchestration.sweep import GridPoint, SweepResult
+    from oodbench.reporting.aggregate import aggregate, aggregate_csv, aggregate_markdown
 
     results = [SweepResult(GridPoint(), 0, SimpleNamespace(record=store.load(i), method=i.split("-")[0],
                                                           postprocessor=i.split("-")[1]))

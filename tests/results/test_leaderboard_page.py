@@ -179,7 +179,7 @@ def test_markdown_and_csv_escape_run_fields(tmp_path):
 def test_every_csv_writer_escapes_formulas_and_keeps_numbers():
     from oodbench.reporting.escape import csv_cell, csv_writer, md_cell
     from oodbench.reporting.render import rows_to_csv
-    from oodbench.orchestration.sweep import AggregateRow, aggregate_csv, aggregate_markdown
+    from oodbench.reporting.aggregate import AggregateRow, aggregate_csv, aggregate_markdown
 
     for cell, want in (("=1+1", "'=1+1"), ("+A1", "'+A1"), ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"),
                        ("\t=x", "'\t=x"), ("-0.5727", "-0.5727"), ("+1.5", "+1.5"), ("1e-3", "1e-3"), ("-", "-"),

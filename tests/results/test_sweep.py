@@ -21,8 +21,8 @@ from oodbench.datasets.digits import resolve_digits  # noqa: E402
 from oodbench.errors import UserError  # noqa: E402
 from oodbench.orchestration.pipeline import RunSettings, run  # noqa: E402
 from oodbench.results import ResultsStore  # noqa: E402
-from oodbench.orchestration.sweep import (GridPoint, aggregate, aggregate_csv, expand_grid, parse_grid, parse_seeds,  # noqa: E402
-                                    run_grid, run_seeds)
+from oodbench.orchestration.sweep import GridPoint, expand_grid, parse_grid, parse_seeds, run_grid, run_seeds  # noqa: E402
+from oodbench.reporting.aggregate import aggregate, aggregate_csv  # noqa: E402
 
 
 def _cut(src, n):

@@ -23,7 +23,7 @@ from oodbench.console import fit_table, print_table
 from oodbench.registry import get
 from oodbench.results import ResultsStore, RunRecord
 from oodbench.reporting.render import comparison_table
-from oodbench.orchestration.sweep import AggregateRow, aggregate_table
+from oodbench.reporting.aggregate import AggregateRow, aggregate_table
 
 WIDTH = 80
 SETS = {"digits 6-9": "near", "textures": "far", "faces": "far", "photos": "far", "noise": "far"}
