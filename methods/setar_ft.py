@@ -32,6 +32,13 @@ class SetarFTMethod(WeightMethod):
     option_names = (*TRAIN_OPTIONS, "plan_file", "setar")
 
     @classmethod
+    def plan_figure(cls, plan: Any, stem, title: str = "") -> list:
+        """The rank-ratio map of the SeTAR plan the fine-tuning started from (as SeTAR draws it)."""
+        from oodbench.methods.setar.method import SetarMethod
+
+        return SetarMethod.plan_figure(plan, stem, title)
+
+    @classmethod
     def options_for_seed(cls, options: dict[str, Any], seed: int) -> dict[str, Any]:
         """The nested SeTAR search's random prune order follows the run's seed, as SeTAR's own."""
         if (options.get("setar") or {}).get("prune") == "random":

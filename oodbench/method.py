@@ -194,6 +194,12 @@ class Method:
         return dict(options)
 
     @classmethod
+    def plan_figure(cls, plan: dict[str, Any], stem: Path, title: str = "") -> list[Path]:
+        """Draw the figure of a run's ``plan`` (the record's ``plan``, or a plan file's JSON) at ``stem`` (``.png``
+        and ``.svg``) and return the written paths; the base class draws none. SeTAR draws its rank-ratio map."""
+        return []
+
+    @classmethod
     def plan_seed(cls, options: dict[str, Any], seed: int | None) -> int | None:
         """The seed a run with these options records in its plan when its result depends on it (SeTAR's random
         prune), else None: a stored run matches a table cell of seed ``seed`` only with that plan seed."""

@@ -71,6 +71,17 @@ class SetarMethod(Method):
         return seed if options.get("prune") == "random" else None
 
     @classmethod
+    def plan_figure(cls, plan: Any, stem: Path, title: str = "") -> list[Path]:
+        """The rank-ratio map of the plan (paper Fig. 7; :mod:`oodbench.methods.setar.figures`), when it has
+        entries (a plan object, a run record's ``plan``, or the official ``[[tower, type, layer, ratio], ...]``)."""
+        entries = plan if isinstance(plan, list) else plan.get("entries") if isinstance(plan, dict) else None
+        if not (isinstance(entries, list) and entries):
+            return []
+        from .figures import plot_plan
+
+        return plot_plan(plan, stem, title=title)
+
+    @classmethod
     def option_defaults(cls) -> dict[str, Any]:
         from dataclasses import fields
 

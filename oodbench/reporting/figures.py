@@ -1,6 +1,6 @@
 """The paper's figures from stored runs: metric vs searched weight matrices per weight type (Figures 2-3),
 lambda and top-K sensitivity (Figures 4-5), fine-tuning loss curves (Figure 6) and SeTAR rank-ratio maps
-(Figure 7, drawn by :func:`oodbench.reporting.plots.plot_plan`).
+(Figure 7: the figure the run's method draws of its plan, :meth:`oodbench.method.Method.plan_figure`).
 
 Every figure is written as PNG and SVG, with the data behind it as CSV beside it (``<key>.csv``). Metric values
 are the average over the OOD sets, x100; FPR95 takes ID as the positive class at the recall nearest to 95% (the
@@ -20,7 +20,7 @@ import numpy as np
 from oodbench.atomic import write_text
 from oodbench.reporting.escape import csv_writer
 from oodbench.paper import FigureSpec
-from oodbench.reporting.plots import _pyplot, _save, plot_plan
+from oodbench.reporting.plots import _pyplot, _save, plan_figure
 from oodbench.reporting.tables import RunIndex, run_value
 
 FPR_CAPTION = ("Average over the OOD sets, x100. FPR95: fraction of OOD accepted at 95% ID recall (ID positive, "
@@ -211,10 +211,10 @@ def _draw(fig: FigureSpec, index: RunIndex, out: Path, checkpoints: Path | None)
     elif fig.kind == "plan-map":
         for s in fig.series:
             rec = next((index.find(r) for _, runs in s.points for r in runs if index.find(r) is not None), None)
-            if rec is None or not rec.plan.get("entries"):
+            if rec is None:
                 continue
             stem = out / f"{fig.key}_{_slug(s.label)}"
-            written += plot_plan(rec.plan, stem, title=f"{s.label} ({rec.benchmark}, {rec.backbone.get('name')})")
+            written += plan_figure(rec, stem, f"{s.label} ({rec.benchmark}, {rec.backbone.get('name')})")
     else:
         raise ValueError(f"unknown figure kind {fig.kind!r}")
     return written

@@ -1,8 +1,9 @@
-"""Figures of stored runs: ROC curves and ID/OOD score histograms per run, and the rank-ratio map of a SeTAR plan.
+"""Figures of stored runs: ROC curves and ID/OOD score histograms per run, and the figure a run's method draws of
+its plan (:meth:`oodbench.method.Method.plan_figure`; SeTAR: the rank-ratio map).
 
 Every figure is written as PNG and SVG (matplotlib, Agg backend, atomic writes). Scores are oriented
 **higher = more in-distribution**; ROC curves take ID as the positive class, as the ``auroc`` and ``fpr95``
-metrics do. The data functions (:func:`roc_data`, :func:`histogram_data`, :func:`plan_grid`) are separate from
+metrics do. The data functions (:func:`roc_data`, :func:`histogram_data`) are separate from
 the drawing so that they can be checked against references.
 """
 
@@ -10,9 +11,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,9 +25,6 @@ METRIC_CAPTION = ("AUROC: area under the ROC, ID positive, ties count half. FPR9
                   "at the threshold that accepts 95% of ID images (nearest recall to 95%, the MCM/SeTAR official "
                   "code). Score: higher = more in-distribution.")
 FORMATS = ("png", "svg")
-TOWERS = ("vision", "text")
-WEIGHT_ORDER = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down", "W_p")
-_TOWER_ALIASES = {"vision": "vision", "visual": "vision", "image": "vision", "text": "text"}
 # drawing resolution of a ROC curve: a point closer than this (in both FPR and TPR) to the last drawn one is skipped
 _ROC_DRAW_STEP = 1.0 / 2000
 
@@ -89,61 +85,6 @@ def histogram_data(scores: dict[str, np.ndarray], bins: int | None = None) -> tu
         bins = int(min(100, max(10, n)))
     edges = np.histogram_bin_edges(pooled, bins=bins)
     return edges, {k: np.histogram(v, bins=edges, density=True)[0] for k, v in scores.items()}
-
-
-@dataclass(frozen=True)
-class PlanGrid:
-    """The rank-ratio map of a plan: ``ratios[row, col]`` (NaN where the plan has no entry)."""
-
-    layers: list[str]  # row labels, bottom block first ("0", "1", ..., "proj")
-    columns: list[tuple[str, str]]  # (tower, weight type)
-    ratios: np.ndarray  # [len(layers), len(columns)]
-    prune: str
-
-
-def plan_grid(plan: Any) -> PlanGrid:
-    """Parse a plan (a :mod:`oodbench.methods.setar.plan` JSON object, a run record's ``plan``, or the official
-    ``[[tower, weight_type, layer, ratio], ...]`` list) into a layer x (tower, weight type) grid.
-
-    Raises:
-        UserError: not a plan, or a malformed entry.
-    """
-    if isinstance(plan, list):
-        plan = {"entries": plan}
-    if not isinstance(plan, dict) or not isinstance(plan.get("entries"), list):
-        raise UserError("not a SeTAR plan: expected a JSON object with an 'entries' list")
-    entries = [_entry(e, i) for i, e in enumerate(plan["entries"])]
-    if not entries:
-        raise UserError("the plan has no entries: nothing to draw")
-    layers_n = sorted({e[2] for e in entries if e[2] >= 0})
-    rows = [str(n) for n in range(0, (layers_n[-1] + 1) if layers_n else 0)]
-    if any(e[2] < 0 for e in entries):
-        rows.append("proj")
-    cols = sorted({(e[0], e[1]) for e in entries},
-                  key=lambda c: (TOWERS.index(c[0]), WEIGHT_ORDER.index(c[1]) if c[1] in WEIGHT_ORDER else 99, c[1]))
-    grid = np.full((len(rows), len(cols)), np.nan)
-    for tower, wtype, layer, ratio in entries:
-        r = rows.index("proj") if layer < 0 else layer
-        grid[r, cols.index((tower, wtype))] = ratio
-    return PlanGrid(rows, cols, grid, str(plan.get("prune", "minor")))
-
-
-def _entry(item: Any, i: int) -> tuple[str, str, int, float]:
-    if isinstance(item, (list, tuple)) and len(item) == 4:
-        item = dict(zip(("tower", "weight_type", "layer", "ratio"), item))
-    if not isinstance(item, dict) or not {"tower", "weight_type", "ratio"} <= set(item):
-        raise UserError(f"plan entry {i}: expected {{tower, weight_type, layer, ratio}}, got {item!r}")
-    tower = _TOWER_ALIASES.get(str(item["tower"]).lower())
-    layer = item.get("layer", -1)
-    layer = -1 if layer is None else layer
-    ratio = item["ratio"]
-    if tower is None:
-        raise UserError(f"plan entry {i}: unknown tower {item['tower']!r}; use vision or text")
-    if not isinstance(layer, int) or isinstance(layer, bool) or layer < -1:
-        raise UserError(f"plan entry {i}: layer must be an integer >= -1, got {layer!r}")
-    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not (0 <= ratio < math.inf):
-        raise UserError(f"plan entry {i}: ratio must be a number >= 0, got {ratio!r}")
-    return tower, str(item["weight_type"]), layer, float(ratio)
 
 
 # ------------------------------------------------------------------------------------------- drawing
@@ -240,8 +181,8 @@ def plot_histograms(scores: dict[str, np.ndarray], stem: Path, title: str = "") 
 
 
 def plot_run(run, out_dir: str | Path | None = None) -> list[Path]:
-    """ROC curves (``roc``), score histograms (``hist``) and, for a run with a plan, its rank-ratio map
-    (``plan``) of a stored run (:class:`oodbench.results.runs.StoredRun`), as PNG and SVG in ``out_dir``
+    """ROC curves (``roc``), score histograms (``hist``) and, for a run whose method draws its plan, that figure
+    (``plan``; SeTAR: the rank-ratio map) of a stored run (:class:`oodbench.results.runs.StoredRun`), as PNG and SVG in ``out_dir``
     (default ``<run folder>/figures``)."""
     rec = run.record
     out = Path(out_dir) if out_dir is not None else run.path / "figures"
@@ -249,9 +190,20 @@ def plot_run(run, out_dir: str | Path | None = None) -> list[Path]:
     _split_scores(scores)
     title = run_title(rec)
     written = plot_roc(scores, out / "roc", title) + plot_histograms(scores, out / "hist", title)
-    if isinstance(rec.plan.get("entries"), list) and rec.plan["entries"]:
-        written += plot_plan(rec.plan, out / "plan", title=title)
+    written += plan_figure(rec, out / "plan", title)
     return written
+
+
+def plan_figure(rec, stem: Path, title: str) -> list[Path]:
+    """The figure the run's method draws of the run's plan (:meth:`oodbench.method.Method.plan_figure`), if any;
+    nothing for a method that is not registered here."""
+    from oodbench.method import method_class
+
+    try:
+        cls = method_class(rec.method)
+    except Exception:  # an imported run of a method of a plugin not loaded now
+        return []
+    return cls.plan_figure(rec.plan or {}, stem, title)
 
 
 def run_title(rec) -> str:
@@ -262,59 +214,6 @@ def run_title(rec) -> str:
     params = params_text(rec.postprocessor.get("params"))
     return (f"{rec.benchmark}: {rec.backbone.get('name', '?')} / {method_title(rec)} / {post_title(rec)}"
             + (f" ({params})" if params else ""))
-
-
-def plot_plan(plan_json: Any, out: str | Path, title: str = "") -> list[Path]:
-    """The rank-ratio map of a SeTAR plan (paper Fig. 7): a heat map of layer x (tower, weight type) with each
-    ratio written in its cell; blank cells are weights the plan leaves out. Ratios >= 1 are absolute ranks
-    (written ``rN``, not coloured).
-
-    Args:
-        plan_json: the plan as data (dict or official list), or the path of a plan JSON file.
-        out: output path; ``.png`` / ``.svg`` suffixes are replaced, and both files are written.
-
-    Returns:
-        The written paths.
-    """
-    if isinstance(plan_json, (str, Path)):
-        plan_json = _read_plan_file(Path(plan_json))
-    grid = plan_grid(plan_json)
-    plt = _pyplot()
-    stem = Path(out)
-    if stem.suffix.lower() in (".png", ".svg"):
-        stem = stem.with_suffix("")
-    ratios = np.where(grid.ratios >= 1, np.nan, grid.ratios)
-    vmax = max(0.05, float(np.nanmax(ratios)) if np.isfinite(ratios).any() else 0.05)
-    fig, ax = plt.subplots(figsize=(1.4 + 1.25 * len(grid.columns), 1.2 + 0.36 * len(grid.layers)))
-    cmap = plt.get_cmap("viridis").with_extremes(bad="#f0f0f0")
-    im = ax.imshow(np.ma.masked_invalid(ratios), cmap=cmap, vmin=0, vmax=vmax, aspect="auto", origin="lower")
-    for r in range(len(grid.layers)):
-        for c in range(len(grid.columns)):
-            v = grid.ratios[r, c]
-            if np.isnan(v):
-                continue
-            text = f"r{int(v)}" if v >= 1 else f"{v:.2f}".rstrip("0").rstrip(".") if v else "0"
-            light = v < 1 and v > 0.6 * vmax
-            ax.text(c, r, text, ha="center", va="center", fontsize=7, color="black" if light or v >= 1 else "white")
-    ax.set_xticks(range(len(grid.columns)), [f"{t}\n{w}" for t, w in grid.columns], fontsize=8)
-    ax.set_yticks(range(len(grid.layers)), grid.layers, fontsize=7)
-    ax.set_xlabel("tower / weight type")
-    ax.set_ylabel("layer (block index; proj = W_p)")
-    fig.colorbar(im, ax=ax, label="rank-reduction ratio (fraction of singular values removed)")
-    ax.set_title((title + "\n" if title else "") + f"SeTAR plan: rank-reduction ratio per layer (prune: {grid.prune})",
-                 fontsize=9)
-    return _save(fig, stem)
-
-
-def _read_plan_file(path: Path) -> Any:
-    import json
-
-    if not path.is_file():
-        raise UserError(f"plan file not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"plan file {path} is not readable JSON ({exc})") from None
 
 
 def figure_paths(run_dir: Path) -> dict[str, Path]:

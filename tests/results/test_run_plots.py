@@ -11,7 +11,8 @@ from store_helpers import save_run, synthetic_scores
 from oodbench.cli import main
 from oodbench.errors import UserError
 from oodbench.results import ResultsStore
-from oodbench.reporting.plots import histogram_data, plan_grid, plot_plan, roc_data, thin_curve
+from oodbench.methods.setar.figures import plan_grid, plot_plan
+from oodbench.reporting.plots import histogram_data, roc_data, thin_curve
 from oodbench.results.runs import find_run
 
 
