@@ -553,6 +553,7 @@ table.board{border-collapse:separate;border-spacing:0;font-size:13px}
 .board td.run{white-space:normal;max-width:12em;font-size:11px}
 .board td.run code{font-size:11px}
 .board td.score{max-width:12em;white-space:normal}
+.board td.score .nm{white-space:nowrap}
 .board td.protocol{white-space:normal;max-width:11em;font-size:12px}
 .board .imp{color:#a0522d;font-weight:700;cursor:help}
 .board.collapsed .d{display:none}
@@ -728,7 +729,8 @@ def _html_table(table_id: str, bench: str, rows: list[Row], out: Path) -> list[s
         mark = (f' <span class="imp" title="{e(IMPORT_LEGEND)}">{IMPORT_MARK}</span>' if row.imported else "")
         cells = [f'<td class="c-rank num" data-v="{row.rank}">{row.rank}</td>',
                  f'<td class="c-method" data-v="{e(method_title(rec))}">{e(method_title(rec))}{mark}</td>',
-                 f'<td class="score" data-v="{e(post_title(rec))}" title="{e(row.params())}">{e(post_title(rec))}'
+                 f'<td class="score" data-v="{e(post_title(rec))}" title="{e(row.params())}">'
+                 f'<span class="nm">{e(post_title(rec))}</span>'
                  + (f'<div class="sub">{e(row.params_changed())}</div>' if row.params_changed() else "") + "</td>"]
         if many_backbones:
             cells.append(_td(_backbone_text(row)))
