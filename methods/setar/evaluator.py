@@ -26,7 +26,12 @@ SVD and runs both towers on the whole validation set for each candidate). Here, 
   extraction's arithmetic to float32 rounding;
 * a candidate that removes no component (ratio 0, or a ratio that rounds to rank 0) leaves the accepted
   configuration, whose loss is known, and candidates of one weight that remove the same number of components
-  are the same model: neither is run again (both are still logged).
+  are the same model: neither is run again (both are still logged);
+* the loss is reduced from per-image terms (:func:`~.loss.image_terms`, :func:`~.loss.reduce_image_terms`: the
+  official batch-size-weighted mean of per-batch terms, summed in float64 in image order), so under several
+  processes (:mod:`oodbench.distributed`) each holds a contiguous share of the images and of the prompts, runs
+  every candidate on it, and all-gathers the terms (and the text embeddings): every process gets the same losses,
+  and no candidate is computed twice.
 """
 
 from __future__ import annotations
