@@ -52,7 +52,7 @@ from oodbench.errors import UserError
 from oodbench.hashing import canonical_json
 from oodbench.metrics import CONVENTIONS
 from oodbench.results.escape import csv_writer, md_cell, md_text
-from oodbench.results.importer import is_imported
+from oodbench.results.importer import MARK, is_imported
 from oodbench.results.plots import figure_paths
 from oodbench.results.runs import (StoredRun, fsood_of, list_runs, ood_set_names, order_std, params_text,
                                    protocol_text)
@@ -66,8 +66,8 @@ OOD_GROUPS = ("near", "far")
 SET_METRICS = (("fpr95", "FPR95↓"), ("auroc", "AUROC↑"))
 FS_COLUMNS = (("fpr95", "FS avg FPR95↓"), ("auroc", "FS avg AUROC↑"))
 FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.html")
-#: Marks an imported run's row (its legend: :data:`IMPORT_LEGEND`).
-IMPORT_MARK = "‡"
+#: Marks an imported run's row (its legend: :data:`IMPORT_LEGEND`): the mark every table format uses.
+IMPORT_MARK = MARK
 IMPORT_LEGEND = (f"{IMPORT_MARK} imported run: per-image scores written by other code, stored with `oodbench runs "
                  "import` and scored by oodbench's metric code; its settings are what the import recorded "
                  "(`oodbench runs show RUN` names the files and their SHA-256).")
