@@ -426,5 +426,6 @@ def _injected_failure(phase: str) -> None:
 
 __all__ = ["World", "DistributedError", "world", "is_main", "env_world", "device_for", "session", "barrier",
            "broadcast_object", "all_gather_object", "gather_object", "checked", "on_main", "all_gather_checked",
-           "gather_checked", "deal", "share", "all_gather_rows", "gather_tensors", "traffic", "reset_traffic", "count_traffic",
+           "gather_checked", "deal", "share", "all_gather_rows", "gather_tensors", "traffic", "reset_traffic",
+           "count_traffic",
            "tensor_backend"]

@@ -302,13 +302,15 @@ def key_figures(name: str, p: dict) -> str:
                          f"{v['images_per_s_bare']:.0f} img/s, {v['images']} images)" for k, v in r.items())
     if name == "decode":
         worst = max(r["scores"], key=lambda x: abs(x["auroc_gpu"] - x["auroc_pil"]))
+        fpr = max(abs(x["fpr95_gpu"] - x["fpr95_pil"]) for x in r["scores"])
         return (f"pixels max {r['pixels']['max_levels']:.1f} levels, mean {r['pixels']['mean_levels']:.3f}; "
                 f"largest AUROC move {abs(worst['auroc_gpu'] - worst['auroc_pil']):.2f} points ({worst['score']}, "
-                f"{worst['ood']}); FPR95 moves ≤ {max(abs(x['fpr95_gpu'] - x['fpr95_pil']) for x in r['scores']):.2f}")
+                f"{worst['ood']}); FPR95 moves ≤ {fpr:.2f}")
     if name == "main_table":
         s = r["seconds"]
         ext = r.get("full_size_test_seconds_extrapolated", {})
-        return (f"search {s.get('search', 0):.1f} s (val {r['counts']['val']}); vanilla test {s.get('vanilla', 0):.1f} s "
+        return (f"search {s.get('search', 0):.1f} s (val {r['counts']['val']}); "
+                f"vanilla test {s.get('vanilla', 0):.1f} s "
                 f"and SeTAR test {s.get('setar', 0):.1f} s on {r['test_images']} images (full size extrapolated "
                 f"{ext.get('vanilla', 0):.0f} s / {ext.get('setar', 0):.0f} s); official 1481 s + 263 s per model")
     if name == "search_efficiency":
@@ -350,8 +352,8 @@ def main(argv=None) -> int:
         (args.out / "device_check.json").write_text(json.dumps(summary, indent=2, default=str))
         (args.out / "device_check.md").write_text(markdown(summary))
 
-    print(f"device check: scale {args.scale} on {device} ({', '.join(summary['environment'].get('gpus', [])) or 'CPU'});"
-          f" parts {', '.join(args.parts)}", flush=True)
+    gpus = ", ".join(summary["environment"].get("gpus", [])) or "CPU"
+    print(f"device check: scale {args.scale} on {device} ({gpus}); parts {', '.join(args.parts)}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         for name in args.parts:

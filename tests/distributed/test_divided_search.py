@@ -28,7 +28,8 @@ from dist_helpers import spawn
 N_IMAGES, NAMES = 13, ["cat", "dog", "car", "tree", "boat"]
 CONFIGS = {"setar-s": dict(searcher="visual_text", ratios=(0.0, 0.25, 0.5), top_k=2, batch_size=4, lam=0.5,
                            forward_batch_size=3, text_batch_size=2),
-           "les": dict(searcher="les", ratios=(0.0, 0.3, 0.302, 0.6), top_k=1, batch_size=4, lam=1.0, forward_batch_size=4)}
+           "les": dict(searcher="les", ratios=(0.0, 0.3, 0.302, 0.6), top_k=1, batch_size=4, lam=1.0,
+                       forward_batch_size=4)}
 DONE = 3  # steps finished before the interruption (resume tests)
 
 
