@@ -12,7 +12,9 @@ fp16 (``TRAINER.LOCOOP.PREC``: the CLIP weights and the context vectors are half
 half, no loss scaling).
 
 Randomness (shuffling, augmentation) is seeded: two runs with the same seed on the same device give the same
-losses. Progress: a rich bar with the running loss and ETA on a terminal, one log line per epoch otherwise,
+losses, for any CPU thread count (on the CPU the backward pass runs with one thread: the weight gradients are
+matmuls whose inner dimension is the batch times the tokens, which MKL divides over threads in a thread-dependent
+order; :mod:`oodbench.threads`). Progress: a rich bar with the running loss and ETA on a terminal, one log line per epoch otherwise,
 nothing when quiet.
 """
 
@@ -173,6 +175,7 @@ def train(forward: Forward, params: Iterable[torch.nn.Parameter], source, transf
     """
     from oodbench.data.loader import SourceDataset, collate
     from oodbench.methods.setar.loss import batch_terms
+    from oodbench.threads import one_thread
 
     params = [p for p in params]
     if not params:
@@ -223,7 +226,8 @@ def train(forward: Forward, params: Iterable[torch.nn.Parameter], source, transf
                         raise UserError(f"the training loss became {float(loss)} at step {step}; lower the learning "
                                         "rate or train in fp32")
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    with one_thread(device):  # weight gradients: MKL divides their long inner sum over threads
+                        loss.backward()
                     opt.step()
                     sched.step()
                     values = {k: float(v.detach()) for k, v in terms.items()}

@@ -39,7 +39,9 @@ log = logging.getLogger("oodbench")
 # (a backbone's forward computed in another order, another attention kernel): every old key becomes unreachable.
 # The key holds the weights and the plan, not the code, so without a bump a cache written by the old arithmetic
 # would be served as if it were the new one's.
-EXTRACTOR_VERSION = "1"
+# "2": the SVD of a SeTAR-truncated weight is computed with one CPU thread (oodbench.threads), so a cache written
+# by a multi-thread run holds other last bits.
+EXTRACTOR_VERSION = "2"
 INDEX, BAD = "_index", "_bad"
 
 
