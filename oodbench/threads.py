@@ -1,30 +1,28 @@
-"""CPU thread count and the numbers oodbench computes: what depends on it and the fixed choices that make it not.
+"""The CPU thread count and the numbers oodbench computes: what depends on it, and the fixed choice that removes it.
 
-Measured on torch 2.14 (MKL 2024.2, oneDNN 3.12, OpenMP) by running the same work under
-``torch.set_num_threads(1 / 2 / 4)`` and comparing bit for bit (``tests/foundation/test_thread_count.py``):
+Measured on torch 2.14 (MKL 2024.2, oneDNN 3.12, OpenMP; AVX-512) by running the same work under
+``torch.set_num_threads(1 / 2 / 4)`` (and numpy's BLAS and faiss's OpenMP at the same counts) and comparing bit for
+bit (``tests/foundation/test_thread_count.py``):
 
-* the same for any thread count: ``F.linear`` / matmul of the forward shapes (MKL sgemm), conv2d (oneDNN),
-  scaled-dot-product attention, softmax, layer norm, reductions along a dimension (each output element is summed
-  by one thread), numpy's and faiss's work on oodbench's arrays;
-* not the same: ``torch.linalg.svd`` (MKL's threaded LAPACK: the factors move in the last bits, and a truncated
-  weight with them), full reductions of more than 32,768 elements (``x.sum()``, ``x.mean()``: ATen gives each
-  thread its own partial sum), and a training step's weight gradients (matmuls whose inner dimension is the
-  batch times the tokens, which MKL divides over threads).
+* the same for any thread count: the forward passes of extraction and search (``F.linear`` / matmul in forward
+  shapes, conv2d, attention, softmax, layer norm), reductions along a dimension (each output is summed by one
+  thread), every score (numpy, faiss), the metrics;
+* not the same: ``torch.linalg.svd`` (MKL's threaded LAPACK: the factors move in the last bits, so does a
+  truncated weight, and a search candidate's loss or a score near a threshold with it); matmuls with a long inner
+  dimension and a small output (a training step's weight gradients, inner dimension batch x tokens: MKL divides
+  the inner sum over threads); full reductions of more than 32,768 elements (``x.sum()``, ``x.mean()``: ATen
+  gives each thread a partial sum).
 
-oodbench fixes each by a deterministic choice: the SVD of a weight (:func:`one_thread`), every training step
-(forward, backward and optimizer step: :func:`one_thread`), and the loss terms that reduce a large tensor to one
-number (:func:`fixed_mean`: float64 partial sums over fixed 4,096-element blocks, added in order). A CPU result is
-then bitwise the same for any thread count on one CPU kind; it still differs in the last bits between CPU
-instruction sets (AVX-512 vs AVX2 kernels of MKL and ATen) and on a GPU (README, "Determinism").
+The choice: those computations run with one CPU thread (:func:`one_thread`) — the SVD of every weight SeTAR
+touches, and each training step's loss and backward pass. Their numbers are then the ones a one-thread run always
+gave, on every machine of one CPU kind; the rest keeps every thread. They still differ in the last bits between CPU
+instruction sets (MKL's and ATen's AVX-512 and AVX2 kernels) and on a GPU (README, "Determinism").
 """
 
 from __future__ import annotations
 
 import contextlib
 from typing import Iterator
-
-#: Elements per partial sum of :func:`fixed_mean` / :func:`fixed_sum`.
-BLOCK = 4096
 
 
 @contextlib.contextmanager
@@ -49,37 +47,3 @@ def one_thread(device=None) -> Iterator[None]:
     finally:
         torch.set_num_threads(before)
 
-
-def fixed_sum(x):
-    """Sum of every element of ``x`` (a tensor) in an order that does not depend on the thread count.
-
-    The flattened tensor is cut into blocks of :data:`BLOCK` elements (zero-padded); each block is summed along its
-    own dimension (one thread per block: the same arithmetic for any thread count), in float64, and the block sums
-    are added in order. Differentiable; returns a 0-d tensor of ``x``'s dtype.
-    """
-    import torch
-
-    flat = x.reshape(-1)
-    n = flat.shape[0]
-    if n <= BLOCK:
-        return flat.double().sum().to(x.dtype)
-    pad = (-n) % BLOCK
-    if pad:
-        flat = torch.cat([flat, flat.new_zeros(pad)])
-    blocks = flat.double().view(-1, BLOCK).sum(dim=1)  # [n / BLOCK], each by one thread
-    total = blocks[0]
-    for b in blocks[1:]:  # in order (a cumulative sum would be vectorised differently per length)
-        total = total + b
-    return total.to(x.dtype)
-
-
-def fixed_mean(x):
-    """``fixed_sum(x) / x.numel()`` (see :func:`fixed_sum`)."""
-    return fixed_sum(x) / x.numel()
-
-
-def thread_count() -> int:
-    """The intra-op CPU thread count torch uses now."""
-    import torch
-
-    return torch.get_num_threads()
