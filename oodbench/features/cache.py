@@ -248,9 +248,13 @@ class FeatureCache:
             return DiskEntry(path, key, n, int(meta["shard_size"]))
         path.mkdir(parents=True, exist_ok=True)
         from oodbench import __version__
+        from oodbench.provenance import provenance
 
+        # the thread count and CPU are recorded, not keyed: the numbers do not depend on the thread count
+        # (oodbench.threads); the CPU kind moves last bits only (README, "Determinism and provenance")
         atomic.write_json(meta_path, {"key": key, "ingredients": ingredients, "n": n, "shard_size": shard_size,
-                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "oodbench": __version__})
+                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "oodbench": __version__,
+                                      "provenance": provenance()})
         return DiskEntry(path, key, n, shard_size)
 
     @staticmethod
