@@ -188,6 +188,34 @@ class FastEvaluator:
         for mlp in (False, True):
             self._hidden.pop((target[0], self._hidden_index(target), mlp), None)
 
+    def share_factors(self, targets: list[Target]) -> list[int]:
+        """Several processes: the SVD factors of ``targets`` (the searched weights) computed once in all, weight ``i``
+        by rank ``i mod N``, and broadcast from it over the device's collective, instead of every rank computing every
+        SVD (on a GPU these are a fixed cost that would not divide). One process: nothing (factors are computed on a
+        weight's first use). Returns how many SVDs each rank computed."""
+        w = self.world
+        if not w.active:
+            return [0]
+        from .lowrank import SVDFactors
+
+        todo = [t for t in dict.fromkeys(targets) if not self.mod.has_factors(self.target_weight(t))]
+        mine = [t for i, t in enumerate(todo) if i % w.size == w.rank]
+        distributed.checked(lambda: [self.mod.factors(self.target_weight(t)) for t in mine], phase="search")
+        for i, t in enumerate(todo):
+            tw = self.target_weight(t)
+            if i % w.size == w.rank:  # contiguous (a collective needs it), and every rank rebuilds from the same layout
+                f = self.mod.factors(tw)
+                tensors = (f.U.contiguous(), f.S.contiguous(), f.Vh.contiguous())
+            else:
+                out, inn = tw.shape
+                k = min(out, inn)
+                dev = tw.param.device
+                tensors = (torch.empty(out, k, device=dev), torch.empty(k, device=dev), torch.empty(k, inn, device=dev))
+            for x in tensors:
+                distributed.broadcast_tensor(x, src=i % w.size, label="search SVD factors")
+            self.mod.adopt_factors(tw, SVDFactors(*tensors))
+        return [len(todo[r::w.size]) for r in range(w.size)]
+
     def resume(self, accepted: list[tuple[Target, float]], current: LossResult) -> None:
         """State of a search after the steps that accepted ``accepted``: those cuts applied, and ``current`` (the
         global best so far, which is the accepted configuration's loss) known, as :meth:`accept` leaves it."""
