@@ -77,7 +77,7 @@ SIZES = {
                         "ratios": [0.0, 0.25, 0.5], "gemm_size": 256, "gemm_seconds": 0.1},
              "profile": {"n_images": 4, "n_classes": 3}, "procs_cpu": [1, 2],
              "divided": {"backbone": "test_clip_tiny", "n_images": 12, "n_classes": 4, "ratios": [0.0, 0.5]}},
-    "small": {"backbone": "clip_vit_b16", "extract": {"fp32": 16, "bf16": 16}, "batch": 8, "decode_limit": 200,
+    "small": {"backbone": "clip_vit_b16", "extract": {"fp32": 16, "bf16": 4}, "batch": 4, "decode_limit": 200,
               "main": ["--scale", "small"],
               "search": {"n_images": 4, "n_classes": 10, "forward_batch_size": 4, "text_batch_size": 10,
                          "ratios": [0.0, 0.2, 0.4], "gemm_size": 1024, "gemm_seconds": 1.0},
