@@ -362,6 +362,20 @@ def all_gather_rows(t, label: str = "all_gather_rows"):
     return torch.cat([b[:c] for b, c in zip(bufs, counts)])
 
 
+def broadcast_tensor(t, src: int = 0, label: str = "broadcast_tensor"):
+    """``t`` of rank ``src`` into ``t`` on every rank (same shape and dtype everywhere), over the default group (NCCL
+    for CUDA tensors, gloo on the CPU); counted in :func:`traffic` (sent by ``src`` once per other rank, received
+    once by each)."""
+    if not _WORLD.active:
+        return t
+    import torch.distributed as dist
+
+    _collective("a tensor broadcast", lambda: dist.broadcast(t, src=src))
+    n = t.numel() * t.element_size()
+    _count(label, n * (_WORLD.size - 1) if _WORLD.rank == src else n)
+    return t
+
+
 def gather_tensors(tensors: dict[str, Any] | None, dst: int = 0, label: str = "gather_tensors"
                    ) -> list[dict[str, Any] | None] | None:
     """Every rank's dict of tensors (or None), in rank order, on rank ``dst`` (None elsewhere), the tensors moved
@@ -426,5 +440,6 @@ def _injected_failure(phase: str) -> None:
 
 __all__ = ["World", "DistributedError", "world", "is_main", "env_world", "device_for", "session", "barrier",
            "broadcast_object", "all_gather_object", "gather_object", "checked", "on_main", "all_gather_checked",
-           "gather_checked", "deal", "share", "all_gather_rows", "gather_tensors", "traffic", "reset_traffic", "count_traffic",
+           "gather_checked", "deal", "share", "all_gather_rows", "gather_tensors", "traffic", "reset_traffic",
+           "count_traffic", "broadcast_tensor",
            "tensor_backend"]

@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover  (torch is imported when training, not for
 
 log = logging.getLogger("oodbench")
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: SVD initialisation and the backward pass with one CPU thread (oodbench.threads)
 RESULT_FILE = "finetune.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 #: What `oodbench finetune --out DIR` copies out of the cache folder.

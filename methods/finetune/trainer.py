@@ -12,7 +12,9 @@ fp16 (``TRAINER.LOCOOP.PREC``: the CLIP weights and the context vectors are half
 half, no loss scaling).
 
 Randomness (shuffling, augmentation) is seeded: two runs with the same seed on the same device give the same
-losses. Progress: a rich bar with the running loss and ETA on a terminal, one log line per epoch otherwise,
+losses, for any CPU thread count: on the CPU the loss and the backward pass run with one thread (the weight
+gradients are matmuls whose inner dimension is the batch times the tokens, which MKL divides over threads in a
+thread-dependent order, and the loss's means over patches are full reductions; :mod:`oodbench.threads`). Progress: a rich bar with the running loss and ETA on a terminal, one log line per epoch otherwise,
 nothing when quiet.
 """
 
@@ -173,6 +175,7 @@ def train(forward: Forward, params: Iterable[torch.nn.Parameter], source, transf
     """
     from oodbench.data.loader import SourceDataset, collate
     from oodbench.methods.setar.loss import batch_terms
+    from oodbench.threads import one_thread
 
     params = [p for p in params]
     if not params:
@@ -217,13 +220,17 @@ def train(forward: Forward, params: Iterable[torch.nn.Parameter], source, transf
                     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
                     with torch.autocast(device.type, dtype=half or torch.bfloat16, enabled=half is not None):
                         g, loc = forward(images.to(device))
-                    terms = batch_terms(g.float(), loc.float() if loc is not None else None, y, cfg.lam, cfg.top_k)
-                    loss = terms["locoop_loss"]
-                    if not torch.isfinite(loss):
-                        raise UserError(f"the training loss became {float(loss)} at step {step}; lower the learning "
-                                        "rate or train in fp32")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    # one CPU thread for the loss (its means over patches reduce to one number) and the backward
+                    # pass (the weight gradients' inner sums run over batch x tokens): both thread-dependent otherwise
+                    with one_thread(device):
+                        terms = batch_terms(g.float(), loc.float() if loc is not None else None, y, cfg.lam,
+                                            cfg.top_k)
+                        loss = terms["locoop_loss"]
+                        if not torch.isfinite(loss):
+                            raise UserError(f"the training loss became {float(loss)} at step {step}; lower the "
+                                            "learning rate or train in fp32")
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
                     opt.step()
                     sched.step()
                     values = {k: float(v.detach()) for k, v in terms.items()}

@@ -26,7 +26,12 @@ SVD and runs both towers on the whole validation set for each candidate). Here, 
   extraction's arithmetic to float32 rounding;
 * a candidate that removes no component (ratio 0, or a ratio that rounds to rank 0) leaves the accepted
   configuration, whose loss is known, and candidates of one weight that remove the same number of components
-  are the same model: neither is run again (both are still logged).
+  are the same model: neither is run again (both are still logged);
+* the loss is reduced from per-image terms (:func:`~.loss.image_terms`, :func:`~.loss.reduce_image_terms`: the
+  official batch-size-weighted mean of per-batch terms, summed in float64 in image order), so under several
+  processes (:mod:`oodbench.distributed`) each holds a contiguous share of the images and of the prompts, runs
+  every candidate on it, and all-gathers the terms (and the text embeddings): every process gets the same losses,
+  and no candidate is computed twice.
 """
 
 from __future__ import annotations
@@ -182,6 +187,34 @@ class FastEvaluator:
         """Drop the cached hidden states of ``target`` (its weight will not be searched again)."""
         for mlp in (False, True):
             self._hidden.pop((target[0], self._hidden_index(target), mlp), None)
+
+    def share_factors(self, targets: list[Target]) -> list[int]:
+        """Several processes: the SVD factors of ``targets`` (the searched weights) computed once in all, weight ``i``
+        by rank ``i mod N``, and broadcast from it over the device's collective, instead of every rank computing every
+        SVD (on a GPU these are a fixed cost that would not divide). One process: nothing (factors are computed on a
+        weight's first use). Returns how many SVDs each rank computed."""
+        w = self.world
+        if not w.active:
+            return [0]
+        from .lowrank import SVDFactors
+
+        todo = [t for t in dict.fromkeys(targets) if not self.mod.has_factors(self.target_weight(t))]
+        mine = [t for i, t in enumerate(todo) if i % w.size == w.rank]
+        distributed.checked(lambda: [self.mod.factors(self.target_weight(t)) for t in mine], phase="search")
+        for i, t in enumerate(todo):
+            tw = self.target_weight(t)
+            if i % w.size == w.rank:  # contiguous (a collective needs it), and every rank rebuilds from the same layout
+                f = self.mod.factors(tw)
+                tensors = (f.U.contiguous(), f.S.contiguous(), f.Vh.contiguous())
+            else:
+                out, inn = tw.shape
+                k = min(out, inn)
+                dev = tw.param.device
+                tensors = (torch.empty(out, k, device=dev), torch.empty(k, device=dev), torch.empty(k, inn, device=dev))
+            for x in tensors:
+                distributed.broadcast_tensor(x, src=i % w.size, label="search SVD factors")
+            self.mod.adopt_factors(tw, SVDFactors(*tensors))
+        return [len(todo[r::w.size]) for r in range(w.size)]
 
     def resume(self, accepted: list[tuple[Target, float]], current: LossResult) -> None:
         """State of a search after the steps that accepted ``accepted``: those cuts applied, and ``current`` (the

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from oodbench.errors import UserError
+from oodbench.threads import one_thread
 
 from .config import PRUNE_STRATEGIES  # noqa: F401  (defined in the torch-free settings module)
 
@@ -73,8 +74,15 @@ class SVDFactors:
 
     @classmethod
     def of(cls, weight: torch.Tensor) -> "SVDFactors":
-        """``torch.linalg.svd(weight.float(), full_matrices=False)`` on the weight's device."""
-        U, S, Vh = torch.linalg.svd(weight.detach().float(), full_matrices=False)
+        """``torch.linalg.svd(weight.float(), full_matrices=False)`` on the weight's device.
+
+        On the CPU the SVD runs with one thread (:func:`oodbench.threads.one_thread`): MKL's threaded LAPACK gives
+        factors that differ in the last bits with the thread count, and a truncated weight with them, which can
+        move a search step or a score across a threshold. One thread makes them the same on any machine of one
+        CPU kind (and equal to what a one-thread run always computed).
+        """
+        with one_thread(weight.device):
+            U, S, Vh = torch.linalg.svd(weight.detach().float(), full_matrices=False)
         return cls(U, S, Vh)
 
     def to(self, device: torch.device | str) -> "SVDFactors":

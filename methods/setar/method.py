@@ -46,7 +46,7 @@ log = logging.getLogger("oodbench")
 #: Search options a user may set (SearchConfig fields), and the method's other options.
 SEARCH_OPTIONS = ("searcher", "weight_type", "modality", "lam", "top_k", "batch_size", "prune", "ratios",
                   "include_projection", "seed")
-PLAN_CACHE_VERSION = 1
+PLAN_CACHE_VERSION = 2  # 2: the SVDs of a search are computed with one CPU thread (oodbench.threads)
 
 
 @register("methods", "setar")

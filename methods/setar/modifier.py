@@ -134,6 +134,16 @@ class SetarModifier:
                 self._svd[target.key] = f
         return f
 
+    def has_factors(self, target: TargetWeight) -> bool:
+        """Whether the SVD factors of ``target`` are cached."""
+        return target.key in self._svd
+
+    def adopt_factors(self, target: TargetWeight, factors: SVDFactors) -> None:
+        """Cache ``factors`` as the SVD of ``target``'s pristine weight (computed elsewhere, e.g. by another process
+        of a divided search from the same weights); the pristine weight is recorded as on a first touch."""
+        self._attach_target(target)
+        self._svd[target.key] = factors
+
     def minor_factors(self, target: TargetWeight, ratio: float, prune: str = "minor", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B [out, r], A [r, in])`` of the components ``ratio`` removes; ``W' + B @ A = W`` (SeTAR+FT)."""
         factors = self.factors(target)

@@ -145,6 +145,7 @@ def search(backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, class
             ev = FastEvaluator(backbone, images, labels, prompts, lam=config.lam, top_k=config.top_k,
                                batch_size=config.batch_size, prune=config.prune, seed=config.seed, modifier=modifier,
                                forward_batch_size=config.forward_batch_size, text_batch_size=config.text_batch_size)
+            svds = ev.share_factors(order)  # several processes: each SVD computed by one of them
             if state is not None:
                 logger.info("SeTAR search: resuming after step %d of %d (%s)", state.steps_done - 1, len(order),
                             ckpt.path)
@@ -169,7 +170,8 @@ def search(backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, class
                 config.searcher, log.seconds, len(log.candidates), forward_passes, plan.describe())
     return SearchResult(plan, log, best, {"forward_passes": forward_passes, "candidates_computed": log.n_computed,
                                           "world_size": world.size,
-                                          "image_shares": distributed.all_gather_object(ev.n_local)})
+                                          "image_shares": distributed.all_gather_object(ev.n_local),
+                                          "svds_per_rank": svds})
 
 
 def greedy(ev, order: list[Target], config: SearchConfig, log: SearchLog, resume: SearchState | None = None,

@@ -240,6 +240,9 @@ def run_show(args) -> int:
         rows.append(("skipped images", ", ".join(f"{k}: {v}" for k, v in skipped.items())))
     rows += [("precision", rec.precision), ("seed", str(rec.seed)), ("device", rec.device or "-"),
              ("code", rec.code_version or "-")]
+    from oodbench.provenance import describe
+
+    rows += describe(rec.provenance)
     if is_imported(rec):
         imp = rec.extra["import"]
         files = imp.get("files", {})

@@ -39,7 +39,9 @@ log = logging.getLogger("oodbench")
 # (a backbone's forward computed in another order, another attention kernel): every old key becomes unreachable.
 # The key holds the weights and the plan, not the code, so without a bump a cache written by the old arithmetic
 # would be served as if it were the new one's.
-EXTRACTOR_VERSION = "1"
+# "2": the SVD of a SeTAR-truncated weight is computed with one CPU thread (oodbench.threads), so a cache written
+# by a multi-thread run holds other last bits.
+EXTRACTOR_VERSION = "2"
 INDEX, BAD = "_index", "_bad"
 
 
@@ -245,10 +247,14 @@ class FeatureCache:
             self._clean_tmp(path)
             return DiskEntry(path, key, n, int(meta["shard_size"]))
         path.mkdir(parents=True, exist_ok=True)
+        from oodbench.provenance import provenance
         from oodbench.version import __version__
 
+        # the thread count and CPU are recorded, not keyed: the numbers do not depend on the thread count
+        # (oodbench.threads); the CPU kind moves last bits only (README, "Determinism and provenance")
         atomic.write_json(meta_path, {"key": key, "ingredients": ingredients, "n": n, "shard_size": shard_size,
-                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "oodbench": __version__})
+                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "oodbench": __version__,
+                                      "provenance": provenance()})
         return DiskEntry(path, key, n, shard_size)
 
     @staticmethod

@@ -277,6 +277,8 @@ def _evaluate_one(cls, method, modification: Modification, backbone: Backbone, r
     groups = resolved.groups
     import torch
 
+    from oodbench.provenance import provenance
+
     record = RunRecord(
         benchmark=spec.name,
         id_set=spec.id_test.name,
@@ -295,6 +297,7 @@ def _evaluate_one(cls, method, modification: Modification, backbone: Backbone, r
         id_accuracy=id_acc,
         seed=settings.seed,
         device=str(settings.device),
+        provenance=provenance(str(settings.device)),
         extra={"prompt": spec.prompt, "num_classes": len(spec.class_names), "score_seconds": seconds,
                "skipped_files": {n: f.meta["skipped"] for n, f in features.items() if f.meta.get("skipped")},
                "data": benchmark_identity(resolved), "torch": torch.__version__}

@@ -52,8 +52,8 @@ from oodbench.errors import UserError
 from oodbench.hashing import canonical_json
 from oodbench.metrics import CONVENTIONS
 from oodbench.reporting.escape import csv_writer, md_cell, md_text
-from oodbench.results.importer import is_imported
 from oodbench.reporting.plots import figure_paths
+from oodbench.results.importer import MARK, is_imported
 from oodbench.results.runs import (StoredRun, fsood_of, list_runs, method_title, ood_set_names, order_std,
                                    params_text, post_title, protocol_text)
 from oodbench.results.store import ResultsStore
@@ -66,8 +66,8 @@ OOD_GROUPS = ("near", "far")
 SET_METRICS = (("fpr95", "FPR95↓"), ("auroc", "AUROC↑"))
 FS_COLUMNS = (("fpr95", "FS avg FPR95↓"), ("auroc", "FS avg AUROC↑"))
 FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.html")
-#: Marks an imported run's row (its legend: :data:`IMPORT_LEGEND`).
-IMPORT_MARK = "‡"
+#: Marks an imported run's row (its legend: :data:`IMPORT_LEGEND`): the mark every table format uses.
+IMPORT_MARK = MARK
 IMPORT_LEGEND = (f"{IMPORT_MARK} imported run: per-image scores written by other code, stored with `oodbench runs "
                  "import` and scored by oodbench's metric code; its settings are what the import recorded "
                  "(`oodbench runs show RUN` names the files and their SHA-256).")
@@ -553,6 +553,7 @@ table.board{border-collapse:separate;border-spacing:0;font-size:13px}
 .board td.run{white-space:normal;max-width:12em;font-size:11px}
 .board td.run code{font-size:11px}
 .board td.score{max-width:12em;white-space:normal}
+.board td.score .nm{white-space:nowrap}
 .board td.protocol{white-space:normal;max-width:11em;font-size:12px}
 .board .imp{color:#a0522d;font-weight:700;cursor:help}
 .board.collapsed .d{display:none}
@@ -728,7 +729,8 @@ def _html_table(table_id: str, bench: str, rows: list[Row], out: Path) -> list[s
         mark = (f' <span class="imp" title="{e(IMPORT_LEGEND)}">{IMPORT_MARK}</span>' if row.imported else "")
         cells = [f'<td class="c-rank num" data-v="{row.rank}">{row.rank}</td>',
                  f'<td class="c-method" data-v="{e(method_title(rec))}">{e(method_title(rec))}{mark}</td>',
-                 f'<td class="score" data-v="{e(post_title(rec))}" title="{e(row.params())}">{e(post_title(rec))}'
+                 f'<td class="score" data-v="{e(post_title(rec))}" title="{e(row.params())}">'
+                 f'<span class="nm">{e(post_title(rec))}</span>'
                  + (f'<div class="sub">{e(row.params_changed())}</div>' if row.params_changed() else "") + "</td>"]
         if many_backbones:
             cells.append(_td(_backbone_text(row)))

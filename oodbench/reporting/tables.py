@@ -589,7 +589,8 @@ def comparison_markdown(result: TableResult, comparisons: list[Comparison]) -> s
              "|:--|:--|:--|--:|--:|--:|:--|:--|"]
     for c in comparisons:
         diff = f"{c.diff:+.2f}" if c.diff is not None else ""
-        lines.append(f"| {' / '.join(c.row)} | {c.column} | {c.metric}{_arrow(c.metric)} | {c.ours.text()} | "
+        lines.append(f"| {md_cell(' / '.join(c.row))} | {md_cell(c.column)} | {c.metric}{_arrow(c.metric)} | "
+                     f"{md_cell(c.ours.text())} | "
                      f"{_paper_text(c.paper)} | {diff} | {'**' + _flag_text(c) + '**' if c.flagged else _flag_text(c)}"
                      f" | {c.deviation} |")
     flagged = sum(bool(c.flagged) for c in comparisons)

@@ -25,7 +25,6 @@ import fnmatch
 import json
 import logging
 import re
-import subprocess
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -72,6 +71,7 @@ class RunRecord:
     seed: int | None = None
     device: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # oodbench.provenance.provenance(): code, libraries, CPU
     schema: str = SCHEMA
     run_id: str = ""
 
@@ -111,6 +111,7 @@ class ResultsStore:
             if found is not None and (self.root / found / "result.json").is_file():
                 stored = self.load(found)
                 record.run_id, record.time, record.code_version = stored.run_id, stored.time, stored.code_version
+                record.provenance = stored.provenance
                 log.info("reused the stored run %s (same settings and metrics)", found)
                 return self.root / found
         record.time = record.time or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -216,8 +217,9 @@ class ResultsStore:
         return "-".join([stamp, *(id_part(str(p)) for p in parts), digest[:6]])
 
 
-#: Record fields that say when and by which code a run was stored, not what it is (left out of its identity).
-_NOT_IDENTITY = ("time", "run_id", "code_version")
+#: Record fields that say when, where and by which code a run was stored, not what it is (left out of its identity:
+#: the numbers do not depend on the CPU thread count, so a rerun with another one is the same run).
+_NOT_IDENTITY = ("time", "run_id", "code_version", "provenance")
 
 
 def run_identity(record: RunRecord) -> str:
@@ -302,26 +304,10 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-_CODE_VERSION: str | None = None
-
-
 def code_version() -> str:
-    """``oodbench <version>`` plus the git commit when running from a checkout (``+dirty`` if modified)."""
-    global _CODE_VERSION
-    if _CODE_VERSION is None:
-        version = f"oodbench {__version__}"
-        repo = Path(__file__).resolve().parents[2]
-        try:
-            sha = subprocess.run(
-                ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
-            )
-            if sha.returncode == 0 and sha.stdout.strip():
-                dirty = subprocess.run(
-                    ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                    capture_output=True, text=True, timeout=5,
-                )
-                version += f" ({sha.stdout.strip()}{'+dirty' if dirty.stdout.strip() else ''})"
-        except (OSError, subprocess.SubprocessError):
-            pass
-        _CODE_VERSION = version
-    return _CODE_VERSION
+    """``oodbench <version>`` plus the git commit when running from a checkout (``+dirty`` if modified;
+    :func:`oodbench.provenance.git_commit`)."""
+    from oodbench.provenance import git_commit
+
+    commit = git_commit()
+    return f"oodbench {__version__}" + (f" ({commit})" if commit else "")

@@ -33,7 +33,6 @@ import torch
 GEMM = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "aten::matmul", "aten::addmv",
         "aten::mv", "aten::dot")
 ATTENTION = ("scaled_dot_product", "flash_attention", "efficient_attention", "_sdpa")
-SVD = ("svd", "linalg")
 COPIES = ("aten::copy_", "aten::cat", "aten::clone", "aten::contiguous", "aten::_to_copy", "aten::to",
           "aten::index", "aten::index_select", "aten::masked_select", "aten::nonzero", "aten::index_put",
           "aten::stack", "aten::_unsafe_view", "aten::reshape", "aten::empty_like", "aten::zeros", "aten::fill_",
@@ -67,7 +66,8 @@ def profile_step(backbone: str = "test_clip_tiny", device: str = "cpu", n_images
                  layer: int | None = None, ratios=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4), top_k: int = 3,
                  lam: float = 0.1, forward_batch_size: int = 256, threads: int = 0, seed: int = 0,
                  top: int = 15) -> dict:
-    """Profile one SeTAR-S step on ``W_up`` of image block ``layer`` (default: the middle one); returns the breakdown."""
+    """Profile one SeTAR-S step on ``W_up`` of image block ``layer`` (default: the middle one); returns the
+    breakdown."""
     from torch.profiler import ProfilerActivity, profile
 
     from oodbench.backbones import create_backbone

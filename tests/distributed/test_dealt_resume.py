@@ -1,5 +1,5 @@
 """A search checkpoint written by one process is resumed by two (rank 0 reads it and hands the state to rank 1),
-and the divided rest of the search ends exactly as the uninterrupted single-process search."""
+and the divided rest of the search ends as the uninterrupted single-process search (losses to 1e-6)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def test_two_processes_resume_a_single_process_checkpoint(tmp_path):
 
     spawn(_worker, 2, tmp_path / "partial", tmp_path)
     expected = _summary(full)
-    for rank in (0, 1):
-        assert pickle.loads((tmp_path / f"{rank}.pkl").read_bytes()) == expected, rank
+    from test_divided_search import _assert_same
+
+    for rank in (0, 1):  # the same plan, steps and candidates; losses to float32 rounding (1e-6)
+        _assert_same(pickle.loads((tmp_path / f"{rank}.pkl").read_bytes()), expected)
     final = json.loads((tmp_path / "partial" / "state.json").read_text())
     assert len(final["accepted"]) == len(state["accepted"]) + len(full.log.steps) - DONE  # rank 0 went on saving

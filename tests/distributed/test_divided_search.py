@@ -28,7 +28,8 @@ from dist_helpers import spawn
 N_IMAGES, NAMES = 13, ["cat", "dog", "car", "tree", "boat"]
 CONFIGS = {"setar-s": dict(searcher="visual_text", ratios=(0.0, 0.25, 0.5), top_k=2, batch_size=4, lam=0.5,
                            forward_batch_size=3, text_batch_size=2),
-           "les": dict(searcher="les", ratios=(0.0, 0.3, 0.302, 0.6), top_k=1, batch_size=4, lam=1.0, forward_batch_size=4)}
+           "les": dict(searcher="les", ratios=(0.0, 0.3, 0.302, 0.6), top_k=1, batch_size=4, lam=1.0,
+                       forward_batch_size=4)}
 DONE = 3  # steps finished before the interruption (resume tests)
 
 
@@ -158,6 +159,8 @@ def test_two_processes_give_the_single_process_search(two_process_outputs, singl
         summary, info, eff = pickle.loads((two_process_outputs / f"divided-{name}-2-{rank}.pkl").read_bytes())
         _assert_same(summary, expected)
         assert info["world_size"] == 2 and info["image_shares"] == [7, 6]
+        n_weights = len({(e["tower"], e["layer"]) for e in summary[0]["entries"]})
+        assert info["svds_per_rank"] == [-(-n_weights // 2), n_weights // 2]  # each SVD computed by one rank
         assert info["forward_passes"] == single[name].info["forward_passes"]  # each rank runs each pass, on 1/2
         # the work is divided: the ranks' FLOPs add up to the single process's
         assert sum(eff["per_rank_flops"]) == single[name].log.efficiency["unavoidable_flops"]
@@ -171,7 +174,7 @@ def test_three_processes_give_the_single_process_search(three_processes, single,
     got = [pickle.loads((three_processes / f"divided-{name}-3-{r}.pkl").read_bytes()) for r in range(3)]
     for summary, info, eff in got:
         _assert_same(summary, _summary(single[name]))
-        assert info["image_shares"] == [5, 4, 4]
+        assert info["image_shares"] == [5, 4, 4] and sum(info["svds_per_rank"]) == len(summary[0]["entries"])
         assert sum(eff["per_rank_flops"]) == single[name].log.efficiency["unavoidable_flops"]
     assert got[0][0] == got[1][0] == got[2][0]
 

@@ -80,8 +80,18 @@ def test_search_on_two_processes_gives_the_single_process_plan_and_losses(tmp_pa
     # 0.21 removes as many components as 0.2 (the same model, not run again); 0.004 removes none
     assert any(x["computed"] == "False" and int(x["removed_rank"]) > 0 for x in ca)
     assert any(x["computed"] == "False" and float(x["ratio"]) == 0.004 for x in ca)
-    steps = [(tmp_path / n / "plan" / "search_steps.csv").read_text() for n in ("one", "two")]
-    assert steps[0] == steps[1]
+    steps = []
+    for n in ("one", "two"):
+        with open(tmp_path / n / "plan" / "search_steps.csv") as f:
+            steps.append(list(csv.DictReader(f)))
+    assert len(steps[0]) == len(steps[1]) > 0
+    for x, y in zip(*steps):  # the ranks' shares run in other matrix shapes: losses equal to float32 rounding
+        assert x.keys() == y.keys()
+        for col in x:
+            try:
+                assert abs(float(x[col]) - float(y[col])) <= 1e-6, (col, x, y)
+            except ValueError:
+                assert x[col] == y[col], col
     info = json.loads((tmp_path / "two" / "plan" / "search_info.json").read_text())
     assert info["world_size"] == 2
 

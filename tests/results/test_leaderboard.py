@@ -1,8 +1,11 @@
 """`oodbench leaderboard`: grouping, pick rule, ranking, Markdown/CSV contents, and the HTML page rendered and
-sorted in a real headless browser (Debian's chromium; the test fails, never skips, when it is missing)."""
+sorted in a real headless browser (Debian's chromium, which `make test` installs when it runs as root; when it is
+missing the browser tests are skipped with the command that installs it, or fail when OODBENCH_REQUIRE_BROWSER=1,
+as in CI)."""
 
 import csv
 import io
+import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -104,8 +107,11 @@ def test_html_is_self_contained(store, tmp_path):
 def _chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        pytest.fail("chromium is not installed: the leaderboard page is tested in a real headless browser; "
-                    "install Debian's package with `apt-get install -y chromium` (CI's .ci/run installs it)")
+        why = ("chromium is not installed: the leaderboard page is tested in a real headless browser; install "
+               "Debian's package with `sudo apt-get install -y chromium` (`make test` does it when run as root)")
+        if os.environ.get("OODBENCH_REQUIRE_BROWSER") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
     return exe
 
 
