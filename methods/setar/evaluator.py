@@ -21,7 +21,7 @@ SVD and runs both towers on the whole validation set for each candidate). Here, 
   state is taken after the searched block's attention half, which those weights do not touch, so a candidate
   re-runs only that block's MLP half and the blocks above (bit-identical to running the whole block);
 * on a CLIP backbone everything runs in the backbone's search arithmetic
-  (:func:`~oodbench.backbones.clip_blocks.search_arithmetic`: SDPA attention, the last image block's projections
+  (:func:`~oodbench.backbones.clip_blocks.fast_arithmetic`: SDPA attention, the last image block's projections
   shared by the class token and the value path, the last text block for the pooled token only), equal to the
   extraction's arithmetic to float32 rounding;
 * a candidate that removes no component (ratio 0, or a ratio that rounds to rank 0) leaves the accepted
@@ -122,11 +122,10 @@ class FastEvaluator:
         return removed_rank(min(self.target_weight(target).shape), ratio)
 
     def _arithmetic(self):
-        """The backbone's search arithmetic (CLIP: :func:`~oodbench.backbones.clip_blocks.search_arithmetic`)."""
-        if self.is_clip:
-            from oodbench.backbones.clip_blocks import search_arithmetic
-
-            return search_arithmetic()
+        """The search's arithmetic: the backbone's fused one where it declares the ``fast_arithmetic`` capability
+        (CLIP: :func:`~oodbench.backbones.clip_blocks.fast_arithmetic`)."""
+        if "fast_arithmetic" in self.bb.capabilities:
+            return self.bb.fast_arithmetic()
         return contextlib.nullcontext()
 
     @torch.no_grad()

@@ -24,6 +24,8 @@ Backbones never import scores, results or the CLI.
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -46,8 +48,10 @@ WEIGHT_TYPES = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down", "W_p")
 #:   (the search keeps the states of one forward instead of starting each step from the input);
 #: * ``text_encoder``: :meth:`Backbone.text_encoder`, the encoder object NegLabel mining is given;
 #: * ``local_features``: per-position outputs (CLIP ``local``, classifier ``local_logits``; ``TowerOutput.local``
-#:   of the vision tower), which the LoCoOp OOD term and GL-MCM need.
-CAPABILITIES = ("layerwise", "mlp_stage", "layer_states", "text_encoder", "local_features")
+#:   of the vision tower), which the LoCoOp OOD term and GL-MCM need;
+#: * ``fast_arithmetic``: :meth:`Backbone.fast_arithmetic`, a context in which the layer-wise calls use a fused
+#:   arithmetic equal to the default to float32 rounding (a search evaluating many candidates uses it).
+CAPABILITIES = ("layerwise", "mlp_stage", "layer_states", "text_encoder", "local_features", "fast_arithmetic")
 
 #: Architecture families (:attr:`Backbone.family`) of the paper's backbones and the embedded benchmark's model.
 FAMILIES = ("clip-b16", "clip-l14", "swinv2-b", "resnet50", "digits")
@@ -147,6 +151,11 @@ class Backbone:
         self.family = family
         self.device = torch.device("cpu")
         self._weights_hash: str | None = None
+
+    def fast_arithmetic(self) -> "contextlib.AbstractContextManager[None]":
+        """A context in which the layer-wise calls may use a fused arithmetic, equal to the default to float32
+        rounding, not bit for bit (capability ``fast_arithmetic``); the base class: the default arithmetic."""
+        return contextlib.nullcontext()
 
     def require(self, capability: str, needed_by: str) -> None:
         """Raise :class:`~oodbench.errors.IncompatibleError` unless ``capability`` is declared."""

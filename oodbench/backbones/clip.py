@@ -41,6 +41,7 @@ from oodbench.backbones.clip_blocks import (
     block_target,
     check_blocks,
     class_token_output,
+    fast_arithmetic,
     last_block_attention,
     last_block_mlp,
     last_block_output,
@@ -76,7 +77,8 @@ class ClipBackbone(Backbone):
     """
 
     kind = "clip"
-    capabilities = frozenset({"layerwise", "mlp_stage", "layer_states", "text_encoder", "local_features"})
+    capabilities = frozenset({"layerwise", "mlp_stage", "layer_states", "text_encoder", "local_features",
+                              "fast_arithmetic"})
 
     def __init__(
         self,
@@ -242,6 +244,12 @@ class ClipBackbone(Backbone):
         return [TargetWeight(tower, "W_p", -1, names[id(proj)], proj, transpose=True)]
 
     # --------------------------------------------------------------------------- layer-wise API
+    def fast_arithmetic(self):
+        """Fused attention on the packed projection, one key/value projection shared by the class token and the value
+        path of the last image block, the pooled token only in the last text block
+        (:func:`~oodbench.backbones.clip_blocks.fast_arithmetic`)."""
+        return fast_arithmetic()
+
     def towers(self) -> dict[str, int]:
         return {"vision": len(self.visual.transformer.resblocks), "text": len(self._text.transformer.resblocks)}
 

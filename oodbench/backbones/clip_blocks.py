@@ -36,31 +36,32 @@ _MODE = threading.local()
 
 
 @contextmanager
-def search_arithmetic() -> Iterator[None]:
-    """Inside this block (the SeTAR search) attention runs through ``F.scaled_dot_product_attention`` on the packed
+def fast_arithmetic() -> Iterator[None]:
+    """The CLIP backbone's ``fast_arithmetic`` capability (:meth:`oodbench.backbones.base.Backbone.fast_arithmetic`;
+    a search that evaluates many candidates uses it). Inside this block attention runs through ``F.scaled_dot_product_attention`` on the packed
     projection (:func:`self_attention`), the last image block shares one normalisation and key/value projection
     between the class token and the value path (:func:`last_block_attention`), and the last text block runs for the
     pooled token only. The numbers equal the default arithmetic to float32 rounding (about 1e-6), not bit for bit;
     outside, the blocks run through open_clip's own modules, so extracted features (and every stored result) keep
     the arithmetic of the official model code."""
-    previous = getattr(_MODE, "search", False)
-    _MODE.search = True
+    previous = getattr(_MODE, "fast", False)
+    _MODE.fast = True
     try:
         yield
     finally:
-        _MODE.search = previous
+        _MODE.fast = previous
 
 
-def in_search_arithmetic() -> bool:
-    """Whether :func:`search_arithmetic` is active in this thread."""
-    return getattr(_MODE, "search", False)
+def in_fast_arithmetic() -> bool:
+    """Whether :func:`fast_arithmetic` is active in this thread."""
+    return getattr(_MODE, "fast", False)
 
 
 def run_blocks(tr: Transformer, x: torch.Tensor, start: int, stop: int, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Blocks ``start .. stop-1`` of an open_clip ``Transformer`` on batch-first ``x`` ``[B, T, W]``."""
     if start >= stop:
         return x
-    if in_search_arithmetic():
+    if in_fast_arithmetic():
         for blk in tr.resblocks[start:stop]:
             x = mlp_half(blk, attention_half(blk, x, attn_mask))
         return x
@@ -117,9 +118,9 @@ def self_attention(block: ResidualAttentionBlock, q: torch.Tensor, attn_mask: to
     The packed input projection, ``F.scaled_dot_product_attention`` over the heads and the output projection: the
     arithmetic of ``nn.MultiheadAttention`` (eval mode, no dropout) without its head-splitting copies; the projection
     weights are read through the module, so parametrizations (fine-tuning adapters) apply. Outside
-    :func:`search_arithmetic`, ``block.attn`` itself (``nn.MultiheadAttention``).
+    :func:`fast_arithmetic`, ``block.attn`` itself (``nn.MultiheadAttention``).
     """
-    if not in_search_arithmetic():
+    if not in_fast_arithmetic():
         kv = q if kv is None else kv
         mask = attn_mask.to(q.dtype) if attn_mask is not None else None
         if mask is not None and mask.dim() == 4:  # [N, 1, 1, L] -> [N * heads, 1, L], as nn.MultiheadAttention wants
@@ -167,7 +168,7 @@ def class_token_output(block: ResidualAttentionBlock, x_in: torch.Tensor) -> tor
 
 def class_token_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
     """Post-attention state of the class token: ``x_in[:, :1] + ls_1(attn(q = ln_1(x_in)[:, :1], kv = ln_1(x_in)))``."""
-    if in_search_arithmetic():
+    if in_fast_arithmetic():
         return last_block_attention(block, x_in)[:, :1]
     ln = block.ln_1(x_in)
     return x_in[:, :1] + block.ls_1(self_attention(block, ln[:, :1], None, kv=ln))
@@ -175,9 +176,9 @@ def class_token_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> 
 
 def last_block_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> torch.Tensor:
     """The class token's post-attention state followed by the value path's, ``[B, 1 + T, W]``; in
-    :func:`search_arithmetic` sharing one ``ln_1`` and one key/value projection (the value path's values are the
+    :func:`fast_arithmetic` sharing one ``ln_1`` and one key/value projection (the value path's values are the
     attention's values)."""
-    if not in_search_arithmetic():
+    if not in_fast_arithmetic():
         return torch.cat([class_token_attention(block, x_in), value_attention(block, x_in)], dim=1)
     attn = block.attn
     w, b = attn.in_proj_weight, attn.in_proj_bias
@@ -198,13 +199,13 @@ def last_block_attention(block: ResidualAttentionBlock, x_in: torch.Tensor) -> t
 
 def last_block_output(block: ResidualAttentionBlock, x_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(class_token_output(block, x_in), value_path(block, x_in))`` (one shared attention pass in
-    :func:`search_arithmetic`)."""
+    :func:`fast_arithmetic`)."""
     return last_block_mlp(block, last_block_attention(block, x_in))
 
 
 def last_block_mlp(block: ResidualAttentionBlock, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The MLP half of :func:`last_block_attention`'s state: ``(class token [B, 1, W], value path [B, T, W])``."""
-    if in_search_arithmetic():
+    if in_fast_arithmetic():
         out = mlp_half(block, state)
         return out[:, :1], out[:, 1:]
     return mlp_half(block, state[:, :1]), mlp_half(block, state[:, 1:])

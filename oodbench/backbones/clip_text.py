@@ -3,7 +3,7 @@
 Prompts are encoded with the context trimmed to the longest prompt of the batch: the text transformer's mask is
 causal, so tokens after the last pooled position (the end-of-text token) never influence the pooled embedding, and
 dropping them gives the same embeddings for less work (:meth:`TextTower.trimmed_length`). For the same reason, in
-the search's arithmetic (:func:`~oodbench.backbones.clip_blocks.search_arithmetic`) the last block runs for the
+the fast arithmetic (:func:`~oodbench.backbones.clip_blocks.fast_arithmetic`) the last block runs for the
 pooled token only (its query; keys and values still come from every token).
 """
 
@@ -21,7 +21,7 @@ from oodbench.backbones.base import Backbone, TowerOutput, state_dict_hash, to_n
 from oodbench.backbones.clip_blocks import (
     attention_half,
     check_blocks,
-    in_search_arithmetic,
+    in_fast_arithmetic,
     mlp_half,
     pooled_token_attention,
     pooled_token_output,
@@ -127,7 +127,7 @@ class TextTower:
         """
         length = hidden.shape[1]
         n = len(self.transformer.resblocks)
-        pos = self.pooled_positions(ids, length) if layer < n and in_search_arithmetic() else None
+        pos = self.pooled_positions(ids, length) if layer < n and in_fast_arithmetic() else None
         if pos is None:
             x = run_blocks(self.transformer, hidden, layer, n, self.mask(length))
             return self.head(text_global_pool(x, ids[:, :length], self.pool_type, eos_token_id=self.eos_id))
@@ -140,7 +140,7 @@ class TextTower:
         n = len(self.transformer.resblocks)
         blk = self.transformer.resblocks[layer]
         mask = self.mask(hidden.shape[1])
-        last = layer == n - 1 and ids is not None and in_search_arithmetic()
+        last = layer == n - 1 and ids is not None and in_fast_arithmetic()
         pos = self.pooled_positions(ids, hidden.shape[1]) if last else None
         if pos is None:
             return attention_half(blk, hidden, mask)
@@ -151,7 +151,7 @@ class TextTower:
         the MLP runs for the pooled tokens only."""
         n = len(self.transformer.resblocks)
         blk = self.transformer.resblocks[layer]
-        pos = self.pooled_positions(ids, state.shape[1]) if layer == n - 1 and in_search_arithmetic() else None
+        pos = self.pooled_positions(ids, state.shape[1]) if layer == n - 1 and in_fast_arithmetic() else None
         if pos is None:
             return self.forward_from(mlp_half(blk, state), layer + 1, ids)
         if state.shape[1] != 1:  # a whole post-attention state: keep the pooled tokens

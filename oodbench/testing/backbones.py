@@ -244,6 +244,14 @@ def check_declared_capabilities_work_and_the_others_refuse(obj: Any) -> None:
                 b.hidden_mlp("vision", x, 0)
             with pytest.raises(IncompatibleError, match="mlp_stage"):
                 b.forward_from_mlp("vision", x, 0)
+        if "fast_arithmetic" in caps:  # the fused arithmetic equals the default to float32 rounding
+            for tower, n in b.towers().items():
+                inputs = _tower_inputs(b, tower, x)
+                h = b.hidden(tower, inputs, 0)
+                plain = b.forward_from(tower, h, 0, inputs)
+                with b.fast_arithmetic():
+                    fast = b.forward_from(tower, h, 0, inputs)
+                torch.testing.assert_close(fast.global_, plain.global_, atol=1e-5, rtol=1e-4)
         if "text_encoder" in caps:
             enc = b.text_encoder()
             emb = enc.encode_text(CLASSES)

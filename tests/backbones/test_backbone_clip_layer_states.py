@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from oodbench.backbones import create_backbone
-from oodbench.backbones.clip_blocks import run_blocks, search_arithmetic
+from oodbench.backbones.clip_blocks import fast_arithmetic as search_arithmetic
+from oodbench.backbones.clip_blocks import run_blocks
 from oodbench.methods.setar.flops import loss_flops, text_flops, vision_flops
 
 #: the default arithmetic (open_clip's modules) and the search's (SDPA, shared last-block projections, pooled text)
