@@ -162,3 +162,20 @@ def store(root: str | Path | None = None):
     from oodbench.runtime import default_results_root
 
     return ResultsStore(root or default_results_root())
+
+
+def tables(paper: str = "neurips", *, table: str = "all", variant: str = "published", out: str | Path | None = None,
+           results_root: str | Path | None = None, checkpoints: str | Path | None = None) -> list[Path]:
+    """Write the tables and figures of the registered paper ``paper`` (``oodbench list papers``) from the runs
+    stored under ``results_root``, as ``oodbench tables --paper PAPER --no-run`` does; runs nothing. ``out``:
+    default the paper's folder (``results/tables/<version>``). Returns the written paths."""
+    from oodbench.paper import get_paper, select
+    from oodbench.reporting.paper_tables import write_paper
+    from oodbench.reporting.tables import RunIndex
+
+    chosen = get_paper(paper)
+    chosen.check_variant(variant)
+    exps = select(chosen.experiments(variant), table)
+    index = RunIndex.from_store(store(results_root))
+    return write_paper(exps, index, Path(out) if out is not None else chosen.out_dir(variant), chosen,
+                       checkpoints=Path(checkpoints) if checkpoints is not None else None)

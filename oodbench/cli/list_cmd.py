@@ -10,7 +10,8 @@ from oodbench.registry import KINDS, registry
 
 
 def add_parser(sub, parents) -> None:
-    p = add_command(sub, "list", parents, help="list registered backbones, modifiers, postprocessors, benchmarks, methods")
+    p = add_command(sub, "list", parents,
+                    help="list registered backbones, modifiers, postprocessors, benchmarks, methods, papers")
     p.add_argument("kind", nargs="?", default=None, help=f"one of {', '.join(KINDS)} (default: all)")
     p.add_argument("pattern", nargs="?", default="*", help="shell wildcard on names, e.g. '*mcm*'")
     p.set_defaults(handler=run)

@@ -110,7 +110,9 @@ def run(args) -> int:
             for group, why in failed:
                 out.print(f"[bold red]failed[/]: {escape(group.command())}: {escape(why)}", highlight=False,
                           soft_wrap=True)
-    written = render(exps, index, out_dir, caches, paper=paper)
+    from oodbench.reporting.paper_tables import write_paper
+
+    written = write_paper(exps, index, out_dir, paper, checkpoints=caches.checkpoints)
     _summary(exps, index, out_dir, len(written), time.perf_counter() - t0)
     return 1 if failed else 0
 
@@ -119,41 +121,6 @@ def _device(name: str) -> str:
     from oodbench.runtime import resolve_device
 
     return resolve_device(name)
-
-
-def render(exps, index, out_dir: Path, caches, paper) -> list[Path]:
-    """Write every table and figure of ``exps`` (of the :class:`~oodbench.paper.Paper` ``paper``) into ``out_dir``
-    and an ``index.md`` listing them."""
-    from oodbench.atomic import write_text
-    from oodbench.reporting.figures import draw
-    from oodbench.reporting.tables import build_table, weights_of, write_table
-
-    written: list[Path] = []
-    compared = paper.published_data is not None
-    lines = [f"# {paper.heading()}", "",
-             f"Regenerate with `{paper.command()}`. "
-             "Each table: `.md`, `.csv` (the paper's layout, values as printed), `.tex` (booktabs), `.json` (full "
-             "precision, run ids)" + (", and `_vs_paper.md/.csv` (ours, the paper's, the difference)" if compared else "")
-             + ". Figures: `figures/` (PNG, SVG and the data as CSV).", "",
-             "| experiment | table / figure | cells | stored | missing | blocked |", "|:--|:--|--:|--:|--:|--:|"]
-    for e in exps:
-        for t in e.tables:
-            result = build_table(t, index)
-            written += write_table(result, out_dir, meta={"experiment": e.id, "weights": weights_of(result, index)})
-            counts = {s: sum(v.status == s for v in result.values) for s in ("ok", "static", "missing", "blocked")}
-            counts["ok"] += counts.pop("static")
-            n = sum(v.status != "na" for v in result.values)
-            lines.append(f"| {e.id} | [{t.key}]({t.key}.md) | {n} | {counts['ok']} | {counts['missing']} | "
-                         f"{counts['blocked']} |")
-        for f in e.figures:
-            paths = draw(f, index, out_dir / "figures", checkpoints=caches.checkpoints)
-            written += paths
-            shown = next((p for p in paths if p.suffix == ".png"), None)
-            target = f"figures/{shown.name}" if shown else f"figures/{f.key}.csv"
-            lines.append(f"| {e.id} | [{f.key}]({target}) | | | | |")
-    write_text(out_dir / "index.md", "\n".join(lines) + "\n")
-    written.append(out_dir / "index.md")
-    return written
 
 
 def report(plan, specs, index, data_root, dry: bool, exps=()) -> None:

@@ -192,3 +192,14 @@ def test_neglabel_published_averages_are_the_means_of_their_rows():
         for metric in ("FPR95", "AUROC"):
             four = [by[(row, c, metric)] for c in ("iNaturalist", "SUN", "Places", "Textures")]
             assert round(sum(four) / 4 + 1e-9, 2) == by[(row, "Average", metric)]
+
+
+def test_the_python_api_writes_any_registered_papers_tables(tmp_path):
+    import oodbench
+
+    chosen = _neglabel_store(tmp_path)
+    written = oodbench.tables("neglabel", out=tmp_path / "api", results_root=tmp_path / "runs")
+    assert tmp_path / "api" / "table01_zero_shot_vs_paper.csv" in written
+    rows = {(r["row"], r["column"], r["metric"]): r for r in _rows(tmp_path / "api" / "table01_zero_shot_vs_paper.csv")}
+    assert float(rows[("ImageNet-1K / NegLabel", "Places", "FPR95")]["ours"]) == pytest.approx(100 * chosen["neglabel"][2])
+    assert rows[("ImageNet-1K / NegLabel", "Places", "FPR95")]["paper"] == "35.59"
