@@ -114,17 +114,16 @@ def provenance(device: str | None = None) -> dict[str, Any]:
 
 
 def describe(prov: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(label, text)`` rows of a recorded provenance for ``oodbench runs show`` (empty for runs stored before
-    provenance was recorded)."""
+    """``(label, text)`` rows of a recorded provenance for ``oodbench runs show``, beside its ``code`` row (the
+    record's ``code_version``: version and commit); empty for runs stored before provenance was recorded."""
     if not prov:
         return []
     pk = prov.get("packages") or {}
     libs = ", ".join(f"{k} {v}" for k, v in pk.items() if v) or "-"
-    code = f"oodbench {prov.get('oodbench', '?')}" + (f" (commit {prov['commit']})" if prov.get("commit") else "")
     machine = (f"{prov.get('cpu') or '?'} ({prov.get('cpu_capability') or '?'}), "
                f"{prov.get('threads') if prov.get('threads') is not None else '?'} thread(s) of "
                f"{prov.get('cpu_count') or '?'} CPUs")
-    rows = [("computed by", code), ("libraries", f"python {prov.get('python', '?')}, {libs}"), ("CPU", machine)]
+    rows = [("libraries", f"python {prov.get('python', '?')}, {libs}"), ("CPU", machine)]
     if prov.get("gpu"):
         rows.append(("GPU", str(prov["gpu"])))
     return rows
