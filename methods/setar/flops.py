@@ -1,6 +1,7 @@
 """Matrix-multiply FLOPs of the CLIP layer-wise forward, counted from the model's shapes.
 
-The counts are of the SeTAR search's arithmetic (:func:`~oodbench.backbones.clip_blocks.fast_arithmetic`, the CLIP backbone's ``fast_arithmetic`` capability). What
+The counts are of the SeTAR search's arithmetic (the CLIP backbone's ``fast_arithmetic`` capability,
+:func:`~oodbench.backbones.clip_blocks.fast_arithmetic`). What
 an exact SeTAR search cannot avoid is measured in these units: for each candidate, the blocks from the searched
 one up, the heads and the loss (:mod:`oodbench.methods.setar.efficiency`). Only matrix products are counted (two
 FLOPs per multiply-add): projections, attention scores and their weighted sums, the MLPs, the heads; norms,

@@ -38,7 +38,8 @@ _MODE = threading.local()
 @contextmanager
 def fast_arithmetic() -> Iterator[None]:
     """The CLIP backbone's ``fast_arithmetic`` capability (:meth:`oodbench.backbones.base.Backbone.fast_arithmetic`;
-    a search that evaluates many candidates uses it). Inside this block attention runs through ``F.scaled_dot_product_attention`` on the packed
+    a search that evaluates many candidates uses it). Inside this block attention runs through
+    ``F.scaled_dot_product_attention`` on the packed
     projection (:func:`self_attention`), the last image block shares one normalisation and key/value projection
     between the class token and the value path (:func:`last_block_attention`), and the last text block runs for the
     pooled token only. The numbers equal the default arithmetic to float32 rounding (about 1e-6), not bit for bit;

@@ -12,7 +12,8 @@ need (:func:`plan_runs`, :func:`execute`).
     points = sweep.expand_grid(sweep.parse_grid(["setar.lam=0.05,0.1", "mcm.tau=1,2"]))
     results = sweep.run_grid(resolved, settings, points, seeds=(3, 4, 5), caches=caches, store=store)
 
-Reuse: every point goes through :func:`oodbench.orchestration.pipeline.run` with one cache root and one loaded backbone, so
+Reuse: every point goes through :func:`oodbench.orchestration.pipeline.run` with one cache root and one loaded
+backbone, so
 features are extracted once per (weights, plan, preprocessing, split) — points that differ only in a
 postprocessor hyperparameter, or whose searches end in the same plan, cost no forward pass — and a SeTAR search
 or a fine-tuning run is done once per setting (``plans/`` and ``checkpoints/`` caches). The vanilla model is

@@ -37,8 +37,9 @@ def cells_filled(record: RunRecord) -> list[tuple[str, str, int]]:
 
 def why_no_cell(record: RunRecord) -> str:
     """One line: why ``record`` fills no table cell (the closest spec's first difference)."""
-    near = [r for _, paper in _papers() for e in paper.experiments() for r in e.runs() if (r.benchmark, r.backbone, r.method, r.post)
-            == (record.benchmark, record.backbone.get("name"), record.method, record.postprocessor.get("name"))]
+    key = (record.benchmark, record.backbone.get("name"), record.method, record.postprocessor.get("name"))
+    near = [r for _, paper in _papers() for e in paper.experiments() for r in e.runs()
+            if (r.benchmark, r.backbone, r.method, r.post) == key]
     if not near:
         return (f"no table has a cell for {record.benchmark} / {record.backbone.get('name')} / {record.method} / "
                 f"{record.postprocessor.get('name')}")

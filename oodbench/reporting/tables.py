@@ -1,7 +1,8 @@
 """Paper tables from stored runs: find the runs of every cell, and render Markdown, CSV and LaTeX in the paper's
 layout, plus a "paper vs ours" view.
 
-The cells and the runs they need come from a paper plugin, through the contract :mod:`oodbench.paper`. A cell is filled only from runs
+The cells and the runs they need come from a paper plugin, through the contract :mod:`oodbench.paper`. A cell is
+filled only from runs
 of the results store (:class:`RunIndex`); a cell whose runs are not all there is shown as ``missing`` — never
 filled with the paper's number. Other markers: ``-`` not applicable (the OOD set shares classes with the ID set,
 as the paper prints it) and ``blocked`` (oodbench cannot produce the cell; the table's notes say why).
