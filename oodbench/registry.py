@@ -169,14 +169,7 @@ class Registry:
 
     # -------------------------------------------------------------------------------------- lookup
     def get(self, name: str) -> Any:
-        self._ensure_loaded(entry_points_too=False)
-        key = self._resolve(name)
-        if key is None:
-            self._ensure_loaded(entry_points_too=True)
-            key = self._resolve(name)
-        if key is None:
-            raise self._unknown(name)
-        return self._entries[key].load()
+        return self._entries[self.canonical(name)].load()
 
     def canonical(self, name: str) -> str:
         """The registered name ``name`` stands for (an alias resolved, case and spaces normalised), without

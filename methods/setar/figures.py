@@ -83,14 +83,12 @@ def plot_plan(plan_json: Any, out: str | Path, title: str = "") -> list[Path]:
     (written ``rN``, not coloured).
 
     Args:
-        plan_json: the plan as data (dict or official list), or the path of a plan JSON file.
+        plan_json: the plan as data (dict or official list; ``oodbench plot --plan FILE`` reads the file).
         out: output path; ``.png`` / ``.svg`` suffixes are replaced, and both files are written.
 
     Returns:
         The written paths.
     """
-    if isinstance(plan_json, (str, Path)):
-        plan_json = _read_plan_file(Path(plan_json))
     grid = plan_grid(plan_json)
     plt = plots._pyplot()
     stem = Path(out)
@@ -117,14 +115,3 @@ def plot_plan(plan_json: Any, out: str | Path, title: str = "") -> list[Path]:
     ax.set_title((title + "\n" if title else "") + f"SeTAR plan: rank-reduction ratio per layer (prune: {grid.prune})",
                  fontsize=9)
     return plots._save(fig, stem)
-
-
-def _read_plan_file(path: Path) -> Any:
-    import json
-
-    if not path.is_file():
-        raise UserError(f"plan file not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"plan file {path} is not readable JSON ({exc})") from None
