@@ -179,9 +179,10 @@ def read_word_files(folder: str | Path) -> list[tuple[str, str, str]]:
 @lru_cache(maxsize=4)
 def load_corpus(name_or_path: str = DEFAULT_CORPUS) -> Corpus:
     """The shipped corpus (``"wordnet"``), a corpus file (plain or ``.gz``) in the same format, or a folder of
-    reference word files (:func:`read_word_files`; repeated words dropped, the first occurrence wins)."""
+    reference word files (:func:`read_word_files`; noun files first, as in the shipped corpus, so a word that is both
+    noun and adjective is a noun; repeated words dropped, the first occurrence wins)."""
     if name_or_path not in _SHIPPED and Path(name_or_path).expanduser().is_dir():
-        rows = read_word_files(name_or_path)
+        rows = sorted(read_word_files(name_or_path), key=lambda row: row[0] != "noun")  # stable: file order kept
         seen: dict[str, None] = {}
         lines = []
         for part, lexfile, word in rows:

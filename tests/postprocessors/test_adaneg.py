@@ -313,7 +313,7 @@ def _ref_official_selection(encoder, folder, classnames, total):
     return pos.numpy(), torch.cat([adj_emb[sel_adj], noun_emb[sel_noun]]).numpy(), words, adj_num
 
 
-@pytest.mark.parametrize("total", [10, 25])
+@pytest.mark.parametrize("total", [10, 25, 80])
 def test_official_selection_equals_the_reference(tmp_path, total):
     folder = _word_files(tmp_path)
     fit = Features({"image": np.zeros((1, 32), np.float32)}, {"class_names": CLASSES6, "logit_scale": 100.0})
