@@ -250,11 +250,13 @@ class Group:
         return {s.post: s.params for s in self.specs if s.params}
 
     def method_options(self) -> dict[str, Any]:
+        """The method's options for this group's seed, as the method says (:meth:`Method.options_for_seed`)."""
+        from oodbench.method import method_class
+
         spec = self.first
-        opts = dict(spec.options)
-        if spec.seed is not None and opts.get("prune") == "random":
-            opts["seed"] = spec.seed
-        return opts
+        if spec.seed is None:
+            return dict(spec.options)
+        return method_class(spec.method).options_for_seed(dict(spec.options), spec.seed)
 
     def command(self, data_root: str | None = None) -> str:
         """The ``oodbench`` command that produces these runs."""

@@ -162,3 +162,18 @@ def test_sweep_command(tmp_path):
     assert (tmp_path / "agg.csv").read_text() == before
     assert main(["sweep", "--grid", "nosuch.x=1", "--results-root", str(tmp_path / "r2")]) == 2
     assert not (tmp_path / "r2").exists()
+
+
+def test_a_group_takes_its_seed_as_each_method_says():
+    """A table group's options for its seed come from the method contract: SeTAR's random prune and SeTAR+FT's
+    nested SeTAR search both take the run's seed; a minor-prune search does not."""
+    from oodbench.orchestration.sweep import Group
+    from oodbench.paper import RunSpec
+
+    def opts(method, options, seed):
+        return Group([RunSpec.make("digits", "digits_clip", "mcm", method, options, seed=seed)]).method_options()
+
+    assert opts("setar", {"prune": "random"}, 4)["seed"] == 4
+    assert opts("setar-ft", {"setar": {"prune": "random"}}, 4)["setar"]["seed"] == 4
+    assert "seed" not in opts("setar", {"prune": "minor"}, 4)
+    assert opts("setar-ft", {"setar": {"prune": "random"}}, None) == {"setar": {"prune": "random"}}
