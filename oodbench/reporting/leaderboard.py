@@ -665,12 +665,12 @@ def render_html(board: dict[str, list[Row]], out: Path, metric: str, pick: str) 
     parts += [f"<li>{e(c)}</li>" for c in _conventions()]
     parts.append("</ul></details>")
     for t, (bench, rows) in enumerate(board.items()):
-        parts += _html_table(f"board-{t}", bench, rows, out)
+        parts += _html_table(f"board-{t}", bench, rows, out, pick)
     parts.append(f"<script>{_JS}</script></body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _html_table(table_id: str, bench: str, rows: list[Row], out: Path) -> list[str]:
+def _html_table(table_id: str, bench: str, rows: list[Row], out: Path, pick: str) -> list[str]:
     e = html.escape
     cols = columns(rows)
     best = best_values(rows, cols)
@@ -748,7 +748,7 @@ def _html_table(table_id: str, bench: str, rows: list[Row], out: Path) -> list[s
             cells.append(f'<td class="{cls}" data-v="{_fmt(v, 6)}">{e(col.text(row))}</td>')
         links = _links(row, out)
         figs = " ".join(f'<a href="{e(v)}">{e(k)}</a>' for k, v in links.items())
-        info = ([f"latest of {row.n_runs} runs" if row.n_runs > 1 else ""] + ([figs] if figs else []))
+        info = ([f"{pick} of {row.n_runs} runs" if row.n_runs > 1 else ""] + ([figs] if figs else []))
         cells.append(f'<td class="run" data-v="{e(row.run.run_id)}"><code>{_wbr(row.run.run_id)}</code>'
                      + (f'<div class="sub">{" · ".join(i for i in info if i)}</div>' if any(info) else "")
                      + "</td>")

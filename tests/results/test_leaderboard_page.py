@@ -336,3 +336,13 @@ def test_browser_ranks_follow_the_current_sort(store, tmp_path):
     # the stored ranking and the AUROC order differ in this store: the numbers really moved
     assert [r.run.run_id for r in board["bench"]] != sorted((r.run.run_id for r in board["bench"]),
                                                              key=lambda i: -_avg(store, i, "auroc"))
+
+
+@pytest.mark.parametrize("pick", ["latest", "best"])
+def test_the_page_names_the_pick_rule_of_a_row_with_several_runs(tmp_path, pick):
+    s = ResultsStore(tmp_path / "runs")
+    for day, shift in ((1, 1.0), (2, 1.5)):
+        _save(s, _scores(day, shift), time=f"2026-03-0{day}T12:00:00+00:00", run_id=f"v{day}")
+    write(build(s, pick=pick), tmp_path / "out", pick=pick)
+    page = (tmp_path / "out" / "leaderboard.html").read_text()
+    assert f"{pick} of 2 runs" in page
