@@ -47,8 +47,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import signal
 import subprocess
 import sys
@@ -118,15 +116,15 @@ def time_limit(seconds: int):
 
 
 def environment(device: str) -> dict:
-    """Device, driver and library versions."""
-    import numpy
+    """What a stored run records (:func:`oodbench.provenance.provenance`: versions, commit, CPU, threads, GPU), the
+    packages by their import names, and the CUDA, cuDNN, NCCL and driver versions."""
     import torch
 
-    env = {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
-           "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-           "torch": torch.__version__, "numpy": numpy.__version__, "torch_threads": torch.get_num_threads(),
-           "cuda_available": torch.cuda.is_available(), "device": device}
-    for mod in ("open_clip", "torchvision", "PIL", "timm", "oodbench"):
+    from oodbench.provenance import PACKAGES, provenance
+
+    env = provenance(device)
+    env.update({PACKAGES[p]: v for p, v in env.pop("packages").items()}, cuda_available=torch.cuda.is_available())
+    for mod in ("torchvision", "PIL"):
         try:
             env[mod] = __import__(mod).__version__
         except Exception as exc:  # noqa: BLE001 - a missing library is a fact to record
