@@ -77,6 +77,14 @@ def ood_patch_mask(logits_local: torch.Tensor, labels: torch.Tensor, top_k: int)
     return ~(topk == labels.view(-1, 1, 1)).any(dim=-1)
 
 
+def ood_neg_entropy(logits_local: torch.Tensor, labels: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The OOD-patch mask ``[B, P]`` and ``sum_c p log(p + 1e-5)`` (= -entropy) of each OOD patch ``[n_ood]``, in
+    row-major patch order."""
+    is_ood = ood_patch_mask(logits_local, labels, top_k)
+    probs = F.softmax(logits_local[is_ood], dim=-1)  # [n_ood, C]
+    return is_ood, torch.sum(probs * torch.log(probs + 1e-5), 1)
+
+
 def batch_terms(logits_global: torch.Tensor, logits_local: torch.Tensor | None, labels: torch.Tensor,
                 lam: float, top_k: int) -> dict[str, torch.Tensor]:
     """The LoCoOp terms of one batch (0-d float32 tensors), as ``LoCoOpLoss`` + ``compute_metrics_loss``.
@@ -96,12 +104,8 @@ def batch_terms(logits_global: torch.Tensor, logits_local: torch.Tensor | None, 
     zero = torch.zeros((), dtype=loss_id.dtype, device=loss_id.device)
     if logits_local is None:
         return {"locoop_loss": loss_id, "loss_id": loss_id, "loss_ood": zero, "acc": acc, "ood_patch_percent": zero}
-    is_ood = ood_patch_mask(logits_local, labels, top_k)
-    probs = F.softmax(logits_local[is_ood], dim=-1)  # [n_ood, C]
-    if probs.shape[0] == 0:
-        loss_ood = zero
-    else:
-        loss_ood = torch.mean(torch.sum(probs * torch.log(probs + 1e-5), 1))  # = -entropy
+    is_ood, neg_ent = ood_neg_entropy(logits_local, labels, top_k)
+    loss_ood = zero if neg_ent.shape[0] == 0 else torch.mean(neg_ent)
     return {
         "locoop_loss": loss_id + lam * loss_ood,
         "loss_id": loss_id,
@@ -202,22 +206,17 @@ def image_terms(logits_global: torch.Tensor, logits_local: torch.Tensor | None, 
         ``[B, 5]`` float64 on the CPU, columns :data:`IMAGE_TERM_COLUMNS`.
     """
     n = logits_global.shape[0]
-    out = torch.zeros((n, 5), dtype=torch.float64)
     if n == 0:
-        return out
-    out[:, 0] = F.cross_entropy(logits_global, labels, reduction="none").double().cpu()
-    out[:, 1] = (logits_global.argmax(-1) == labels).double().cpu()
+        return torch.zeros((0, 5), dtype=torch.float64)
+    ce = F.cross_entropy(logits_global, labels, reduction="none").double()
+    correct = (logits_global.argmax(-1) == labels).double()
+    zeros = torch.zeros_like(ce)
     if logits_local is None:
-        return out
-    is_ood = ood_patch_mask(logits_local, labels, top_k)
-    probs = F.softmax(logits_local[is_ood], dim=-1)  # [n_ood, C]
-    neg_ent = torch.sum(probs * torch.log(probs + 1e-5), 1)
-    owner = is_ood.nonzero()[:, 0]
-    sums = torch.zeros(n, dtype=torch.float64, device=neg_ent.device).index_add_(0, owner, neg_ent.double())
-    out[:, 2] = sums.cpu()
-    out[:, 3] = is_ood.sum(1).double().cpu()
-    out[:, 4] = float(logits_local.shape[1])
-    return out
+        return torch.stack([ce, correct, zeros, zeros, zeros], 1).cpu()
+    is_ood, neg_ent = ood_neg_entropy(logits_local, labels, top_k)
+    sums = zeros.index_add(0, is_ood.nonzero()[:, 0], neg_ent.double())
+    patches = torch.full_like(ce, float(logits_local.shape[1]))
+    return torch.stack([ce, correct, sums, is_ood.sum(1).double(), patches], 1).cpu()  # one copy to the host
 
 
 def reduce_image_terms(terms: torch.Tensor, lam: float, batch_size: int = OFFICIAL_BATCH_SIZE) -> LossResult:
