@@ -368,10 +368,8 @@ def run_import(args) -> int:
     ood_files = parse_named(args.ood, "--ood")
     groups = parse_named(args.group, "--group", "near|far")
     params = _parse_params(args.param)
-    resolve_names(args.benchmark, args.backbone, args.method, args.post)  # bad names fail before --plan is read
-    plan = None
-    if args.plan:
-        plan = _plan_record(args.plan, resolve_names(args.benchmark, args.backbone, args.method, args.post)[2])
+    method = resolve_names(args.benchmark, args.backbone, args.method, args.post)[2]  # bad names fail first
+    plan = _plan_record(args.plan, method) if args.plan else None
     path = import_run(_store(args), args.id, ood_files, benchmark=args.benchmark, backbone=args.backbone,
                       method=args.method, postprocessor=args.post, column=args.column, higher_is=args.higher_is,
                       groups=groups, id_set=args.id_set, params=params, pretrained=args.pretrained, plan=plan,

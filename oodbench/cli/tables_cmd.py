@@ -32,7 +32,7 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--paper", default="neurips", metavar="NAME",
                    help="a registered paper (`oodbench list papers`): neurips (= setar, default) or arxiv — SeTAR's "
                         "two versions (arxiv adds ResNet-50, near-OOD and NegLabel) —, digits (the digits edition), "
-                        "neglabel (NegLabel's Table 1), or one of a --plugin file or an installed package"),
+                        "neglabel (NegLabel's Table 1), or one of a --plugin file or an installed package")
     p.add_argument("--variant", default="published", choices=("published", "text"),
                    help="where the paper's text and the runs behind its printed numbers differ (README: 'Published "
                         "run vs paper text'): follow the published runs (default) or the text (written to "
@@ -70,7 +70,7 @@ def run(args) -> int:
 
     t0 = time.perf_counter()
     failed: list = []
-    variant = getattr(args, "variant", "published")
+    variant = args.variant
     # --benchmark NAME where a paper (an edition) is registered under that name: that paper (--benchmark digits)
     edition = args.benchmark is not None and args.benchmark in registry("papers")
     paper = get_paper(args.benchmark if edition else args.paper)

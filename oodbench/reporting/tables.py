@@ -36,6 +36,7 @@ and the seed when the spec has one (for SeTAR's random prune also the plan's see
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -48,8 +49,9 @@ from oodbench.reporting.escape import csv_writer, md_cell
 from oodbench.results.importer import LEGEND as IMPORT_LEGEND
 from oodbench.results.importer import MARK as IMPORT_MARK
 from oodbench.results.importer import is_imported
-from oodbench.paper import LOWER_IS_BETTER, METRICS, Cell, RunSpec, TableSpec, normalize_options, paper_of
-from oodbench.results.runs import metric_value, order_values, protocol_text
+from oodbench.paper import (LOWER_IS_BETTER, METRICS, Cell, RunSpec, TableSpec, normalize_options, ood_sets_of,
+                            paper_of)
+from oodbench.results.runs import fsood_of, metric_value, order_values, protocol_text
 from oodbench.results.store import RunRecord
 
 MISSING, NA, BLOCKED = "missing", "-", "blocked"
@@ -273,20 +275,15 @@ def cell_value(cell: Cell, index: RunIndex) -> CellValue:
     return CellValue("ok", float(arr[0]), None, 1, len(cell.runs), ids, imported=imported)
 
 
+@functools.lru_cache(maxsize=None)
 def benchmark_ood_sets(benchmark: str) -> tuple[str, ...] | None:
     """The OOD test set names a registered benchmark declares (None for an unregistered one, e.g. ``adhoc``)."""
-    if benchmark not in _OOD_SETS:
-        from oodbench.benchmark import get_benchmark
-        from oodbench.registry import RegistryError
+    from oodbench.registry import RegistryError
 
-        try:
-            _OOD_SETS[benchmark] = tuple(s.name for s in get_benchmark(benchmark).ood)
-        except (RegistryError, TypeError, ValueError):
-            _OOD_SETS[benchmark] = None
-    return _OOD_SETS[benchmark]
-
-
-_OOD_SETS: dict[str, tuple[str, ...] | None] = {}
+    try:
+        return ood_sets_of(benchmark)
+    except (RegistryError, TypeError, ValueError):
+        return None
 
 
 def lacks(record: RunRecord, source: str, value: float | None) -> str:
@@ -294,7 +291,8 @@ def lacks(record: RunRecord, source: str, value: float | None) -> str:
     asked of a run that does not cover exactly its benchmark's OOD sets."""
     if source in ("average", "fsood:average"):
         declared = benchmark_ood_sets(record.benchmark)
-        fsood = ((record.extra or {}).get("fsood") or {}).get("metrics") or {}
+        fs = fsood_of(record)
+        fsood = fs["metrics"] if fs else {}
         have = [n for n in (record.ood_sets if source == "average" else fsood) if n != "average"]
         if declared is not None and set(have) != set(declared):
             not_in = [n for n in declared if n not in have]
@@ -559,7 +557,7 @@ def compare_with_paper(result: TableResult, paper_root: str | Path | None = None
         p = published.get((c.paper_row, c.paper_column or c.column, c.metric))
         if p is None and v.status != "ok":
             continue
-        out.append(Comparison(c.row, c.column, c.metric, v, c.paper_row, p, getattr(c, "deviation", "")))
+        out.append(Comparison(c.row, c.column, c.metric, v, c.paper_row, p, c.deviation))
     return out
 
 

@@ -323,33 +323,33 @@ def test_table7_md_json_and_dry_run_agree(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("edition", [("neurips", None), ("arxiv", None), ("neurips", "digits")])
-def test_every_printed_import_command_parses_into_its_run(edition):
-    """Each `oodbench runs import ...` the dry run prints, parsed by the real parser and checked by the importer,
-    stores a run that the table spec it stands for matches."""
-    from types import SimpleNamespace
-
-    from oodbench.cli import build_parser
-    from oodbench.cli.runs_cmd import _parse_params
-    from oodbench.results.importer import complete_params, import_command, resolve_names
+def test_every_printed_import_command_parses_into_its_run(edition, tmp_path):
+    """Each `oodbench runs import ...` the dry run prints, run through the real CLI with score files of the splits'
+    sizes in place of its placeholders, stores a run that the table spec it stands for matches."""
+    from oodbench.results.importer import import_command
     from oodbench.reporting.tables import matches
 
     specs = [r for e in experiments(*edition) for r in e.runs()]
     commands = [(s, import_command(s)) for s in dict.fromkeys(specs)]
     assert sum(c is not None for _, c in commands) >= 8
-    for spec, cmd in commands:
-        if cmd is None:
-            assert spec.blocked or spec.options or spec.step is not None
-            continue
+    sizes = {}
+    for i, (spec, cmd) in enumerate(c for c in commands if c[1] is not None):
         argv = shlex.split(cmd.split(" [--column")[0])
         assert argv[:3] == ["oodbench", "runs", "import"]
-        args = build_parser(argv[1:], full=False).parse_args(argv[1:])
-        bench, backbone, method, post = resolve_names(args.benchmark, args.backbone, args.method, args.post)
-        assert [n.partition("=")[0] for n in args.ood] == [s.name for s in get_benchmark(bench).ood]
-        record = SimpleNamespace(
-            benchmark=bench, backbone={"name": backbone, "pretrained": args.pretrained}, method=method,
-            postprocessor={"name": post, "params": complete_params(post, _parse_params(args.param)), "aps": None},
-            precision=args.precision, seed=args.seed, plan={"name": method, "hash": None}, extra={})
-        assert matches(record, spec), (cmd, spec)
+        bench = get_benchmark(argv[argv.index("--benchmark") + 1])
+        sizes = {bench.id_test.name: bench.id_test.expected, **{o.name: o.expected for o in bench.ood}}
+        files = []
+        for j, a in enumerate(argv):
+            if a.endswith("_FILE"):
+                name = bench.id_test.name if argv[j - 1] == "--id" else a.rpartition("=")[0]
+                path = tmp_path / f"{i}_{len(files)}.npy"
+                np.save(path, np.random.default_rng(j).normal(size=sizes[name]))
+                argv[j] = str(path) if argv[j - 1] == "--id" else f"{name}={path}"
+                files.append(path)
+        root = tmp_path / f"runs{i}"
+        assert main(argv[1:] + ["--results-root", str(root), "-q"]) == 0, cmd
+        (stored,) = ResultsStore(root).runs()
+        assert matches(stored, spec), (cmd, spec)
 
 
 def test_an_import_no_cell_takes_says_why(tmp_path, capsys):
