@@ -7,7 +7,6 @@ references.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ import numpy as np
 from oodbench.errors import UserError
 from oodbench.reporting import plots  # its drawing helpers, looked up at call time
 
+from .plan import parse_entry
+
 TOWERS = ("vision", "text")
 WEIGHT_ORDER = ("W_q", "W_k", "W_v", "W_o", "W_up", "W_down", "W_p")
-_TOWER_ALIASES = {"vision": "vision", "visual": "vision", "image": "vision", "text": "text"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ def plan_grid(plan: Any) -> PlanGrid:
         plan = {"entries": plan}
     if not isinstance(plan, dict) or not isinstance(plan.get("entries"), list):
         raise UserError("not a SeTAR plan: expected a JSON object with an 'entries' list")
-    entries = [_entry(e, i) for i, e in enumerate(plan["entries"])]
+    entries = [(e.tower, e.weight_type, e.layer, float(e.ratio))
+               for e in (parse_entry(item, i, "plan") for i, item in enumerate(plan["entries"]))]
     if not entries:
         raise UserError("the plan has no entries: nothing to draw")
     layers_n = sorted({e[2] for e in entries if e[2] >= 0})
@@ -57,24 +58,6 @@ def plan_grid(plan: Any) -> PlanGrid:
         r = rows.index("proj") if layer < 0 else layer
         grid[r, cols.index((tower, wtype))] = ratio
     return PlanGrid(rows, cols, grid, str(plan.get("prune", "minor")))
-
-
-def _entry(item: Any, i: int) -> tuple[str, str, int, float]:
-    if isinstance(item, (list, tuple)) and len(item) == 4:
-        item = dict(zip(("tower", "weight_type", "layer", "ratio"), item))
-    if not isinstance(item, dict) or not {"tower", "weight_type", "ratio"} <= set(item):
-        raise UserError(f"plan entry {i}: expected {{tower, weight_type, layer, ratio}}, got {item!r}")
-    tower = _TOWER_ALIASES.get(str(item["tower"]).lower())
-    layer = item.get("layer", -1)
-    layer = -1 if layer is None else layer
-    ratio = item["ratio"]
-    if tower is None:
-        raise UserError(f"plan entry {i}: unknown tower {item['tower']!r}; use vision or text")
-    if not isinstance(layer, int) or isinstance(layer, bool) or layer < -1:
-        raise UserError(f"plan entry {i}: layer must be an integer >= -1, got {layer!r}")
-    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not (0 <= ratio < math.inf):
-        raise UserError(f"plan entry {i}: ratio must be a number >= 0, got {ratio!r}")
-    return tower, str(item["weight_type"]), layer, float(ratio)
 
 
 def plot_plan(plan_json: Any, out: str | Path, title: str = "") -> list[Path]:

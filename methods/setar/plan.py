@@ -149,7 +149,7 @@ class Plan:
         raw = data.get("entries")
         if not isinstance(raw, list):
             raise UserError(f"{source}: 'entries' must be a list of {{tower, weight_type, layer, ratio}}")
-        entries = [_parse_entry(item, i, source) for i, item in enumerate(raw)]
+        entries = [parse_entry(item, i, source) for i, item in enumerate(raw)]
         prune = data.get("prune", "minor")
         seed = data.get("seed", 5)
         if not isinstance(seed, int) or isinstance(seed, bool):
@@ -191,7 +191,7 @@ class Plan:
         return cls([PlanEntry(*e) for e in entries], prune, seed)
 
 
-def _parse_entry(item: Any, index: int, source: str) -> PlanEntry:
+def parse_entry(item: Any, index: int, source: str) -> PlanEntry:
     if isinstance(item, (list, tuple)):
         if len(item) != 4:
             raise UserError(f"{source}: entry {index} must be [tower, weight_type, layer, ratio], got {item!r}")

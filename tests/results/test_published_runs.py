@@ -154,13 +154,9 @@ def test_digits_edition_has_no_variant_changes():
 
 # -------------------------------------------------------------------------------- the "paper vs ours" view
 def _record(metrics, **kw):
-    import importlib.util
-    from pathlib import Path
+    from table_helpers import record
 
-    spec = importlib.util.spec_from_file_location("table_helpers_pub", Path(__file__).parent / "table_helpers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.record(metrics, **kw)
+    return record(metrics, **kw)
 
 
 def test_paper_vs_ours_flags_cells_beyond_the_tolerance_and_names_the_deviation():
