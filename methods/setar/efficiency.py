@@ -57,6 +57,26 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def best_mm_seconds(m: int, k: int, n: int, device: torch.device, seconds: float, min_repeats: int = 1,
+                    generator: torch.Generator | None = None) -> float:
+    """The fastest of repeated fp32 ``[m, k] @ [k, n]`` products on ``device`` (one warm-up, then repeated for about
+    ``seconds`` and at least ``min_repeats`` times), in seconds."""
+    g = generator or torch.Generator().manual_seed(0)
+    a = torch.randn(m, k, generator=g).to(device)
+    b = torch.randn(k, n, generator=g).to(device)
+    out = torch.empty(m, n, device=device)
+    torch.mm(a, b, out=out)
+    sync(device)
+    best, reps, start = float("inf"), 0, time.perf_counter()
+    while reps < min_repeats or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+        reps += 1
+    return best
+
+
 def matmul_rate(device: torch.device | str, size: int | None = None, seconds: float = 1.0) -> float:
     """fp32 FLOP/s of ``[n, n] @ [n, n]`` on ``device`` with the current threads and float32 matmul settings.
 
@@ -65,22 +85,7 @@ def matmul_rate(device: torch.device | str, size: int | None = None, seconds: fl
     """
     device = torch.device(device)
     n = size or (8192 if device.type == "cuda" else 2048)
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=g).to(device)
-    b = torch.randn(n, n, generator=g).to(device)
-    out = torch.empty(n, n, device=device)
-    torch.mm(a, b, out=out)
-    sync(device)
-    best = float("inf")
-    start = time.perf_counter()
-    while True:
-        t0 = time.perf_counter()
-        torch.mm(a, b, out=out)
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-        if time.perf_counter() - start >= seconds:
-            break
-    return 2.0 * n**3 / best
+    return 2.0 * n**3 / best_mm_seconds(n, n, n, device, seconds)
 
 
 def model_matmul_rate(ev: "FastEvaluator", seconds: float = 1.0, min_repeats: int = 3) -> tuple[float, list]:
@@ -104,26 +109,9 @@ def model_matmul_rate(ev: "FastEvaluator", seconds: float = 1.0, min_repeats: in
     chunk = int(ev.inputs["vision"][0].shape[0]) if ev.inputs["vision"] else 1
     rows = max(1, chunk) * (bb.num_patches + 1)
     shapes = [[rows, width, 3 * width], [rows, width, width], [rows, width, mlp], [rows, mlp, width]]
-    device = torch.device(ev.device)
-    g = torch.Generator().manual_seed(0)
-    total_flops, total_time = 0.0, 0.0
-    for m, k, n in shapes:
-        a = torch.randn(m, k, generator=g).to(device)
-        b = torch.randn(k, n, generator=g).to(device)
-        out = torch.empty(m, n, device=device)
-        torch.mm(a, b, out=out)
-        sync(device)
-        best, reps, start = float("inf"), 0, time.perf_counter()
-        while reps < min_repeats or time.perf_counter() - start < seconds / len(shapes):
-            t0 = time.perf_counter()
-            torch.mm(a, b, out=out)
-            sync(device)
-            best = min(best, time.perf_counter() - t0)
-            reps += 1
-        total_flops += 2.0 * m * k * n
-        total_time += best
-        del a, b, out
-    return total_flops / total_time, shapes
+    device, g = torch.device(ev.device), torch.Generator().manual_seed(0)
+    total_time = sum(best_mm_seconds(m, k, n, device, seconds / len(shapes), min_repeats, g) for m, k, n in shapes)
+    return sum(2.0 * m * k * n for m, k, n in shapes) / total_time, shapes
 
 
 def summary(flops: int | None, seconds: float, rate: float | None) -> dict[str, Any]:
