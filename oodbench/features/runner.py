@@ -148,8 +148,8 @@ def run_shards_dealt(backbone, source, entry: Entry, todo: dict[int, set[str]], 
                     pieces = [p if p is None or t is None else p | {n: _host(v) for n, v in t.items()}
                               for p, t in zip(pieces, tensors)]
             elif pieces is not None:
-                distributed.count_traffic(label, sum(v.nbytes for p in pieces[1:] if p is not None
-                                                     for v in p.values() if isinstance(v, np.ndarray)))
+                distributed.count_traffic(label, sum(v.nbytes for p in pieces[1:] if p is not None  # the features
+                                                     for n, v in p.items() if n in todo[p["shard"]]))  # as on device
 
             def write(pieces=pieces):
                 for piece in pieces or ():
